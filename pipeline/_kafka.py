@@ -1,0 +1,130 @@
+"""Kafka clients, built in one place from Settings, and the topic set-up.
+
+Producers are idempotent with ``acks=all`` so a produced message is durable before anything that depends on it
+(an offset commit) happens. Consumers never auto-commit: every consumer commits explicitly, last.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import errors as kafka_errors
+
+from ._exceptions import ServiceUnavailable, SetupMissing
+from ._settings import Settings
+
+__all__ = ["kafka_config", "make_producer", "make_consumer", "make_admin", "TopicChange", "ensure_topics",
+           "check_topics"]
+
+logger = logging.getLogger(__name__)
+
+HINT_DOWN = "is the broker running? locally: infra/local/stack up; check VIGIL_KAFKA_BOOTSTRAP"
+
+
+def kafka_config(settings: Settings) -> dict[str, Any]:
+    """Connection options shared by producers, consumers and the admin client."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": [s.strip() for s in settings.kafka_bootstrap.split(",") if s.strip()],
+        "security_protocol": settings.kafka_security_protocol,
+        "request_timeout_ms": settings.kafka_request_timeout_ms,
+        "client_id": "vigil",
+    }
+    if settings.kafka_ca_file:
+        config["ssl_cafile"] = str(settings.kafka_ca_file)
+    if settings.kafka_sasl_mechanism:
+        config["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        config["sasl_plain_username"] = settings.kafka_sasl_username
+        config["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()  # type: ignore[union-attr]
+    return config
+
+
+def _connect(factory: Any, settings: Settings, *args: Any, **options: Any) -> Any:
+    try:
+        return factory(*args, **kafka_config(settings), **options)
+    except (kafka_errors.NoBrokersAvailable, kafka_errors.KafkaTimeoutError, kafka_errors.KafkaConnectionError) as exc:
+        raise ServiceUnavailable(f"Kafka at {settings.kafka_bootstrap} is not reachable: {exc}", service="kafka",
+                                 hint=HINT_DOWN) from exc
+
+
+def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
+    """An idempotent producer with acks=all; keys and values are bytes (callers serialise with the schemas)."""
+    options: dict[str, Any] = {
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "compression_type": None,
+        "max_block_ms": settings.kafka_request_timeout_ms,
+    }
+    options.update(overrides)
+    return _connect(KafkaProducer, settings, **options)
+
+
+def make_consumer(settings: Settings, group_id: str, *topics: str, **overrides: Any) -> KafkaConsumer:
+    """A group member that never auto-commits and starts from the earliest offset of a new group."""
+    options: dict[str, Any] = {
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_poll_records": 50,
+    }
+    options.update(overrides)
+    return _connect(KafkaConsumer, settings, *topics, **options)
+
+
+def make_admin(settings: Settings) -> KafkaAdminClient:
+    return _connect(KafkaAdminClient, settings)
+
+
+@dataclass(frozen=True)
+class TopicChange:
+    """What `ensure_topics` did to one topic."""
+
+    topic: str
+    action: str  # created | unchanged | warning
+    detail: str = ""
+
+
+def _partition_counts(admin: KafkaAdminClient, topics: list[str]) -> dict[str, int]:
+    existing = set(admin.list_topics())
+    wanted = [t for t in topics if t in existing]
+    if not wanted:
+        return {}
+    return {t["name"]: len(t["partitions"]) for t in admin.describe_topics(wanted)}
+
+
+def ensure_topics(admin: KafkaAdminClient, settings: Settings) -> list[TopicChange]:
+    """Create the jobs, results and dead-letter topics if absent. Never changes an existing topic."""
+    counts = _partition_counts(admin, list(settings.topics))
+    changes: list[TopicChange] = []
+    missing = {}
+    for topic in settings.topics:
+        if topic in counts:
+            have = counts[topic]
+            if have < settings.topic_partitions:
+                changes.append(TopicChange(topic, "warning", f"{have} partitions, settings ask for "
+                                           f"{settings.topic_partitions}: add them by hand if you need more workers"))
+            else:
+                changes.append(TopicChange(topic, "unchanged", f"{have} partitions"))
+        else:
+            missing[topic] = {"num_partitions": settings.topic_partitions,
+                              "replication_factor": settings.topic_replication}
+    if missing:
+        try:
+            admin.create_topics(missing, wait_for_metadata=True)
+        except kafka_errors.TopicAlreadyExistsError:
+            logger.info("topics created concurrently by another `vigil setup`: %s", sorted(missing))
+        for topic, spec in missing.items():
+            changes.append(TopicChange(topic, "created", f"{spec['num_partitions']} partitions, "
+                                       f"replication {spec['replication_factor']}"))
+    return sorted(changes, key=lambda c: settings.topics.index(c.topic))
+
+
+def check_topics(admin: KafkaAdminClient, settings: Settings) -> dict[str, int]:
+    """Partition count per Vigil topic; raises SetupMissing naming the absent ones."""
+    counts = _partition_counts(admin, list(settings.topics))
+    absent = [t for t in settings.topics if t not in counts]
+    if absent:
+        raise SetupMissing(f"Kafka topics missing: {', '.join(absent)}", service="kafka", hint="run `vigil setup`")
+    return counts

@@ -1,0 +1,180 @@
+"""Kafka message schemas, shared by every producer and consumer (JSON; the ``schema`` field is versioned).
+
+``vigil.job/1``     on ``vigil.jobs``:    one video to analyse, its media by reference into the media store
+``vigil.result/1``  on ``vigil.results``: the detector suite's result for one job (also what `vigil scan --json` writes)
+``vigil.dlq/1``     on ``vigil.dlq``:     a message that could not be processed, with why, where and how often
+
+Decoding never raises anything but MessageError, which marks poison input (it goes to the dead-letter topic).
+"""
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ._exceptions import MessageError
+
+__all__ = [
+    "JOB_SCHEMA", "RESULT_SCHEMA", "DLQ_SCHEMA", "VERDICTS",
+    "SourceMetadata", "JobMessage", "TimelineWindow", "DetectorOutput", "FusedScore", "ResultMessage",
+    "DeadLetter", "decode", "encode",
+]
+
+JOB_SCHEMA = "vigil.job/1"
+RESULT_SCHEMA = "vigil.result/1"
+DLQ_SCHEMA = "vigil.dlq/1"
+VERDICTS = ("likely_manipulated", "suspicious", "no_signal", "inconclusive")
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+VideoUid = Annotated[str, Field(pattern=r"^[a-z0-9_]+:.+$", max_length=512)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceMetadata(_Message):
+    """Where a video came from and what the platform said about it when it was queued."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # platforms add fields; keep them
+
+    platform: str
+    url: str
+    title: str | None = None
+    channel: str | None = None
+    channel_id: str | None = None
+    published: datetime | None = None
+    views: int | None = None
+    likes: int | None = None
+    comments: int | None = None
+    watchlist: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+class JobMessage(_Message):
+    """``vigil.job/1``: analyse the media at ``media_uri`` (sha256 ``media_sha256``) for ``video_uid``."""
+
+    schema_: Literal["vigil.job/1"] = Field(JOB_SCHEMA, alias="schema")
+    video_uid: VideoUid
+    media_uri: str = Field(min_length=1, max_length=4096)
+    media_sha256: Sha256
+    source: SourceMetadata
+    detectors: list[str] | None = Field(None, description="registry names to run; None = the configured suite")
+    attempt: int = Field(1, ge=1)
+    queued_at: datetime = Field(default_factory=utcnow)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class TimelineWindow(_Message):
+    start_s: float = Field(ge=0)
+    end_s: float = Field(ge=0)
+    score: Probability
+
+
+class DetectorOutput(_Message):
+    """One detector's result inside ``vigil.result/1``."""
+
+    version: str
+    applicable: bool
+    score: Probability | None = None
+    timeline: list[TimelineWindow] = Field(default_factory=list)
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class FusedScore(_Message):
+    score: Probability | None
+    verdict: Literal["likely_manipulated", "suspicious", "no_signal", "inconclusive"]
+    reasons: list[str] = Field(default_factory=list)
+
+
+class ResultMessage(_Message):
+    """``vigil.result/1``: the suite's result for one video file."""
+
+    schema_: Literal["vigil.result/1"] = Field(RESULT_SCHEMA, alias="schema")
+    video_uid: VideoUid
+    media_sha256: Sha256
+    suite_version: str
+    duration_s: float = Field(ge=0)
+    fused: FusedScore
+    detectors: dict[str, DetectorOutput]
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    evidence_uris: list[str] = Field(default_factory=list)
+    source: SourceMetadata | None = None
+    produced_at: datetime = Field(default_factory=utcnow)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DeadLetter(_Message):
+    """``vigil.dlq/1``: the original message (text when it was UTF-8, else base64) and why it failed."""
+
+    schema_: Literal["vigil.dlq/1"] = Field(DLQ_SCHEMA, alias="schema")
+    original_topic: str
+    original_partition: int | None = None
+    original_offset: int | None = None
+    original_key: str | None = None
+    original_value: str
+    original_encoding: Literal["utf-8", "base64"] = "utf-8"
+    error_class: str
+    error_message: str
+    stage: str
+    attempts: int = Field(1, ge=1)
+    failed_at: datetime = Field(default_factory=utcnow)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("error_message")
+    @classmethod
+    def _bounded(cls, value: str) -> str:
+        return value[:4000]
+
+    @classmethod
+    def wrap(cls, raw: bytes, *, topic: str, error: BaseException, stage: str, attempts: int = 1,
+             partition: int | None = None, offset: int | None = None, key: bytes | None = None) -> DeadLetter:
+        try:
+            value, encoding = raw.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            value, encoding = base64.b64encode(raw).decode("ascii"), "base64"
+        return cls(original_topic=topic, original_partition=partition, original_offset=offset,
+                   original_key=key.decode("utf-8", "replace") if key is not None else None,
+                   original_value=value, original_encoding=encoding, error_class=type(error).__name__,
+                   error_message=str(error), stage=stage, attempts=attempts)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def encode(message: BaseModel) -> bytes:
+    """JSON bytes with the ``schema`` field spelled as on the wire."""
+    return message.model_dump_json(by_alias=True, exclude_none=False).encode("utf-8")
+
+
+def decode(raw: bytes | str, model: type[M]) -> M:
+    """Parse and validate one message; any problem is a MessageError naming it."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MessageError(f"not JSON: {exc}", raw=raw if isinstance(raw, bytes) else raw.encode()) from exc
+    if not isinstance(data, dict):
+        raise MessageError(f"expected a JSON object, got {type(data).__name__}",
+                           raw=raw if isinstance(raw, bytes) else raw.encode())
+    expected = model.model_fields["schema_"].default if "schema_" in model.model_fields else None
+    if expected and data.get("schema") != expected:
+        raise MessageError(f"schema is {data.get('schema')!r}, this consumer reads {expected!r}",
+                           raw=raw if isinstance(raw, bytes) else raw.encode())
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        raise MessageError(f"invalid {expected or model.__name__}: {problems}",
+                           raw=raw if isinstance(raw, bytes) else raw.encode()) from exc

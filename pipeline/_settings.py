@@ -1,0 +1,158 @@
+"""The one settings object: environment variables ``VIGIL_*``, optionally a YAML file.
+
+Precedence, highest first: arguments to ``Settings(...)``, environment variables, the YAML file named by
+``VIGIL_CONFIG`` (keys are the field names, e.g. ``kafka_bootstrap:``), the defaults below.
+Secrets are ``SecretStr``: they never appear in ``repr``, logs or ``vigil status``.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from ._exceptions import ConfigError
+
+__all__ = ["Settings", "get_settings", "load_settings", "DEFAULT_MEDIA_STORE"]
+
+DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_ES_URL = "https://127.0.0.1:9200"
+DEFAULT_MEDIA_STORE = str(Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "vigil" / "media")
+DEFAULT_MAX_DOWNLOAD_MB = 200
+DEFAULT_MAX_DURATION_S = 1800
+DEFAULT_MAX_HEIGHT = 720
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Everything Vigil can be configured with. Environment names are ``VIGIL_`` + the field name in capitals."""
+
+    model_config = SettingsConfigDict(env_prefix="VIGIL_", extra="ignore", frozen=True)
+
+    # -- Kafka
+    kafka_bootstrap: str = Field(DEFAULT_KAFKA_BOOTSTRAP, description="Kafka bootstrap servers, comma-separated host:port")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ca_file: Path | None = Field(None, description="CA bundle for Kafka over SSL")
+    kafka_request_timeout_ms: int = Field(30_000, gt=0)
+    topic_jobs: str = "vigil.jobs"
+    topic_results: str = "vigil.results"
+    topic_dlq: str = "vigil.dlq"
+    topic_partitions: int = Field(6, ge=1, description="partitions `vigil setup` gives new topics (max useful workers)")
+    topic_replication: int = Field(1, ge=1, description="replication factor of new topics (3 in production)")
+    worker_group: str = "vigil-workers"
+    sink_group: str = "vigil-sink"
+
+    # -- Elasticsearch
+    es_url: str = Field(DEFAULT_ES_URL, description="Elasticsearch URL; comma-separate several nodes")
+    es_user: str | None = None
+    es_password: SecretStr | None = None
+    es_api_key: SecretStr | None = Field(None, description="base64 API key; used instead of user/password")
+    es_ca_file: Path | None = Field(None, description="CA certificate that signed the Elasticsearch HTTP certificate")
+    es_verify_certs: bool = True
+    es_request_timeout_s: float = Field(30.0, gt=0)
+    es_index_prefix: str = Field("vigil", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    es_replicas: int = Field(1, ge=0, description="replicas per shard of Vigil's indices (0 on a single node)")
+
+    # -- media
+    media_store: str = Field(DEFAULT_MEDIA_STORE, description="directory or fsspec URL (s3://…) of the media store")
+    max_download_mb: int = Field(DEFAULT_MAX_DOWNLOAD_MB, gt=0)
+    max_duration_s: int = Field(DEFAULT_MAX_DURATION_S, gt=0)
+    max_height: int = Field(DEFAULT_MAX_HEIGHT, gt=0, description="highest video resolution downloaded (pixels)")
+    download_timeout_s: float = Field(300.0, gt=0)
+
+    # -- network safety
+    allowed_private_networks: CommaList = Field(
+        default_factory=list, description="CIDRs exempt from the private-address refusal (comma-separated)")
+    domain_allowlist: CommaList = Field(
+        default_factory=list, description="hosts (and their subdomains) the crawler may fetch; empty = any public host")
+
+    # -- detectors
+    device: str = Field("auto", description="torch device for detectors: auto, cpu, cuda, cuda:1, …")
+
+    @field_validator("allowed_private_networks", "domain_allowlist", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_private_networks")
+    @classmethod
+    def _valid_cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not a CIDR network: {cidr!r}") from exc
+        return value
+
+    @field_validator("domain_allowlist")
+    @classmethod
+    def _lower_domains(cls, value: list[str]) -> list[str]:
+        return [domain.lower().lstrip(".") for domain in value]
+
+    @model_validator(mode="after")
+    def _credentials_consistent(self) -> Settings:
+        if self.es_password is not None and not self.es_user:
+            raise ValueError("VIGIL_ES_PASSWORD is set but VIGIL_ES_USER is not")
+        if self.kafka_sasl_mechanism and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError("VIGIL_KAFKA_SASL_MECHANISM needs VIGIL_KAFKA_SASL_USERNAME and VIGIL_KAFKA_SASL_PASSWORD")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("VIGIL_CONFIG")
+        if config_file:
+            if not Path(config_file).is_file():
+                raise ConfigError(f"VIGIL_CONFIG names {config_file!r}, which is not a file")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    # -- derived names, so every caller spells them the same way
+    def index(self, name: Literal["videos", "detections", "spread", "alerts"]) -> str:
+        """The concrete index (or, for spread, the write alias) name: ``vigil-videos`` with the default prefix."""
+        return f"{self.es_index_prefix}-{name}"
+
+    @property
+    def topics(self) -> tuple[str, str, str]:
+        return (self.topic_jobs, self.topic_results, self.topic_dlq)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once. Raises ConfigError with every problem listed."""
+    return load_settings()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment (and ``overrides``), translating validation errors into ConfigError."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"VIGIL_{'_'.join(str(p) for p in err['loc']).upper() or 'CONFIG'}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"invalid settings: {problems}") from exc

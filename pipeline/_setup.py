@@ -1,0 +1,116 @@
+"""`vigil setup` and `vigil status`: create what Vigil needs on Kafka and Elasticsearch, and say what is wrong."""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+
+from ._elasticsearch import IndexChange, apply_templates, check_templates, es_errors, make_es_client
+from ._exceptions import ConfigError, ServiceError
+from ._kafka import TopicChange, check_topics, ensure_topics, make_admin
+from ._settings import Settings
+
+__all__ = ["SetupReport", "run_setup", "Check", "run_status"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SetupReport:
+    topics: list[TopicChange]
+    elasticsearch: list[IndexChange]
+
+    @property
+    def changed(self) -> bool:
+        return any(c.action == "created" for c in self.topics) or any(
+            c.action in ("created", "updated") for c in self.elasticsearch)
+
+
+def run_setup(settings: Settings, *, admin: Any = None, es: Any = None) -> SetupReport:
+    """Create the topics and apply templates and indices; idempotent. Clients may be passed in (tests, reuse)."""
+    own_admin = admin is None
+    admin = admin or make_admin(settings)
+    try:
+        topics = ensure_topics(admin, settings)
+    finally:
+        if own_admin:
+            admin.close()
+    es = es or make_es_client(settings)
+    return SetupReport(topics=topics, elasticsearch=apply_templates(es, settings))
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of `vigil status`: a dependency, whether it is fine, what was seen and what to do."""
+
+    name: str
+    ok: bool
+    detail: str
+    hint: str = ""
+
+
+def _check_kafka(settings: Settings) -> list[Check]:
+    try:
+        admin = make_admin(settings)
+    except ServiceError as exc:
+        return [Check("kafka", False, str(exc).split(" (")[0], exc.hint)]
+    try:
+        counts = check_topics(admin, settings)
+    except ServiceError as exc:
+        return [Check("kafka", True, f"reachable at {settings.kafka_bootstrap}"),
+                Check("kafka topics", False, str(exc).split(" (")[0], exc.hint)]
+    finally:
+        admin.close()
+    listing = ", ".join(f"{t} ({n})" for t, n in counts.items())
+    return [Check("kafka", True, f"reachable at {settings.kafka_bootstrap}"),
+            Check("kafka topics", True, listing)]
+
+
+def _check_elasticsearch(settings: Settings) -> list[Check]:
+    try:
+        es = make_es_client(settings, max_retries=0, request_timeout=min(settings.es_request_timeout_s, 10))
+        with es_errors(settings):
+            health = es.cluster.health()
+    except ConfigError as exc:
+        return [Check("elasticsearch", False, str(exc), "fix the setting")]
+    except ServiceError as exc:
+        return [Check("elasticsearch", False, str(exc).split(" (")[0], exc.hint)]
+    checks = [Check("elasticsearch", health["status"] != "red",
+                    f"{settings.es_url}: cluster {health['cluster_name']!r} is {health['status']}",
+                    "" if health["status"] != "red" else "some primary shards are unassigned: check the cluster")]
+    try:
+        problems = check_templates(es, settings)
+    except ServiceError as exc:
+        return [*checks, Check("index templates", False, str(exc).split(" (")[0], exc.hint)]
+    if problems:
+        checks.append(Check("index templates", False, "; ".join(problems), "run `vigil setup`"))
+    else:
+        checks.append(Check("index templates", True, ", ".join(settings.index(n) for n in  # type: ignore[arg-type]
+                                                                ("videos", "detections", "spread", "alerts"))))
+    return checks
+
+
+def _check_media_store(settings: Settings) -> Check:
+    try:
+        fs, root = fsspec.core.url_to_fs(settings.media_store)
+        fs.makedirs(root, exist_ok=True)
+        probe = f"{root.rstrip('/')}/.vigil-status-{uuid.uuid4().hex}"
+        fs.pipe(probe, b"ok")
+        fs.rm(probe)
+    except Exception as exc:  # noqa: BLE001 - any backend failure is reported, not raised
+        return Check("media store", False, f"{settings.media_store} is not writable: {exc}",
+                     "check VIGIL_MEDIA_STORE and its credentials")
+    return Check("media store", True, f"{settings.media_store} is writable")
+
+
+def run_status(settings: Settings) -> list[Check]:
+    """Check every dependency; never raises for a dependency's failure."""
+    checks: list[Check] = []
+    checks += _check_kafka(settings)
+    checks += _check_elasticsearch(settings)
+    checks.append(_check_media_store(settings))
+    return checks
+
