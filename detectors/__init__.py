@@ -1,5 +1,17 @@
 """Vigil's manipulation detectors (worker side: torch, transformers, face landmarks, PyAV).
 
-Every detector follows one interface shaped like a transformers ``Pipeline`` (preprocess → forward → postprocess);
-see ../shared/DESIGN.md. Nothing in ``pipeline`` that DAGs import may import this package.
+Every detector follows one interface shaped like a transformers ``Pipeline`` (``preprocess`` → ``forward`` →
+``postprocess``, see ``_base.py``) and is found through a registry keyed by name. Nothing in ``pipeline`` that
+DAGs import may import this package.
 """
+from __future__ import annotations
+
+from ._base import Detector, DetectorResult, NotApplicable, Window, resolve_device, run_detector, to_device
+from ._clip import AUDIO_RATE, Clip, FaceTrack
+from ._registry import KNOWN_NAMES, create, register, registered, suite_version
+
+__all__ = [
+    "AUDIO_RATE", "Clip", "FaceTrack",
+    "Detector", "DetectorResult", "NotApplicable", "Window", "resolve_device", "run_detector", "to_device",
+    "KNOWN_NAMES", "register", "registered", "create", "suite_version",
+]

@@ -1,0 +1,197 @@
+"""The detector interface, shaped like a transformers ``Pipeline``.
+
+    preprocess(clip) -> inputs            CPU, one clip; or NotApplicable(reason) (no face, no speech, too short)
+    forward(batch of inputs) -> raws      the only step on the device, batched across videos
+    postprocess(raw, clip) -> DetectorResult
+
+Subclasses implement ``preprocess``, ``_forward`` and ``postprocess`` and never move tensors themselves: the public
+``forward`` wrapper puts tensors found in the inputs on the detector's device, runs ``_forward`` under
+``torch.inference_mode`` and brings tensors in the outputs back to the CPU.
+"""
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+import torch
+
+from pipeline import DetectorOutput, TimelineWindow
+
+from ._clip import Clip
+
+__all__ = ["Detector", "DetectorResult", "NotApplicable", "Window", "resolve_device", "run_detector", "to_device"]
+
+logger = logging.getLogger(__name__)
+
+Inputs = TypeVar("Inputs")
+Raw = TypeVar("Raw")
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    """What ``preprocess`` returns when the detector has nothing to judge (never a fake low score)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of a per-window timeline."""
+
+    start_s: float
+    end_s: float
+    score: float
+
+
+@dataclass
+class DetectorResult:
+    """One detector's verdict on one clip: a probability-like score in [0, 1] where applicable."""
+
+    name: str
+    version: str
+    applicable: bool
+    score: float | None = None
+    timeline: list[Window] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.applicable:
+            if self.score is None or not (0.0 <= self.score <= 1.0) or np.isnan(self.score):
+                raise ValueError(f"{self.name}: an applicable result needs a score in [0, 1], got {self.score}")
+        elif self.score is not None:
+            raise ValueError(f"{self.name}: a result that is not applicable carries no score")
+
+    @property
+    def flagged(self) -> bool:
+        """A detector flags a clip when it is applicable and its score is >= 0.5 (DESIGN.md)."""
+        return self.applicable and self.score is not None and self.score >= 0.5
+
+    @classmethod
+    def not_applicable(cls, name: str, version: str, reason: str, **evidence: Any) -> DetectorResult:
+        return cls(name=name, version=version, applicable=False, evidence={"reason": reason, **evidence})
+
+    @classmethod
+    def failed(cls, name: str, version: str, error: BaseException) -> DetectorResult:
+        return cls(name=name, version=version, applicable=False, error=f"{type(error).__name__}: {error}",
+                   evidence={"reason": "detector failed"})
+
+    def to_output(self) -> DetectorOutput:
+        """The ``vigil.result/1`` form: JSON-friendly evidence (numpy values become lists and floats)."""
+        return DetectorOutput(
+            version=self.version, applicable=self.applicable,
+            score=None if self.score is None else float(self.score),
+            timeline=[TimelineWindow(start_s=max(0.0, float(w.start_s)), end_s=max(0.0, float(w.end_s)),
+                                     score=float(np.clip(w.score, 0.0, 1.0))) for w in self.timeline],
+            evidence=_jsonable(self.evidence), error=self.error)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def resolve_device(setting: str | torch.device = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU; anything else is passed to torch.device."""
+    if isinstance(setting, torch.device):
+        return setting
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+def to_device(value: Any, device: torch.device) -> Any:
+    """Tensors anywhere inside dicts, lists, tuples and dataclass-free containers, moved to ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, dict):
+        return {k: to_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_device(v, device) for v in value)
+    return value
+
+
+class Detector(ABC, Generic[Inputs, Raw]):
+    """Base class of every detector. A new detector is a subclass with ``name``, ``version`` and three hooks,
+    registered with ``@register``."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+
+    def __init__(self, *, device: str | torch.device = "auto", batch_size: int = 8) -> None:
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
+
+    @abstractmethod
+    def preprocess(self, clip: Clip) -> Inputs | NotApplicable:
+        """CPU work on one clip; NotApplicable when there is nothing to judge."""
+
+    @abstractmethod
+    def _forward(self, batch: list[Inputs]) -> list[Raw]:
+        """The device step over inputs of several clips; returns one raw output per input, in order."""
+
+    @abstractmethod
+    def postprocess(self, raw: Raw, clip: Clip) -> DetectorResult:
+        """Turn one raw output into a calibrated result with timeline and evidence."""
+
+    def forward(self, batch: list[Inputs]) -> list[Raw]:
+        """Run ``_forward`` on the device: inputs moved there, inference mode, outputs moved back to the CPU."""
+        with torch.inference_mode():
+            outputs = self._forward(to_device(batch, self.device))
+        if len(outputs) != len(batch):
+            raise RuntimeError(f"{self.name}: _forward returned {len(outputs)} outputs for {len(batch)} inputs")
+        return to_device(outputs, torch.device("cpu"))
+
+    def result(self, **kwargs: Any) -> DetectorResult:
+        """A DetectorResult already carrying this detector's name and version."""
+        return DetectorResult(name=self.name, version=self.version, **kwargs)
+
+    def __call__(self, clips: Clip | Sequence[Clip]) -> DetectorResult | list[DetectorResult]:
+        """One clip or several; several are batched through ``forward`` ``batch_size`` at a time."""
+        single = isinstance(clips, Clip)
+        items = [clips] if single else list(clips)
+        results = run_detector(self, items)
+        return results[0] if single else results
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, version={self.version!r}, device={self.device})"
+
+
+def run_detector(detector: Detector[Any, Any], clips: Sequence[Clip]) -> list[DetectorResult]:
+    """preprocess each clip, forward the applicable ones in batches, postprocess each; errors stay per clip."""
+    results: list[DetectorResult | None] = [None] * len(clips)
+    pending: list[tuple[int, Any]] = []
+    for i, clip in enumerate(clips):
+        try:
+            inputs = detector.preprocess(clip)
+        except Exception as exc:  # noqa: BLE001 - one clip's failure must not sink the batch
+            logger.exception("%s: preprocess failed on %s", detector.name, clip.source)
+            results[i] = DetectorResult.failed(detector.name, detector.version, exc)
+            continue
+        if isinstance(inputs, NotApplicable):
+            results[i] = DetectorResult.not_applicable(detector.name, detector.version, inputs.reason)
+        else:
+            pending.append((i, inputs))
+    for start in range(0, len(pending), max(1, detector.batch_size)):
+        chunk = pending[start:start + detector.batch_size]
+        raws = detector.forward([inputs for _, inputs in chunk])
+        for (i, _), raw in zip(chunk, raws, strict=True):
+            try:
+                results[i] = detector.postprocess(raw, clips[i])
+            except Exception as exc:  # noqa: BLE001
+                logger.exception("%s: postprocess failed on %s", detector.name, clips[i].source)
+                results[i] = DetectorResult.failed(detector.name, detector.version, exc)
+    return [r for r in results if r is not None]

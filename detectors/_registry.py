@@ -1,0 +1,52 @@
+"""Detectors are found by name. Registering is plain data: ``@register`` on the class.
+
+Registry names are a contract (configuration, results, dashboards): ``face_forgery``, ``lipsync``,
+``voice_synthetic``, ``nonverbal``, ``spectral``.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from ._base import Detector
+
+__all__ = ["register", "registered", "create", "suite_version", "KNOWN_NAMES"]
+
+KNOWN_NAMES = ("face_forgery", "lipsync", "voice_synthetic", "nonverbal", "spectral")
+_REGISTRY: dict[str, type[Detector[Any, Any]]] = {}
+D = TypeVar("D", bound=type)
+
+
+def register(cls: D) -> D:
+    """Class decorator: make a Detector subclass available under its ``name``."""
+    name = cls.name  # type: ignore[attr-defined]
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        raise ValueError(f"detector name {name!r} is registered twice: {_REGISTRY[name]} and {cls}")
+    _REGISTRY[name] = cls  # type: ignore[assignment]
+    return cls
+
+
+def registered() -> dict[str, type[Detector[Any, Any]]]:
+    """{name: class} of every registered detector."""
+    return dict(_REGISTRY)
+
+
+def create(name: str, **config: Any) -> Detector[Any, Any]:
+    """Instantiate the detector registered as ``name`` with its configuration."""
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no detector named {name!r}; registered: {', '.join(sorted(_REGISTRY)) or 'none'}") from None
+    return cls(**config)
+
+
+def suite_version(detectors: Iterable[Detector[Any, Any]], calibration_version: str = "uncalibrated") -> str:
+    """A short, stable identifier of a suite: detector names and versions plus the calibration version.
+
+    Part of a detection document's id, so re-processing the same file with the same suite is idempotent and a
+    new detector version or calibration yields a new document.
+    """
+    parts = sorted(f"{d.name}={d.version}" for d in detectors)
+    digest = hashlib.sha256(("|".join(parts) + f"|cal={calibration_version}").encode()).hexdigest()[:12]
+    return f"suite-{digest}"
