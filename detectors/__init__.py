@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from ._base import Detector, DetectorResult, NotApplicable, Window, resolve_device, run_detector, to_device
 from ._clip import AUDIO_RATE, Clip, FaceTrack
+from ._decode import decode_clip
 from ._exceptions import CorruptMedia, MediaError, MediaTooLarge, ModelError, NotAVideo
 from ._registry import KNOWN_NAMES, create, register, registered, suite_version
 
 __all__ = [
-    "AUDIO_RATE", "Clip", "FaceTrack",
+    "AUDIO_RATE", "Clip", "FaceTrack", "decode_clip",
     "MediaError", "NotAVideo", "CorruptMedia", "MediaTooLarge", "ModelError",
     "Detector", "DetectorResult", "NotApplicable", "Window", "resolve_device", "run_detector", "to_device",
     "KNOWN_NAMES", "register", "registered", "create", "suite_version",
