@@ -83,6 +83,35 @@ class Settings(BaseSettings):
     # -- detectors
     device: str = Field("auto", description="torch device for detectors: auto, cpu, cuda, cuda:1, …")
 
+    # -- worker and sink
+    worker_batch_size: int = Field(8, ge=1, description="most videos in one device step (batched across videos)")
+    worker_batch_wait_s: float = Field(0.5, ge=0, description="longest a decoded video waits for a fuller batch")
+    worker_decode_threads: int = Field(2, ge=1, description="threads fetching and decoding media (CPU)")
+    worker_detectors: CommaList = Field(
+        default_factory=list, description="detector names the worker runs (comma-separated); empty = the default suite")
+    worker_suite: str | None = Field(
+        None, description="'module:callable' building the suite from settings; empty = detectors.Suite.from_settings")
+    worker_max_poll_interval_ms: int = Field(
+        300_000, gt=0, description="Kafka max.poll.interval.ms; the worker keeps polling (paused) while a batch runs")
+    worker_session_timeout_ms: int = Field(
+        10_000, ge=6_000, description="Kafka session timeout: how soon a dead worker's partitions move on")
+    worker_shutdown_timeout_s: float = Field(
+        60.0, ge=0, description="on SIGTERM, how long in-flight work may take to finish before it is handed back")
+    retry_attempts: int = Field(5, ge=1, description="tries for a transient error (store, broker) before the DLQ")
+    retry_backoff_s: float = Field(0.5, ge=0, description="first wait between tries; doubles each time")
+    retry_backoff_max_s: float = Field(30.0, ge=0, description="longest wait between tries")
+    sink_bulk_size: int = Field(200, ge=1, description="results per Elasticsearch bulk request")
+    sink_flush_interval_s: float = Field(1.0, ge=0, description="longest a result waits before a bulk request")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus metrics port of this process; 0 = off")
+    log_format: Literal["text", "json"] = Field("text", description="worker and sink log lines: text or JSON")
+
+    @field_validator("worker_detectors", mode="before")
+    @classmethod
+    def _split_detector_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     @field_validator("allowed_private_networks", "domain_allowlist", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
