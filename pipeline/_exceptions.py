@@ -3,11 +3,16 @@ at the boundary (``raise ... from exc``) so callers handle one family::
 
     VigilError                      anything Vigil raises on purpose
     ├── ConfigError                 settings are missing, malformed or contradictory
+    │   └── WatchlistError          a watchlist file is invalid (names the file, entry and line)
     ├── ServiceError                a server Vigil talks to failed (carries ``service=``)
     │   ├── ServiceUnavailable      not reachable: down, wrong address, TLS handshake failed
     │   ├── AuthenticationFailed    reachable, but it refused the credentials (HTTP 401) or lacks rights (403)
     │   └── SetupMissing            reachable, but `vigil setup` has not been run (topic, template or index absent)
-    └── MessageError                a Kafka message that cannot be used: malformed JSON, wrong schema or version
+    ├── MessageError                a Kafka message that cannot be used: malformed JSON, wrong schema or version
+    └── CrawlError                  crawling one watchlist entry or video failed (carries ``url=``)
+        ├── DownloadRefused         policy refused it: unsafe address, over a cap, not a video (``reason=``)
+        │   └── UnsafeURL           the URL's scheme, host or address is not allowed
+        └── DownloadFailed          the platform or network failed (``transient=`` says whether a retry may help)
 """
 from __future__ import annotations
 
@@ -19,6 +24,11 @@ __all__ = [
     "AuthenticationFailed",
     "SetupMissing",
     "MessageError",
+    "WatchlistError",
+    "CrawlError",
+    "DownloadRefused",
+    "UnsafeURL",
+    "DownloadFailed",
 ]
 
 
@@ -35,6 +45,7 @@ class ServiceError(VigilError):
 
     def __init__(self, message: str, *, service: str, hint: str = "") -> None:
         super().__init__(message)
+        self.message = message
         self.service = service
         self.hint = hint
 
@@ -61,3 +72,40 @@ class MessageError(VigilError):
     def __init__(self, message: str, *, raw: bytes | None = None) -> None:
         super().__init__(message)
         self.raw = raw
+
+
+class WatchlistError(ConfigError):
+    """A watchlist file is invalid; the message names the file, the entry and its line."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+
+
+class CrawlError(VigilError):
+    """Crawling one watchlist entry or one video failed; ``url`` names what was being fetched."""
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class DownloadRefused(CrawlError):
+    """Policy refused a video: unsafe address, over a size or duration cap, not a video. ``reason`` is for people."""
+
+    @property
+    def reason(self) -> str:
+        return str(self)
+
+
+class UnsafeURL(DownloadRefused):
+    """A URL's scheme, host or resolved address is not allowed by the network safety settings."""
+
+
+class DownloadFailed(CrawlError):
+    """The platform or the network failed; ``transient`` is true when trying again later may help."""
+
+    def __init__(self, message: str, *, url: str | None = None, transient: bool = False) -> None:
+        super().__init__(message, url=url)
+        self.transient = transient

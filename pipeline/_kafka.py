@@ -21,6 +21,9 @@ __all__ = ["kafka_config", "make_producer", "make_consumer", "make_admin", "Topi
 logger = logging.getLogger(__name__)
 
 HINT_DOWN = "is the broker running? locally: infra/local/stack up; check VIGIL_KAFKA_BOOTSTRAP"
+# kafka-python 3.0 reports an unreachable bootstrap as KafkaTimeoutError; 2.x raised NoBrokersAvailable
+UNREACHABLE = tuple(getattr(kafka_errors, name) for name in (
+    "NoBrokersAvailable", "KafkaTimeoutError", "KafkaConnectionError") if hasattr(kafka_errors, name))
 
 
 def kafka_config(settings: Settings) -> dict[str, Any]:
@@ -29,6 +32,7 @@ def kafka_config(settings: Settings) -> dict[str, Any]:
         "bootstrap_servers": [s.strip() for s in settings.kafka_bootstrap.split(",") if s.strip()],
         "security_protocol": settings.kafka_security_protocol,
         "request_timeout_ms": settings.kafka_request_timeout_ms,
+        "bootstrap_timeout_ms": settings.kafka_bootstrap_timeout_ms,
         "client_id": "vigil",
     }
     if settings.kafka_ca_file:
@@ -42,8 +46,8 @@ def kafka_config(settings: Settings) -> dict[str, Any]:
 
 def _connect(factory: Any, settings: Settings, *args: Any, **options: Any) -> Any:
     try:
-        return factory(*args, **kafka_config(settings), **options)
-    except (kafka_errors.NoBrokersAvailable, kafka_errors.KafkaTimeoutError, kafka_errors.KafkaConnectionError) as exc:
+        return factory(*args, **{**kafka_config(settings), **options})
+    except UNREACHABLE as exc:
         raise ServiceUnavailable(f"Kafka at {settings.kafka_bootstrap} is not reachable: {exc}", service="kafka",
                                  hint=HINT_DOWN) from exc
 
@@ -73,8 +77,9 @@ def make_consumer(settings: Settings, group_id: str, *topics: str, **overrides: 
     return _connect(KafkaConsumer, settings, *topics, **options)
 
 
-def make_admin(settings: Settings) -> KafkaAdminClient:
-    return _connect(KafkaAdminClient, settings)
+def make_admin(settings: Settings, **overrides: Any) -> KafkaAdminClient:
+    """An admin client; ``bootstrap_timeout_ms`` bounds how long an unreachable cluster is retried."""
+    return _connect(KafkaAdminClient, settings, **overrides)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ Secrets are ``SecretStr``: they never appear in ``repr``, logs or ``vigil status
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +32,8 @@ DEFAULT_MEDIA_STORE = str(Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".l
 DEFAULT_MAX_DOWNLOAD_MB = 200
 DEFAULT_MAX_DURATION_S = 1800
 DEFAULT_MAX_HEIGHT = 720
+DEFAULT_CRAWL_SCHEDULE = "*/30 * * * *"
+DEFAULT_RELEVANCE_THRESHOLD = 0.3
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -48,6 +51,7 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     kafka_ca_file: Path | None = Field(None, description="CA bundle for Kafka over SSL")
     kafka_request_timeout_ms: int = Field(30_000, gt=0)
+    kafka_bootstrap_timeout_ms: int = Field(30_000, gt=0, description="how long clients retry an unreachable cluster")
     topic_jobs: str = "vigil.jobs"
     topic_results: str = "vigil.results"
     topic_dlq: str = "vigil.dlq"
@@ -80,8 +84,57 @@ class Settings(BaseSettings):
     domain_allowlist: CommaList = Field(
         default_factory=list, description="hosts (and their subdomains) the crawler may fetch; empty = any public host")
 
+    # -- crawl
+    watchlist: Path | None = Field(None, description="watchlist YAML the crawl DAG reads (VIGIL_WATCHLIST)")
+    crawl_schedule: str = Field(DEFAULT_CRAWL_SCHEDULE, description="cron expression or preset of the crawl DAG")
+    crawl_max_downloads: int = Field(20, ge=0, description="download budget per crawl run, given to the fastest-spreading")
+    crawl_default_limit: int = Field(50, ge=1, description="videos taken from an entry that sets no limit")
+    crawl_socket_timeout_s: float = Field(20.0, gt=0, description="network timeout of one request while crawling")
+    crawl_sleep_requests_s: float = Field(0.0, ge=0, description="pause between requests to a platform")
+    crawl_download_attempts: int = Field(3, ge=1, description="tries per download for transient errors")
+    crawl_retry_wait_s: float = Field(2.0, ge=0, description="first wait between tries; doubles each time")
+    crawl_fetch_subtitles: bool = Field(True, description="read subtitles, when a platform offers them, for relevance")
+    ytdlp_extractors: CommaList = Field(
+        default_factory=list, description="yt-dlp extractors allowed (e.g. generic); empty = all")
+    ytdlp_cookies_file: Path | None = Field(None, description="Netscape cookies file for platforms that need a login")
+    ytdlp_proxy: SecretStr | None = Field(None, description="proxy URL for yt-dlp (may hold credentials)")
+    relevance_threshold: float = Field(DEFAULT_RELEVANCE_THRESHOLD, ge=0, le=1,
+                                       description="political relevance below which a video is skipped")
+    relevance_topics: list[str] = Field(
+        default_factory=list, description="topic descriptions relevance is scored against (JSON list); empty = built-in")
+    relevance_keywords_file: Path | None = Field(
+        None, description="YAML {language: [keywords]} added to the built-in lexicon")
+    relevance_model: str | None = Field(
+        None, description="sentence-transformers model directory; empty = the bundled all-MiniLM-L6-v2")
+
     # -- detectors
     device: str = Field("auto", description="torch device for detectors: auto, cpu, cuda, cuda:1, …")
+
+    # -- model detectors
+    # Checkpoints are Hugging Face hub ids or local directories (saved with `save_pretrained`). With HF_HUB_OFFLINE=1
+    # only local directories and the hub cache are used. Suggested public checkpoints: README, "Model detectors".
+    model_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="weights' dtype: auto = float16 on CUDA, float32 on the CPU")
+    face_forgery_checkpoint: str | None = Field(
+        None, description="image classifier of face crops (real vs fake); hub id or local directory")
+    face_forgery_fake_label: str | None = Field(
+        None, description="label(s) of face_forgery_checkpoint that mean fake, comma-separated, when id2label is ambiguous")
+    face_forgery_batch_size: int = Field(32, ge=1, description="face crops per model call")
+    face_forgery_max_crops: int = Field(32, ge=1, description="face crops sampled per face track")
+    voice_synthetic_checkpoint: str | None = Field(
+        None, description="audio classifier of speech (bona fide vs spoof); hub id or local directory")
+    voice_synthetic_fake_label: str | None = Field(
+        None, description="label(s) of voice_synthetic_checkpoint that mean synthetic, comma-separated, when ambiguous")
+    voice_synthetic_batch_size: int = Field(16, ge=1, description="speech windows per model call")
+    voice_synthetic_window_s: float = Field(4.0, gt=0, description="length of one speech window")
+    nonverbal_checkpoint: str | None = Field(
+        "MIT/ast-finetuned-audioset-10-10-0.4593", description="AudioSet-style audio event classifier")
+    nonverbal_event_labels: list[str] = Field(
+        default_factory=lambda: ["Cough", "Sneeze", "Laughter", "Throat clearing", "Giggle", "Snicker",
+                                 "Belly laugh", "Chuckle, chortle"],
+        description="labels of nonverbal_checkpoint counted as non-verbal events (JSON list)")
+    nonverbal_event_threshold: float = Field(0.3, gt=0, lt=1, description="event probability that counts as an event")
+    nonverbal_batch_size: int = Field(16, ge=1, description="audio windows per model call")
 
     # -- worker and sink
     worker_batch_size: int = Field(8, ge=1, description="most videos in one device step (batched across videos)")
@@ -112,10 +165,12 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("allowed_private_networks", "domain_allowlist", mode="before")
+    @field_validator("allowed_private_networks", "domain_allowlist", "ytdlp_extractors", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
+            if value.lstrip().startswith("["):  # a JSON list is accepted too
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
@@ -178,9 +233,12 @@ def get_settings() -> Settings:
 def load_settings(**overrides: Any) -> Settings:
     """Build settings from the environment (and ``overrides``), translating validation errors into ConfigError."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     try:
         return Settings(**overrides)
+    except SettingsError as exc:
+        raise ConfigError(f"invalid settings: {exc} (list settings take JSON, e.g. '[\"a\", \"b\"]')") from exc
     except ValidationError as exc:
         problems = "; ".join(
             f"VIGIL_{'_'.join(str(p) for p in err['loc']).upper() or 'CONFIG'}: {err['msg']}" for err in exc.errors())

@@ -17,6 +17,8 @@ __all__ = ["SetupReport", "run_setup", "Check", "run_status"]
 
 logger = logging.getLogger(__name__)
 
+STATUS_TIMEOUT_MS = 5_000
+
 
 @dataclass(frozen=True)
 class SetupReport:
@@ -54,14 +56,14 @@ class Check:
 
 def _check_kafka(settings: Settings) -> list[Check]:
     try:
-        admin = make_admin(settings)
+        admin = make_admin(settings, bootstrap_timeout_ms=STATUS_TIMEOUT_MS)
     except ServiceError as exc:
-        return [Check("kafka", False, str(exc).split(" (")[0], exc.hint)]
+        return [Check("kafka", False, exc.message, exc.hint)]
     try:
         counts = check_topics(admin, settings)
     except ServiceError as exc:
         return [Check("kafka", True, f"reachable at {settings.kafka_bootstrap}"),
-                Check("kafka topics", False, str(exc).split(" (")[0], exc.hint)]
+                Check("kafka topics", False, exc.message, exc.hint)]
     finally:
         admin.close()
     listing = ", ".join(f"{t} ({n})" for t, n in counts.items())
@@ -77,14 +79,14 @@ def _check_elasticsearch(settings: Settings) -> list[Check]:
     except ConfigError as exc:
         return [Check("elasticsearch", False, str(exc), "fix the setting")]
     except ServiceError as exc:
-        return [Check("elasticsearch", False, str(exc).split(" (")[0], exc.hint)]
+        return [Check("elasticsearch", False, exc.message, exc.hint)]
     checks = [Check("elasticsearch", health["status"] != "red",
                     f"{settings.es_url}: cluster {health['cluster_name']!r} is {health['status']}",
                     "" if health["status"] != "red" else "some primary shards are unassigned: check the cluster")]
     try:
         problems = check_templates(es, settings)
     except ServiceError as exc:
-        return [*checks, Check("index templates", False, str(exc).split(" (")[0], exc.hint)]
+        return [*checks, Check("index templates", False, exc.message, exc.hint)]
     if problems:
         checks.append(Check("index templates", False, "; ".join(problems), "run `vigil setup`"))
     else:

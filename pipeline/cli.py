@@ -33,6 +33,9 @@ def _root(
         get_settings.cache_clear()
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # kafka-python logs every refused connection; Vigil reports the outcome itself (-vv shows them)
+    for noisy in ("kafka", "elastic_transport"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose >= 2 else logging.CRITICAL)
 
 
 def settings_or_exit() -> Settings:

@@ -7,6 +7,7 @@ Every test gets its own topic names and index prefix, removed afterwards.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -100,3 +101,29 @@ def stack_settings(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Settin
     settings = settings_for(stack_env, tmp_path)
     yield settings
     remove_test_objects(settings)
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """os.environ without VIGIL_* variables, plus VIGIL_* variables that reproduce ``settings`` in a subprocess."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    for field, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        elif isinstance(value, (list, dict)):
+            value = json.dumps(value, default=str)
+        env[f"VIGIL_{field.upper()}"] = str(value)
+    env["COLUMNS"] = "200"  # rich wraps tables at 80 columns when not on a terminal
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback port nothing listens on (bound, read, released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

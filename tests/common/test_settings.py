@@ -102,3 +102,14 @@ def test_password_without_user_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("VIGIL_ES_PASSWORD", "x")
     with pytest.raises(ConfigError, match="VIGIL_ES_USER"):
         load_settings()
+
+
+def test_comma_lists_accept_json_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIGIL_ALLOWED_PRIVATE_NETWORKS", '["127.0.0.0/8", "::1/128"]')
+    assert Settings().allowed_private_networks == ["127.0.0.0/8", "::1/128"]
+
+
+def test_unparseable_environment_value_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIGIL_RELEVANCE_TOPICS", "[not json")
+    with pytest.raises(ConfigError, match="relevance_topics"):
+        load_settings()
