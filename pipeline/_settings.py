@@ -34,6 +34,8 @@ DEFAULT_MAX_DURATION_S = 1800
 DEFAULT_MAX_HEIGHT = 720
 DEFAULT_CRAWL_SCHEDULE = "*/30 * * * *"
 DEFAULT_RELEVANCE_THRESHOLD = 0.3
+DEFAULT_SPREAD_SCHEDULE = "@hourly"
+DEFAULT_ALERT_SCHEDULE = "*/15 * * * *"
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -158,6 +160,38 @@ class Settings(BaseSettings):
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus metrics port of this process; 0 = off")
     log_format: Literal["text", "json"] = Field("text", description="worker and sink log lines: text or JSON")
 
+    # -- spread and alerts
+    spread_schedule: str = Field(DEFAULT_SPREAD_SCHEDULE, description="cron expression or preset of refresh_spread")
+    spread_active_days: float = Field(7.0, gt=0, description="videos first seen this many days ago or less are re-polled")
+    spread_max_videos: int = Field(500, ge=1, description="most videos re-polled per refresh (least recently polled first)")
+    spread_min_interval_s: float = Field(
+        2.0, ge=0, description="least time between two requests to the same platform host while re-polling")
+    spread_host_intervals: dict[str, float] = Field(
+        default_factory=dict, description='per host or platform overrides of spread_min_interval_s (JSON, e.g. {"youtube": 5})')
+    spread_cookies_files: dict[str, Path] = Field(
+        default_factory=dict, description="per host or platform Netscape cookies files (JSON); default ytdlp_cookies_file")
+    spread_proxies: dict[str, SecretStr] = Field(
+        default_factory=dict, description="per host or platform proxy URLs (JSON); default ytdlp_proxy")
+    spread_baseline_videos: int = Field(
+        100, ge=1, description="the channel's most recent videos whose snapshots make its expected views by age")
+    spread_baseline_min_videos: int = Field(
+        3, ge=1, description="fewest other videos of a channel with a snapshot at an age for an overperformance ratio")
+    phash_frames: int = Field(8, ge=1, le=64, description="keyframes hashed per video for re-upload clusters")
+    phash_threshold: int = Field(
+        12, ge=0, le=64, description="mean Hamming distance (bits of 64) under which two videos are re-uploads")
+    alert_schedule: str = Field(DEFAULT_ALERT_SCHEDULE, description="cron expression or preset of the alerts DAG")
+    alert_rules: Path | None = Field(None, description="alert rules YAML; empty = infra/alerts/rules.yaml")
+    alert_webhooks: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Slack-compatible webhook URLs alerts are posted to (comma-separated; secret)")
+    alert_webhook_timeout_s: float = Field(10.0, gt=0, description="timeout of one webhook request")
+    alert_webhook_attempts: int = Field(3, ge=1, description="tries per webhook for transient errors")
+    kibana_url: str | None = Field(None, description="Kibana URL for `vigil kibana import` (or --url)")
+    kibana_user: str | None = None
+    kibana_password: SecretStr | None = None
+    kibana_api_key: SecretStr | None = Field(None, description="Kibana/Elasticsearch API key; used instead of user/password")
+    kibana_ca_file: Path | None = Field(None, description="CA certificate of Kibana's HTTPS certificate")
+    kibana_space: str | None = Field(None, description="Kibana space to import into; empty = the default space")
+
     @field_validator("worker_detectors", mode="before")
     @classmethod
     def _split_detector_names(cls, value: Any) -> Any:
@@ -165,7 +199,8 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("allowed_private_networks", "domain_allowlist", "ytdlp_extractors", mode="before")
+    @field_validator("allowed_private_networks", "domain_allowlist", "ytdlp_extractors", "alert_webhooks",
+                     mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
