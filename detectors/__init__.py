@@ -11,10 +11,16 @@ from ._clip import AUDIO_RATE, Clip, FaceTrack
 from ._decode import decode_clip
 from ._exceptions import CorruptMedia, MediaError, MediaTooLarge, ModelError, NotAVideo
 from ._registry import KNOWN_NAMES, create, register, registered, suite_version
+from ._models import LoadedModel, ModelDetector, load_model
+# model-based detectors: importing registers them; their checkpoints load at first use, never at import
+from .face_forgery import FaceForgery
+from .nonverbal import NonVerbal
+from .voice_synthetic import VoiceSynthetic
 
 __all__ = [
     "AUDIO_RATE", "Clip", "FaceTrack", "decode_clip",
     "MediaError", "NotAVideo", "CorruptMedia", "MediaTooLarge", "ModelError",
     "Detector", "DetectorResult", "NotApplicable", "Window", "resolve_device", "run_detector", "to_device",
     "KNOWN_NAMES", "register", "registered", "create", "suite_version",
+    "LoadedModel", "ModelDetector", "load_model", "FaceForgery", "NonVerbal", "VoiceSynthetic",
 ]

@@ -22,6 +22,7 @@ import torch
 from pipeline import DetectorOutput, TimelineWindow
 
 from ._clip import Clip
+from ._exceptions import ModelError
 
 __all__ = ["Detector", "DetectorResult", "NotApplicable", "Window", "resolve_device", "run_detector", "to_device"]
 
@@ -177,6 +178,8 @@ def run_detector(detector: Detector[Any, Any], clips: Sequence[Clip]) -> list[De
     for i, clip in enumerate(clips):
         try:
             inputs = detector.preprocess(clip)
+        except ModelError:
+            raise  # a checkpoint that cannot be loaded is the configuration's fault, not this clip's
         except Exception as exc:  # noqa: BLE001 - one clip's failure must not sink the batch
             logger.exception("%s: preprocess failed on %s", detector.name, clip.source)
             results[i] = DetectorResult.failed(detector.name, detector.version, exc)

@@ -1,0 +1,296 @@
+"""Loading transformers checkpoints for the model-based detectors, in one place.
+
+Every model-based detector (``face_forgery``, ``voice_synthetic``, ``nonverbal``) loads its checkpoint through
+``load_model``: a Hugging Face hub id or a local directory written by ``save_pretrained``. The loader
+
+- names the setting to fix in every ModelError (``VIGIL_FACE_FORGERY_CHECKPOINT`` …);
+- respects ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``: then only local directories and the hub cache are
+  read (``local_files_only=True``), never the network;
+- picks the dtype: float16 on CUDA, float32 on the CPU (``VIGIL_MODEL_DTYPE`` overrides; half precision on a CPU
+  is refused because many CPU kernels lack it);
+- keeps one loaded copy per (checkpoint, task, device, dtype) in the process, so a worker that builds a suite
+  twice does not load twice.
+
+Label handling lives here too: which output of a real/fake classifier means "fake" is read from the checkpoint's
+``id2label`` (fake, deepfake, spoof, synthetic, manipulated …) and can be overridden by a setting when ambiguous.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
+
+import numpy as np
+import torch
+
+from pipeline._settings import Settings, get_settings
+
+from ._base import Detector
+from ._exceptions import ModelError
+
+__all__ = [
+    "LoadedModel", "Task", "load_model", "is_offline", "resolve_dtype", "fake_label_indices", "event_label_indices",
+    "fake_probability", "top_k_mean", "setting_name", "clear_model_cache", "ModelDetector", "chunks",
+    "split_by_counts",
+]
+
+logger = logging.getLogger(__name__)
+
+Inputs = TypeVar("Inputs")
+Raw = TypeVar("Raw")
+Task = Literal["image-classification", "audio-classification"]
+
+_TRUE = {"1", "true", "yes", "on"}
+# labels that mean "manipulated" / "genuine" in real-vs-fake checkpoints (matched case-insensitively in id2label)
+_FAKE_PATTERN = re.compile(
+    r"fake|spoof|synth|manipulat|forg|tamper|generated|artificial|deep.?fake|clone|swap|\bai\b|\bdf\b", re.I)
+_REAL_PATTERN = re.compile(r"real|bona.?fide|genuine|authentic|human|original|pristine|natural|\blive\b", re.I)
+
+_cache: dict[tuple[str, str, str, str], LoadedModel] = {}
+_cache_lock = threading.Lock()
+
+
+def setting_name(field: str) -> str:
+    """The environment variable of a settings field: ``face_forgery_checkpoint`` → ``VIGIL_FACE_FORGERY_CHECKPOINT``."""
+    return f"VIGIL_{field.upper()}"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model in eval mode on its device, with the processor (image processor or feature extractor) of its
+    checkpoint."""
+
+    model: Any
+    processor: Any
+    checkpoint: str
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return {int(k): str(v) for k, v in self.model.config.id2label.items()}
+
+
+def is_offline() -> bool:
+    """True when the hub must not be contacted (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` set)."""
+    return any(os.environ.get(name, "").strip().lower() in _TRUE for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def resolve_dtype(setting: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """``auto`` → float16 on CUDA, float32 elsewhere; half precision is only allowed on CUDA."""
+    if isinstance(setting, torch.dtype):
+        dtype = setting
+    elif setting == "auto":
+        dtype = torch.float16 if device.type == "cuda" else torch.float32
+    else:
+        try:
+            dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[setting]
+        except KeyError:
+            raise ModelError(f"{setting_name('model_dtype')}={setting!r}: use auto, float32, float16 or bfloat16") \
+                from None
+    if dtype != torch.float32 and device.type != "cuda":
+        logger.warning("%s on %s is not supported by every kernel; using float32", dtype, device)
+        dtype = torch.float32
+    return dtype
+
+
+def load_model(
+    task: Task,
+    checkpoint: str | os.PathLike[str] | None,
+    *,
+    setting: str,
+    device: torch.device,
+    dtype: str | torch.dtype = "auto",
+    revision: str | None = None,
+) -> LoadedModel:
+    """Load ``checkpoint`` (hub id or local directory) for ``task`` on ``device``; ModelError naming ``setting``
+    when it is not configured, not found (offline or not), or not a checkpoint of that kind."""
+    if checkpoint is None or not str(checkpoint).strip():
+        raise ModelError(f"no checkpoint configured: set {setting} to a Hugging Face hub id or a local directory "
+                         "saved with save_pretrained (README, 'Model detectors', lists candidates)")
+    name = str(checkpoint).strip()
+    torch_dtype = resolve_dtype(dtype, device)
+    key = (task, name, str(device), str(torch_dtype))
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+        loaded = _load(task, name, setting=setting, device=device, dtype=torch_dtype, revision=revision)
+        _cache[key] = loaded
+        return loaded
+
+
+def clear_model_cache() -> None:
+    """Forget every loaded model (tests; a worker reloading its configuration)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _load(task: Task, name: str, *, setting: str, device: torch.device, dtype: torch.dtype,
+          revision: str | None) -> LoadedModel:
+    from transformers import (
+        AutoFeatureExtractor,
+        AutoImageProcessor,
+        AutoModelForAudioClassification,
+        AutoModelForImageClassification,
+    )
+
+    path = Path(name).expanduser()
+    # a hub id is "name" or "org/name"; anything else that is a path is a local directory
+    looks_local = path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
+    if looks_local:
+        if not path.is_dir():
+            raise ModelError(f"{setting}={name!r}: no such directory")
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{setting}={name!r}: the directory holds no config.json (save it with save_pretrained)")
+        name = str(path)
+    offline = is_offline()
+    kwargs: dict[str, Any] = {"local_files_only": offline or looks_local}
+    if revision:
+        kwargs["revision"] = revision
+    model_cls, processor_cls = {
+        "image-classification": (AutoModelForImageClassification, AutoImageProcessor),
+        "audio-classification": (AutoModelForAudioClassification, AutoFeatureExtractor),
+    }[task]
+    logger.info("loading %s checkpoint %s (%s, %s, offline=%s)", task, name, device, dtype, offline)
+    try:
+        model = model_cls.from_pretrained(name, dtype=dtype, **kwargs)
+        processor = processor_cls.from_pretrained(name, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        where = "in the local hub cache (HF_HUB_OFFLINE is set)" if offline and not looks_local else "there"
+        raise ModelError(f"{setting}={name!r}: cannot load a {task} checkpoint {where}: {exc}") from exc
+    model.eval()
+    model.to(device)
+    return LoadedModel(model=model, processor=processor, checkpoint=name, device=device, dtype=dtype)
+
+
+def _override_labels(override: str | Sequence[str]) -> list[str]:
+    parts = override.split(",") if isinstance(override, str) else list(override)
+    return [part.strip() for part in parts if part.strip()]
+
+
+def fake_label_indices(id2label: Mapping[int, str], override: str | Sequence[str] | None, *,
+                       setting: str, checkpoint: str = "") -> list[int]:
+    """Indices of the outputs that mean "fake".
+
+    With ``override`` (label names or indices, comma-separated) those are used. Otherwise every label must be
+    recognisable: the fake set is the labels that look fake and not real, and every other label must look real
+    (``Realism``/``Deepfake``, ``bonafide``/``spoof``, ``real``/``fake``). Anything else (``LABEL_0``/``LABEL_1``,
+    three unrelated classes) raises a ModelError naming ``setting``, the override.
+    """
+    labels = {int(k): str(v) for k, v in id2label.items()}
+    what = f"{checkpoint!r} has labels {sorted(labels.values())}"
+    if override:
+        wanted = _override_labels(override)
+        by_name = {v.lower(): k for k, v in labels.items()}
+        indices: list[int] = []
+        for item in wanted:
+            if item.lower() in by_name:
+                indices.append(by_name[item.lower()])
+            elif item.isdigit() and int(item) in labels:
+                indices.append(int(item))
+            else:
+                raise ModelError(f"{setting}={item!r} is not a label of the checkpoint: {what}")
+        return sorted(set(indices))
+    fake = [k for k, v in labels.items() if _FAKE_PATTERN.search(v) and not _REAL_PATTERN.search(v)]
+    rest = [k for k in labels if k not in fake]
+    if fake and all(_REAL_PATTERN.search(labels[k]) for k in rest):
+        return sorted(fake)
+    raise ModelError(f"cannot tell which label means fake: {what}; set {setting} to the fake label(s)")
+
+
+def event_label_indices(id2label: Mapping[int, str], wanted: Iterable[str], *, setting: str,
+                        checkpoint: str = "") -> dict[int, str]:
+    """{index: label} of the wanted event labels present in the checkpoint (matched case-insensitively)."""
+    by_name = {str(v).strip().lower(): int(k) for k, v in id2label.items()}
+    wanted = list(wanted)
+    found = {by_name[w.strip().lower()]: w for w in wanted if w.strip().lower() in by_name}
+    missing = [w for w in wanted if w.strip().lower() not in by_name]
+    if not found:
+        raise ModelError(f"none of the event labels {wanted} is a label of {checkpoint!r}; set {setting} "
+                         f"(JSON list) to labels it has, e.g. {sorted(by_name)[:8]}")
+    if missing:
+        logger.info("%s lacks event labels %s; using %s", checkpoint, missing, sorted(found.values()))
+    return found
+
+
+def fake_probability(logits: torch.Tensor, fake_indices: Sequence[int]) -> torch.Tensor:
+    """P(fake) per row: the softmax mass on the fake outputs, or the sigmoid of a single-logit head."""
+    logits = logits.float()
+    if logits.shape[-1] == 1:
+        return torch.sigmoid(logits[..., 0])
+    return torch.softmax(logits, dim=-1)[..., list(fake_indices)].sum(dim=-1)
+
+
+def top_k_mean(values: Sequence[float] | np.ndarray, fraction: float = 0.25) -> float:
+    """Mean of the highest ``fraction`` of the values (at least one): sensitive to a manipulated stretch, robust
+    to a single outlier in long clips."""
+    array = np.sort(np.asarray(values, dtype=np.float64))[::-1]
+    if array.size == 0:
+        raise ValueError("top_k_mean of nothing")
+    k = max(1, math.ceil(fraction * array.size))
+    return float(np.clip(array[:k].mean(), 0.0, 1.0))
+
+
+class ModelDetector(Detector[Inputs, Raw]):
+    """Base of the detectors that run a transformers checkpoint: configuration from the settings unless given,
+    the model loaded once, at first use (or by ``load()`` at start-up), never at import."""
+
+    task: ClassVar[Task]
+    #: the settings field naming the checkpoint, e.g. ``face_forgery_checkpoint``
+    checkpoint_field: ClassVar[str]
+
+    def __init__(self, *, checkpoint: str | os.PathLike[str] | None = None, dtype: str | None = None,
+                 device: str | torch.device | None = None, batch_size: int = 8, settings: Settings | None = None,
+                 load: bool = False) -> None:
+        self.settings = settings if settings is not None else get_settings()
+        super().__init__(device=device if device is not None else self.settings.device, batch_size=batch_size)
+        self.checkpoint = str(checkpoint) if checkpoint is not None else getattr(self.settings, self.checkpoint_field)
+        self.dtype_setting = dtype if dtype is not None else self.settings.model_dtype
+        self._loaded: LoadedModel | None = None
+        if load:
+            self.load()
+
+    @property
+    def checkpoint_setting(self) -> str:
+        return setting_name(self.checkpoint_field)
+
+    def load(self) -> LoadedModel:
+        """Load the checkpoint now (a worker calls this at start so a bad configuration fails at once)."""
+        if self._loaded is None:
+            self._loaded = load_model(self.task, self.checkpoint, setting=self.checkpoint_setting,
+                                      device=self.device, dtype=self.dtype_setting)
+            self._on_load(self._loaded)
+        return self._loaded
+
+    def _on_load(self, loaded: LoadedModel) -> None:
+        """Hook: read what the detector needs from the checkpoint (labels, input sizes)."""
+
+    @property
+    def loaded(self) -> LoadedModel:
+        return self.load()
+
+    def run_model(self, model_inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Logits of one model call; floating inputs are cast to the model's dtype (half precision on CUDA)."""
+        loaded = self.loaded
+        cast = {k: (v.to(loaded.dtype) if torch.is_floating_point(v) else v) for k, v in model_inputs.items()}
+        return loaded.model(**cast).logits.float()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, checkpoint={self.checkpoint!r}, device={self.device})"
+
+
+def chunks(n: int, size: int) -> Iterable[slice]:
+    """Slices cutting ``range(n)`` into pieces of at most ``size``."""
+    for start in range(0, n, max(1, size)):
+        yield slice(start, min(n, start + size))
+
+
+def split_by_counts(values: torch.Tensor, counts: Sequence[int]) -> list[torch.Tensor]:
+    """Cut the concatenated outputs of several clips back into one tensor per clip."""
+    return list(torch.split(values, list(counts), dim=0))

@@ -1,0 +1,147 @@
+"""``face_forgery``: an image classifier of face crops (face swaps, reenactment, neural avatars).
+
+    preprocess   face crops from the shared face tracks (speaker first), sampled evenly along each track,
+                 squared with a margin, through the checkpoint's image processor → pixel_values
+    forward      the crops of every clip in the batch concatenated, classified ``face_forgery_batch_size`` at a
+                 time (half precision on CUDA), split back per clip
+    postprocess  P(fake) per crop → per track top-k mean → clip score (the most suspicious track); a timeline of
+                 per-window mean P(fake); keyframes of the most suspicious crops as evidence
+
+Which output means fake is read from the checkpoint's ``id2label`` (``VIGIL_FACE_FORGERY_FAKE_LABEL`` when
+ambiguous). Not applicable without a face.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._base import DetectorResult, NotApplicable, Window
+from ._clip import Clip, FaceTrack
+from ._models import LoadedModel, ModelDetector, chunks, fake_label_indices, fake_probability, setting_name, \
+    split_by_counts, top_k_mean
+from ._registry import register
+
+__all__ = ["FaceForgery", "face_crops"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Crops:
+    """Model inputs of one clip plus where each crop came from."""
+
+    pixel_values: torch.Tensor  # (n, 3, H, W)
+    times: np.ndarray  # (n,) seconds
+    tracks: np.ndarray  # (n,) track index in clip.faces
+
+
+def face_crops(clip: Clip, track: FaceTrack, *, max_crops: int, margin: float = 0.3,
+               min_side: int = 16) -> tuple[list[np.ndarray], np.ndarray]:
+    """Square crops around the track's boxes (``margin`` of the box size added), at most ``max_crops`` spread
+    evenly along the track; boxes smaller than ``min_side`` pixels are skipped. Returns (crops, times)."""
+    n = len(track)
+    if n == 0:
+        return [], np.empty(0)
+    picks = np.unique(np.linspace(0, n - 1, num=min(n, max_crops)).round().astype(int))
+    height, width = clip.frames.shape[1:3]
+    crops: list[np.ndarray] = []
+    times: list[float] = []
+    for i in picks:
+        x0, y0, x1, y1 = (float(v) for v in track.boxes[i])
+        side = max(x1 - x0, y1 - y0) * (1.0 + margin)
+        if side < min_side or not np.isfinite(side):
+            continue
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+        right, bottom = int(round(cx + side / 2)), int(round(cy + side / 2))
+        left, top, right, bottom = max(0, left), max(0, top), min(width, right), min(height, bottom)
+        if right - left < min_side or bottom - top < min_side:
+            continue
+        frame_index = int(track.frame_index[i])
+        crops.append(np.ascontiguousarray(clip.frames[frame_index, top:bottom, left:right]))
+        times.append(float(clip.timestamps[frame_index]))
+    return crops, np.asarray(times, dtype=np.float64)
+
+
+@register
+class FaceForgery(ModelDetector[_Crops, dict[str, Any]]):
+    """Face-crop classifier: probability that the faces on screen were synthesised or swapped."""
+
+    name = "face_forgery"
+    version = "1.0"
+    task = "image-classification"
+    checkpoint_field = "face_forgery_checkpoint"
+
+    def __init__(self, *, fake_label: str | None = None, crop_batch_size: int | None = None,
+                 max_crops: int | None = None, max_tracks: int = 2, top_fraction: float = 0.25,
+                 window_s: float = 2.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fake_label = fake_label if fake_label is not None else self.settings.face_forgery_fake_label
+        self.crop_batch_size = crop_batch_size or self.settings.face_forgery_batch_size
+        self.max_crops = max_crops or self.settings.face_forgery_max_crops
+        self.max_tracks = max_tracks
+        self.top_fraction = top_fraction
+        self.window_s = window_s
+        self.fake_indices: list[int] = []
+
+    def _on_load(self, loaded: LoadedModel) -> None:
+        self.fake_indices = fake_label_indices(loaded.id2label, self.fake_label,
+                                               setting=setting_name("face_forgery_fake_label"),
+                                               checkpoint=loaded.checkpoint)
+        logger.info("face_forgery: fake = %s", [loaded.id2label[i] for i in self.fake_indices])
+
+    def preprocess(self, clip: Clip) -> _Crops | NotApplicable:
+        if not clip.faces:
+            return NotApplicable("no face")
+        crops: list[np.ndarray] = []
+        times: list[np.ndarray] = []
+        tracks: list[np.ndarray] = []
+        for index, track in enumerate(clip.faces[: self.max_tracks]):
+            track_crops, track_times = face_crops(clip, track, max_crops=self.max_crops)
+            crops.extend(track_crops)
+            times.append(track_times)
+            tracks.append(np.full(len(track_crops), index))
+        if not crops:
+            return NotApplicable("no face large enough to judge")
+        pixel_values = self.loaded.processor(images=crops, return_tensors="pt")["pixel_values"]
+        return _Crops(pixel_values=pixel_values, times=np.concatenate(times), tracks=np.concatenate(tracks))
+
+    def _forward(self, batch: list[_Crops]) -> list[dict[str, Any]]:
+        pixels = torch.cat([item.pixel_values for item in batch])
+        probs = torch.cat([fake_probability(self.run_model({"pixel_values": pixels[part]}), self.fake_indices)
+                           for part in chunks(len(pixels), self.crop_batch_size)])
+        per_clip = split_by_counts(probs, [len(item.pixel_values) for item in batch])
+        return [{"probs": p, "times": item.times, "tracks": item.tracks} for p, item in zip(per_clip, batch)]
+
+    def postprocess(self, raw: dict[str, Any], clip: Clip) -> DetectorResult:
+        probs = raw["probs"].numpy().astype(np.float64)
+        times, tracks = raw["times"], raw["tracks"]
+        per_track = {int(t): top_k_mean(probs[tracks == t], self.top_fraction) for t in np.unique(tracks)}
+        worst = max(per_track, key=per_track.get)
+        score = per_track[worst]
+        timeline = _timeline(times, probs, clip.duration_s, self.window_s)
+        order = np.argsort(-probs)[:3]
+        evidence = {
+            "checkpoint": self.loaded.checkpoint,
+            "n_crops": int(probs.size),
+            "track_scores": {str(clip.faces[t].track_id): round(s, 4) for t, s in per_track.items()},
+            "worst_track": int(clip.faces[worst].track_id),
+            "keyframes_s": [round(float(times[i]), 3) for i in order],
+            "keyframe_scores": [round(float(probs[i]), 4) for i in order],
+        }
+        return self.result(applicable=True, score=score, timeline=timeline, evidence=evidence)
+
+
+def _timeline(times: np.ndarray, scores: np.ndarray, duration_s: float, window_s: float) -> list[Window]:
+    """Mean score of the observations inside each window of ``window_s``; windows without one are left out."""
+    end = max(float(duration_s), float(times.max()) + 1e-6 if times.size else 0.0)
+    windows = []
+    for start in np.arange(0.0, end, window_s):
+        inside = (times >= start) & (times < start + window_s)
+        if inside.any():
+            windows.append(Window(float(start), float(min(start + window_s, end)), float(scores[inside].mean())))
+    return windows
