@@ -85,6 +85,57 @@ def status() -> None:
         raise typer.Exit(1)
 
 
+def _serve_logging(settings: Settings) -> None:
+    from ._observe import configure_logging
+
+    configure_logging(settings.log_format, level=min(logging.getLogger().level, logging.INFO))
+
+
+@app.command()
+def worker() -> None:
+    """Run a detector worker: jobs from Kafka → decode → detectors (batched across videos) → results. Stop: SIGTERM."""
+    settings = settings_or_exit()
+    _serve_logging(settings)
+    from .worker import run_worker
+
+    try:
+        run_worker(settings)
+    except VigilError as exc:
+        err_console.print(f"[red]worker failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def sink() -> None:
+    """Run the Elasticsearch sink: results from Kafka → vigil-detections and vigil-videos. Stop: SIGTERM."""
+    settings = settings_or_exit()
+    _serve_logging(settings)
+    from .sink import run_sink
+
+    try:
+        run_sink(settings)
+    except VigilError as exc:
+        err_console.print(f"[red]sink failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def submit(
+    target: Annotated[str, typer.Argument(help="a local video file or a video page URL")],
+    uid: Annotated[Optional[str], typer.Option("--uid", help="video_uid to use (default: derived)")] = None,
+) -> None:
+    """Queue one video for the workers: a file is hashed and copied into the media store, a URL downloaded."""
+    from ._submit import submit_target
+
+    settings = settings_or_exit()
+    try:
+        job = submit_target(target, settings, video_uid=uid)
+    except VigilError as exc:
+        err_console.print(f"[red]submit failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"queued {job.video_uid} on {settings.topic_jobs}: {job.media_uri} (sha256 {job.media_sha256})")
+
+
 @app.command()
 def version() -> None:
     """Print Vigil's version."""

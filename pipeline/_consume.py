@@ -1,0 +1,231 @@
+"""Pieces shared by the Kafka consumers that write somewhere (the worker, the sink), in the arroyo style.
+
+A processing step has five methods: ``submit`` (take one item; raise MessageRejected when full), ``poll`` (move
+finished work on, never blocks), ``join(timeout)`` (finish what was submitted), ``close`` and ``terminate``. Steps
+chain through ``next_step``. Offsets travel with the payload and the commit is the last step: an offset is
+committed only after its output is durable, and only as part of the contiguous done prefix of its partition.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from kafka import TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+__all__ = ["MessageRejected", "ProcessingStep", "OffsetTracker", "Backoff", "Record", "commit_offsets", "idle_poll", "describe"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class MessageRejected(Exception):  # noqa: N818 - arroyo's name for backpressure
+    """A step is full: the caller keeps the item, pauses the consumer and offers it again later."""
+
+
+class ProcessingStep(ABC, Generic[T]):
+    """One step of a consumer's pipeline."""
+
+    @abstractmethod
+    def submit(self, item: T) -> None:
+        """Take one item, or raise MessageRejected when full (never blocks)."""
+
+    @abstractmethod
+    def poll(self) -> None:
+        """Move finished work to the next step; never blocks."""
+
+    @abstractmethod
+    def pending(self) -> int:
+        """Items submitted here and not yet handed to the next step."""
+
+    def join(self, timeout: float | None = None) -> None:
+        """Finish submitted work, waiting at most ``timeout`` seconds (None: as long as it takes)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.pending() and (deadline is None or time.monotonic() < deadline):
+            self.poll()
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        """No more submits; release resources after join."""
+
+    def terminate(self) -> None:
+        """Stop now, dropping unfinished work (it is not committed, so it is redelivered)."""
+        self.close()
+
+
+@dataclass
+class Record:
+    """A consumed Kafka message and where it came from; ``generation`` ties it to one assignment of its partition."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    generation: int = 0
+    timestamp_ms: int | None = None
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    @classmethod
+    def from_consumer(cls, message: Any) -> Record:
+        return cls(topic=message.topic, partition=message.partition, offset=message.offset, key=message.key,
+                   value=message.value if message.value is not None else b"", timestamp_ms=message.timestamp)
+
+
+@dataclass
+class _PartitionState:
+    generation: int
+    offsets: OrderedDict[int, bool] = field(default_factory=OrderedDict)  # consumed offset -> done
+    committed: int | None = None  # next offset to read, as last committed by us
+
+
+class OffsetTracker:
+    """Offsets handed to the pipeline and not yet committed, per partition.
+
+    ``add`` records an offset when its message enters the pipeline (in consumption order); ``done`` marks it
+    durable; ``committable`` yields, per partition, the offset after the longest done prefix (what Kafka expects
+    as the committed position). Offsets of a revoked partition are forgotten; a late ``done`` for an older
+    assignment (another generation) is ignored, so nothing is ever committed for work this member no longer owns.
+    """
+
+    def __init__(self) -> None:
+        self._parts: dict[TopicPartition, _PartitionState] = {}
+        self._generation = 0
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        for tp in partitions:
+            if tp not in self._parts:
+                self._generation += 1
+                self._parts[tp] = _PartitionState(generation=self._generation)
+
+    def revoke(self, partitions: Iterable[TopicPartition]) -> None:
+        for tp in partitions:
+            self._parts.pop(tp, None)
+
+    def generation(self, tp: TopicPartition) -> int | None:
+        state = self._parts.get(tp)
+        return state.generation if state else None
+
+    def add(self, tp: TopicPartition, offset: int) -> int:
+        """Track ``offset`` (consumed in order); returns the partition's generation to hand back to ``done``."""
+        state = self._parts.get(tp)
+        if state is None:  # consumed before the assignment callback ran (manual assignment, tests)
+            self.assign([tp])
+            state = self._parts[tp]
+        if state.offsets and offset <= next(reversed(state.offsets)):
+            if offset in state.offsets:  # offered again after backpressure
+                return state.generation
+            raise ValueError(f"{tp}: offset {offset} added out of order")
+        state.offsets[offset] = False
+        return state.generation
+
+    def done(self, tp: TopicPartition, offset: int, generation: int) -> bool:
+        """Mark ``offset`` durable; False when it belongs to an assignment this member no longer has."""
+        state = self._parts.get(tp)
+        if state is None or state.generation != generation or offset not in state.offsets:
+            return False
+        state.offsets[offset] = True
+        return True
+
+    def committable(self) -> dict[TopicPartition, int]:
+        """{partition: next offset} for every partition whose done prefix moved past its last commit."""
+        out: dict[TopicPartition, int] = {}
+        for tp, state in self._parts.items():
+            position = None
+            for offset, finished in state.offsets.items():
+                if not finished:
+                    break
+                position = offset + 1
+            if position is not None and (state.committed is None or position > state.committed):
+                out[tp] = position
+        return out
+
+    def committed(self, offsets: dict[TopicPartition, int]) -> None:
+        """Forget the offsets below each committed position."""
+        for tp, position in offsets.items():
+            state = self._parts.get(tp)
+            if state is None:
+                continue
+            state.committed = position
+            for offset in list(state.offsets):
+                if offset >= position:
+                    break
+                del state.offsets[offset]
+
+    def in_flight(self) -> int:
+        """Offsets tracked and not yet committed, over all partitions."""
+        return sum(len(state.offsets) for state in self._parts.values())
+
+    def partitions(self) -> list[TopicPartition]:
+        return list(self._parts)
+
+
+def commit_offsets(consumer: Any, tracker: OffsetTracker) -> dict[TopicPartition, int]:
+    """Commit the tracker's committable positions synchronously; returns what was committed."""
+    from kafka import errors as kafka_errors
+
+    offsets = tracker.committable()
+    if not offsets:
+        return {}
+    try:
+        consumer.commit({tp: OffsetAndMetadata(pos, "", -1) for tp, pos in offsets.items()})
+    except (kafka_errors.CommitFailedError, kafka_errors.RebalanceInProgressError,
+            kafka_errors.IllegalGenerationError, kafka_errors.UnknownMemberIdError) as exc:
+        # the group moved on; the new owner redoes what was not committed (writes are idempotent)
+        logger.warning("commit of %s refused by the group coordinator: %s", offsets, exc)
+        return {}
+    tracker.committed(offsets)
+    logger.debug("committed %s", offsets)
+    return offsets
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff: ``delay(attempt)`` for attempt 1, 2, … doubles from ``initial`` up to ``maximum``."""
+
+    initial: float = 0.5
+    maximum: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.maximum, self.initial * (2 ** max(0, attempt - 1)))
+
+
+def idle_poll(consumer: Any) -> Callable[[float], None]:
+    """A ``sleep`` (for tenacity and backoff waits) that keeps calling ``poll`` so the member stays in its group.
+
+    Every assigned partition is paused first, so no record is consumed while waiting; should one come back
+    anyway, the consumer is moved back to it (``seek``), so nothing is skipped.
+    """
+
+    def _sleep(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            assigned = consumer.assignment()
+            if assigned:
+                consumer.pause(*assigned)
+            got = consumer.poll(timeout_ms=max(1, int(min(left, 0.5) * 1000)))
+            for tp, records in got.items():
+                if records:
+                    consumer.seek(tp, records[0].offset)
+
+    return _sleep
+
+
+def describe(partitions: Iterable[TopicPartition]) -> str:
+    """``topic[0,1] other[3]`` for log lines; ``none`` when empty."""
+    by_topic: dict[str, list[int]] = {}
+    for tp in partitions:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    return " ".join(f"{t}[{','.join(map(str, sorted(p)))}]" for t, p in sorted(by_topic.items())) or "none"

@@ -1,0 +1,166 @@
+"""`vigil submit URL|FILE`: queue one video on the jobs topic by hand.
+
+A local file is hashed and copied into the content-addressed media store (``<store>/<sha[:2]>/<sha><ext>``) and
+gets the video_uid ``file:<sha[:16]>``. A URL is downloaded with yt-dlp within the download caps
+(``max_download_mb``, ``max_duration_s``, ``max_height``) and the network safety rules (no private addresses but
+``allowed_private_networks``, ``domain_allowlist``), then stored the same way; its video_uid is
+``<extractor>:<id>`` as yt-dlp reports them. No detectors are imported here.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from fsspec.core import url_to_fs
+
+from ._exceptions import ConfigError, VigilError
+from ._kafka import make_producer
+from ._messages import JobMessage, SourceMetadata, encode
+from ._settings import Settings
+
+__all__ = ["submit_target", "store_file", "enqueue", "SubmitRefused"]
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+
+
+class SubmitRefused(VigilError):
+    """The target cannot be queued: not a file or URL, unsafe address, over a cap, download failed."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def store_file(path: Path, settings: Settings) -> tuple[str, str]:
+    """Copy ``path`` into the media store under its hash (idempotent); returns (sha256, URI of the stored file)."""
+    sha = _sha256(path)
+    ext = path.suffix.lower() if 0 < len(path.suffix) <= 9 else ""
+    fs, root = url_to_fs(settings.media_store)
+    target = f"{root.rstrip('/')}/{sha[:2]}/{sha}{ext}"
+    if not fs.exists(target):
+        fs.makedirs(f"{root.rstrip('/')}/{sha[:2]}", exist_ok=True)
+        tmp = f"{target}.part"
+        with open(path, "rb") as src, fs.open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, CHUNK)
+        fs.mv(tmp, target)
+    return sha, fs.unstrip_protocol(target)
+
+
+def enqueue(job: JobMessage, settings: Settings, *, producer: Any = None) -> None:
+    """Produce ``job`` to the jobs topic (key = video_uid) and wait for the broker's acknowledgement."""
+    own = producer is None
+    producer = producer or make_producer(settings)
+    try:
+        producer.send(settings.topic_jobs, key=job.video_uid.encode(), value=encode(job)).get(
+            timeout=settings.kafka_request_timeout_ms / 1000)
+    finally:
+        if own:
+            producer.close(timeout=10)
+
+
+def _check_url(url: str, settings: Settings) -> None:
+    """Refuse non-http(s) URLs, hosts outside the allowlist and hosts resolving to private addresses."""
+    try:
+        from .crawl._safety import UrlPolicy  # the crawler's rules, when this installation has them
+    except ImportError:
+        UrlPolicy = None  # noqa: N806
+    if UrlPolicy is not None:
+        try:
+            UrlPolicy.from_settings(settings).check(url)
+        except VigilError as exc:
+            raise SubmitRefused(f"refused: {exc}") from exc
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SubmitRefused(f"refused: {url!r} is not an http(s) URL")
+    host = parts.hostname.lower()
+    if settings.domain_allowlist and not any(host == d or host.endswith("." + d) for d in settings.domain_allowlist):
+        raise SubmitRefused(f"refused: {host} is not in the domain allowlist")
+    allowed = [ipaddress.ip_network(c, strict=False) for c in settings.allowed_private_networks]
+    for info in socket.getaddrinfo(host, None):
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global and not any(address in net for net in allowed):
+            raise SubmitRefused(f"refused: host resolves to a private address ({address})")
+
+
+def _download(url: str, settings: Settings, workdir: Path) -> tuple[Path, dict[str, Any]]:
+    """yt-dlp within the caps; returns the file and yt-dlp's info dict."""
+    import yt_dlp
+    from yt_dlp.utils import match_filter_func
+
+    _check_url(url, settings)
+    options: dict[str, Any] = {
+        "outtmpl": str(workdir / "%(id)s.%(ext)s"),
+        "format": f"best[height<={settings.max_height}]/bestvideo[height<={settings.max_height}]+bestaudio/best",
+        "max_filesize": settings.max_download_mb * 1024 * 1024,
+        "match_filter": match_filter_func(f"!duration | duration <= {settings.max_duration_s}"),
+        "noplaylist": True, "quiet": True, "no_warnings": True, "noprogress": True,
+        "socket_timeout": min(60.0, settings.download_timeout_s),
+        "ffmpeg_location": _ffmpeg(),
+    }
+    extractors = getattr(settings, "ytdlp_extractors", None)  # the crawl section's setting, when present
+    if extractors:
+        options["allowed_extractors"] = list(extractors)
+    try:
+        with yt_dlp.YoutubeDL(options) as ydl:
+            info = ydl.extract_info(url, download=True)
+    except yt_dlp.utils.DownloadError as exc:
+        raise SubmitRefused(f"download of {url} failed: {exc}") from exc
+    if not info:
+        raise SubmitRefused(f"{url}: nothing to download (over a cap or not a video)")
+    files = [p for p in workdir.iterdir() if p.is_file() and not p.name.endswith(".part")]
+    if not files:
+        raise SubmitRefused(f"{url}: nothing downloaded (over the size or duration cap?)")
+    return max(files, key=lambda p: p.stat().st_size), info
+
+
+def _ffmpeg() -> str | None:
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        return None
+
+
+def submit_target(target: str, settings: Settings, *, video_uid: str | None = None,
+                  producer: Any = None) -> JobMessage:
+    """Store ``target`` (file or URL) in the media store and queue a ``vigil.job/1`` for it."""
+    path = Path(target[len("file://"):] if target.startswith("file://") else target).expanduser()
+    if path.is_file():
+        size = path.stat().st_size
+        if size > settings.max_download_mb * 1024 * 1024:
+            raise SubmitRefused(f"refused: {path} is larger than the {settings.max_download_mb} MB cap")
+        sha, uri = store_file(path, settings)
+        job = JobMessage(video_uid=video_uid or f"file:{sha[:16]}", media_uri=uri, media_sha256=sha,
+                         source=SourceMetadata(platform="file", url=path.resolve().as_uri(), title=path.name))
+    elif urlsplit(target).scheme in ("http", "https"):
+        with tempfile.TemporaryDirectory(prefix="vigil-submit-") as tmp:
+            file, info = _download(target, settings, Path(tmp))
+            sha, uri = store_file(file, settings)
+        platform = str(info.get("extractor_key") or info.get("extractor") or "url").lower()
+        uid = video_uid or f"{platform}:{info.get('id') or sha[:16]}"
+        job = JobMessage(video_uid=uid, media_uri=uri, media_sha256=sha,
+                         source=SourceMetadata(platform=platform, url=info.get("webpage_url") or target,
+                                               title=info.get("title"), channel=info.get("channel") or
+                                               info.get("uploader"), channel_id=info.get("channel_id"),
+                                               views=info.get("view_count"), likes=info.get("like_count"),
+                                               comments=info.get("comment_count")))
+    else:
+        raise ConfigError(f"{target!r} is neither a file nor an http(s) URL")
+    enqueue(job, settings, producer=producer)
+    logger.info("queued %s (%s)", job.video_uid, job.media_uri)
+    return job

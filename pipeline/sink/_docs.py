@@ -1,0 +1,61 @@
+"""Documents the sink writes: one ``vigil-detections`` document per (media_sha256, suite_version) and a partial
+update of the video's latest score in ``vigil-videos`` (doc_as_upsert: no scripts needed)."""
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline._messages import ResultMessage
+from pipeline._settings import Settings
+
+__all__ = ["detection_id", "detection_doc", "video_update", "bulk_actions"]
+
+
+def detection_id(media_sha256: str, suite_version: str) -> str:
+    """The detection document's id: sha256 hex of ``"<media_sha256>:<suite_version>"`` (re-processing is idempotent)."""
+    return hashlib.sha256(f"{media_sha256}:{suite_version}".encode()).hexdigest()
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat()
+
+
+def detection_doc(result: ResultMessage, *, now: datetime | None = None) -> dict[str, Any]:
+    """The ``vigil-detections`` document of one result (fields per infra/elasticsearch/index/detections.json)."""
+    body = result.model_dump(mode="json", by_alias=True, exclude={"schema_"})
+    body.pop("schema", None)
+    produced = _iso(result.produced_at)
+    body.pop("produced_at", None)
+    body.update({
+        "@timestamp": produced,
+        "detection_id": detection_id(result.media_sha256, result.suite_version),
+        "event": {"created": _iso(now or datetime.now(UTC)), "dataset": "vigil.detections"},
+    })
+    return body
+
+
+def video_update(result: ResultMessage) -> dict[str, Any]:
+    """The partial ``vigil-videos`` document: latest fused score, verdict, reasons, suite and status."""
+    return {
+        "video_uid": result.video_uid,
+        "fused": result.fused.model_dump(mode="json"),
+        "suite_version": result.suite_version,
+        "scored_at": _iso(result.produced_at),
+        "detection_id": detection_id(result.media_sha256, result.suite_version),
+        "status": "scored",
+        "status_reason": f"scored: {result.fused.verdict}",
+        "media": {"sha256": result.media_sha256, "duration_s": result.duration_s},
+    }
+
+
+def bulk_actions(result: ResultMessage, settings: Settings) -> list[dict[str, Any]]:
+    """The two bulk actions of one result: index the detection, upsert the video's latest score."""
+    return [
+        {"_op_type": "index", "_index": settings.index("detections"),
+         "_id": detection_id(result.media_sha256, result.suite_version), "_source": detection_doc(result)},
+        {"_op_type": "update", "_index": settings.index("videos"), "_id": result.video_uid,
+         "doc": video_update(result), "doc_as_upsert": True},
+    ]

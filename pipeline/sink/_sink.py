@@ -1,0 +1,285 @@
+"""``vigil sink``: results from Kafka into Elasticsearch, committed only after Elasticsearch acknowledged them.
+
+Results are buffered up to ``sink_bulk_size`` or ``sink_flush_interval_s`` and written with
+``elasticsearch.helpers.streaming_bulk`` (``raise_on_error=False``: every item is inspected). Per item:
+
+    2xx                         done
+    429, 5xx, no answer         retried (first inside the bulk helper, then with backoff by the sink)
+    other 4xx (mapping errors)  the result is rejected: sent to the dead-letter topic, then done
+
+The consumer's offsets are committed once every result of the buffer is done. While Elasticsearch is down the sink
+pauses its partitions, keeps polling (so it stays in its group), backs off and retries: nothing is lost and it
+resumes by itself.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import elastic_transport
+import elasticsearch
+from elasticsearch.helpers import streaming_bulk
+from kafka import TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+from pipeline._consume import Backoff, describe, OffsetTracker, Record, commit_offsets
+from pipeline._elasticsearch import make_es_client
+from pipeline._exceptions import MessageError, VigilError
+from pipeline._kafka import make_consumer, make_producer
+from pipeline._messages import DeadLetter, ResultMessage, decode, encode
+from pipeline._observe import BATCH_SIZE, CONSUMER_LAG, ERRORS, JOBS, STAGE_SECONDS, log_context, start_metrics
+from pipeline._settings import Settings
+
+from ._docs import bulk_actions
+
+__all__ = ["Sink", "run_sink", "BulkRejected", "RETRY_STATUS"]
+
+logger = logging.getLogger(__name__)
+
+COMPONENT = "sink"
+RETRY_STATUS = (429, 500, 502, 503, 504)
+LAG_INTERVAL_S = 5.0
+
+
+class BulkRejected(VigilError):
+    """Elasticsearch refused a document of this result for good (mapping error, bad request)."""
+
+
+@dataclass
+class _Pending:
+    record: Record
+    result: ResultMessage | None
+    actions: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)  # outstanding
+    error: BaseException | None = None
+    stage: str = "index"
+
+    @property
+    def resolved(self) -> bool:
+        return not self.actions
+
+
+def _key(op: str, info: dict[str, Any]) -> tuple[str, str, str]:
+    return (op, str(info.get("_index")), str(info.get("_id")))
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.sink._on_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        logger.info("sink: partitions assigned: %s", describe(assigned))
+        self.sink.tracker.assign(assigned)
+        if self.sink._retry_at is not None:
+            self.sink.consumer.pause(*assigned)
+
+
+class Sink:
+    """consume vigil.results → bulk into vigil-detections / vigil-videos → commit, commit last."""
+
+    def __init__(self, settings: Settings, *, es: Any = None, consumer: Any = None, producer: Any = None,
+                 bulk: Callable[..., Any] = streaming_bulk) -> None:
+        self.settings = settings
+        self.es = es if es is not None else make_es_client(settings, max_retries=0)
+        self.consumer = consumer if consumer is not None else make_consumer(
+            settings, settings.sink_group, max_poll_records=settings.sink_bulk_size,
+            session_timeout_ms=settings.worker_session_timeout_ms,
+            heartbeat_interval_ms=max(1000, settings.worker_session_timeout_ms // 3),
+            client_id=f"vigil-sink-{socket.gethostname()}")
+        self.producer = producer if producer is not None else make_producer(settings)
+        self.bulk = bulk
+        self.tracker = OffsetTracker()
+        self.backoff = Backoff(settings.retry_backoff_s, settings.retry_backoff_max_s)
+        self._buffer: list[_Pending] = []
+        self._oldest: float | None = None
+        self._attempt = 0
+        self._retry_at: float | None = None
+        self._stop = threading.Event()
+        self._last_lag = 0.0
+        self.flushes = 0
+
+    # -- lifecycle
+    def stop(self, *_: Any) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def run(self, *, max_seconds: float | None = None) -> None:
+        logger.info("sink: group %s on %s → %s, %s", self.settings.sink_group, self.settings.topic_results,
+                    self.settings.index("detections"), self.settings.index("videos"))
+        self.consumer.subscribe([self.settings.topic_results], listener=_Rebalance(self))
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        try:
+            while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                self._tick()
+            # last chance for what is buffered; what is not acknowledged stays uncommitted
+            if self._buffer and self._retry_at is None:
+                self.flush()
+        finally:
+            try:
+                self.consumer.close(autocommit=False)
+            finally:
+                self.producer.close(timeout=10)
+                self.es.close()
+        logger.info("sink: closed")
+
+    # -- the loop
+    def _tick(self) -> None:
+        waiting = self._retry_at is not None
+        self._set_paused(waiting or len(self._buffer) >= self.settings.sink_bulk_size)
+        got = self.consumer.poll(timeout_ms=100 if not self._buffer else 20)
+        for records in got.values():
+            for message in records:
+                self._add(Record.from_consumer(message))
+        now = time.monotonic()
+        if waiting:
+            if now >= self._retry_at:  # type: ignore[operator]
+                self.flush()
+        elif self._buffer and (len(self._buffer) >= self.settings.sink_bulk_size
+                               or now - (self._oldest or now) >= self.settings.sink_flush_interval_s):
+            self.flush()
+        self._report_lag()
+
+    def _add(self, record: Record) -> None:
+        record.generation = self.tracker.add(record.tp, record.offset)
+        if self._oldest is None:
+            self._oldest = time.monotonic()
+        try:
+            result = decode(record.value, ResultMessage)
+        except MessageError as exc:
+            pending = _Pending(record, None, error=exc, stage="parse")
+            logger.warning("result at %s@%d is not a valid vigil.result/1: %s", record.tp, record.offset, exc)
+        else:
+            actions = bulk_actions(result, self.settings)
+            pending = _Pending(record, result, {(a["_op_type"], a["_index"], a["_id"]): a for a in actions})
+        self._buffer.append(pending)
+
+    def _set_paused(self, paused: bool) -> None:
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return
+        if paused:
+            self.consumer.pause(*assigned)
+        elif self.consumer.paused():
+            self.consumer.resume(*assigned)
+
+    def flush(self) -> bool:
+        """One bulk round over everything outstanding; True when the whole buffer was resolved and committed."""
+        self.flushes += 1
+        outstanding = {key: (pending, action) for pending in self._buffer if pending.error is None
+                       for key, action in pending.actions.items()}
+        owner = {key: pending for key, (pending, _) in outstanding.items()}
+        transient: BaseException | None = None
+        if outstanding:
+            BATCH_SIZE.labels(COMPONENT).observe(len(self._buffer))
+            start = time.perf_counter()
+            try:
+                for ok, item in self.bulk(self.es, [a for _, a in outstanding.values()],
+                                          chunk_size=max(500, 2 * self.settings.sink_bulk_size),
+                                          max_retries=2, initial_backoff=0.2, max_backoff=2.0,
+                                          retry_on_status=RETRY_STATUS, raise_on_error=False,
+                                          raise_on_exception=False, yield_ok=True):
+                    op, info = next(iter(item.items()))
+                    key = _key(op, info)
+                    pending = owner.get(key)
+                    if pending is None:
+                        continue
+                    status = int(info.get("status") or 0)
+                    if ok:
+                        pending.actions.pop(key, None)
+                    elif status in RETRY_STATUS or status == 0:
+                        ERRORS.labels(COMPONENT, f"http_{status}", "index").inc()
+                        transient = transient or BulkRejected(f"HTTP {status}: {info.get('error')}")
+                    else:
+                        error = info.get("error")
+                        reason = error.get("reason") if isinstance(error, dict) else error
+                        kind = error.get("type") if isinstance(error, dict) else "error"
+                        pending.error = BulkRejected(f"{op} {key[1]}/{key[2]}: HTTP {status} {kind}: {reason}")
+                        with log_context(pending.result.video_uid if pending.result else None):
+                            logger.warning("Elasticsearch rejected a document: %s", pending.error)
+            except (elastic_transport.TransportError, elasticsearch.ApiError, OSError) as exc:
+                ERRORS.labels(COMPONENT, type(exc).__name__, "index").inc()
+                transient = exc
+            STAGE_SECONDS.labels(COMPONENT, "bulk").observe(time.perf_counter() - start)
+        self._dead_letter_rejected()
+        # done: acknowledged by Elasticsearch, or rejected and acknowledged by the DLQ
+        keep: list[_Pending] = []
+        for pending in self._buffer:
+            if pending.error is None and pending.resolved:
+                JOBS.labels(COMPONENT, "ok").inc()
+                self.tracker.done(pending.record.tp, pending.record.offset, pending.record.generation)
+            elif pending.error is not None and pending.stage == "dead_lettered":
+                self.tracker.done(pending.record.tp, pending.record.offset, pending.record.generation)
+            else:
+                keep.append(pending)
+        self._buffer = keep
+        commit_offsets(self.consumer, self.tracker)
+        if not keep:
+            if self._attempt:
+                logger.info("sink: Elasticsearch is back; %d flush tries", self._attempt + 1)
+            self._attempt, self._retry_at, self._oldest = 0, None, None
+            return True
+        self._attempt += 1
+        delay = self.backoff.delay(self._attempt)
+        self._retry_at = time.monotonic() + delay
+        logger.warning("sink: %d results not yet written (%s); retry %d in %.1fs", len(keep),
+                       transient or "dead-letter pending", self._attempt, delay)
+        return False
+
+    def _dead_letter_rejected(self) -> None:
+        for pending in self._buffer:
+            if pending.error is None or pending.stage == "dead_lettered":
+                continue
+            record = pending.record
+            letter = DeadLetter.wrap(record.value, topic=record.topic, error=pending.error, stage=pending.stage,
+                                     partition=record.partition, offset=record.offset, key=record.key)
+            try:
+                self.producer.send(self.settings.topic_dlq, key=record.key, value=encode(letter)).get(
+                    timeout=self.settings.kafka_request_timeout_ms / 1000)
+            except Exception as exc:  # noqa: BLE001 - retried on the next flush
+                logger.warning("sink: dead-letter send failed, will retry: %s", exc)
+                continue
+            ERRORS.labels(COMPONENT, type(pending.error).__name__, pending.stage).inc()
+            JOBS.labels(COMPONENT, "dead_letter").inc()
+            pending.stage = "dead_lettered"
+            pending.actions.clear()
+
+    def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        logger.info("sink: partitions revoked: %s", describe(revoked))
+        commit_offsets(self.consumer, self.tracker)
+        self.tracker.revoke(revoked)
+        self._buffer = [p for p in self._buffer if p.record.tp not in revoked]
+
+    def _report_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._last_lag < LAG_INTERVAL_S:
+            return
+        self._last_lag = now
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                position = self.consumer.position(tp, timeout_ms=100)
+            except Exception:  # noqa: BLE001
+                continue
+            if position is not None:
+                CONSUMER_LAG.labels(COMPONENT, tp.topic, str(tp.partition)).set(max(0, high - position))
+
+
+def run_sink(settings: Settings) -> None:
+    """Run the sink in this process until SIGTERM/SIGINT (the `vigil sink` command)."""
+    start_metrics(settings.metrics_port)
+    sink = Sink(settings)
+    sink.install_signal_handlers()
+    sink.run()
