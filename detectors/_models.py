@@ -238,8 +238,11 @@ def top_k_mean(values: Sequence[float] | np.ndarray, fraction: float = 0.25) -> 
 
 
 class ModelDetector(Detector[Inputs, Raw]):
-    """Base of the detectors that run a transformers checkpoint: configuration from the settings unless given,
-    the model loaded once, at first use (or by ``load()`` at start-up), never at import."""
+    """Base of the detectors that run a transformers checkpoint: configuration from the settings unless given.
+
+    Subclasses load the model at the end of their ``__init__`` (``load=False`` defers it to first use), never at
+    import, so a suite built from settings fails, or leaves the detector out, at start-up rather than on the first
+    video. Loaded models are shared within the process (``load_model``)."""
 
     task: ClassVar[Task]
     #: the settings field naming the checkpoint, e.g. ``face_forgery_checkpoint``

@@ -78,7 +78,7 @@ class FaceForgery(ModelDetector[_Crops, dict[str, Any]]):
 
     def __init__(self, *, fake_label: str | None = None, crop_batch_size: int | None = None,
                  max_crops: int | None = None, max_tracks: int = 2, top_fraction: float = 0.25,
-                 window_s: float = 2.0, **kwargs: Any) -> None:
+                 window_s: float = 2.0, load: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fake_label = fake_label if fake_label is not None else self.settings.face_forgery_fake_label
         self.crop_batch_size = crop_batch_size or self.settings.face_forgery_batch_size
@@ -87,6 +87,8 @@ class FaceForgery(ModelDetector[_Crops, dict[str, Any]]):
         self.top_fraction = top_fraction
         self.window_s = window_s
         self.fake_indices: list[int] = []
+        if load:
+            self.load()
 
     def _on_load(self, loaded: LoadedModel) -> None:
         self.fake_indices = fake_label_indices(loaded.id2label, self.fake_label,

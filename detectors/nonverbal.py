@@ -107,7 +107,7 @@ class NonVerbal(ModelDetector[_Windows, dict[str, Any]]):
                  window_batch_size: int | None = None, window_s: float = 1.0, hop_s: float = 0.5,
                  activation: Literal["auto", "sigmoid", "softmax"] = "auto", silence_dbfs: float = -50.0,
                  motion_pad_s: float = 0.25, min_geometric: float = 0.03, min_pixel: float = 0.04,
-                 baseline_ratio: float = 2.5, **kwargs: Any) -> None:
+                 baseline_ratio: float = 2.5, load: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.event_labels = list(event_labels if event_labels is not None else self.settings.nonverbal_event_labels)
         self.threshold = threshold if threshold is not None else self.settings.nonverbal_event_threshold
@@ -118,6 +118,8 @@ class NonVerbal(ModelDetector[_Windows, dict[str, Any]]):
         self.motion_pad_s = motion_pad_s
         self.min_geometric, self.min_pixel, self.baseline_ratio = min_geometric, min_pixel, baseline_ratio
         self.events: dict[int, str] = {}
+        if load:
+            self.load()
 
     def _on_load(self, loaded: LoadedModel) -> None:
         self.events = event_label_indices(loaded.id2label, self.event_labels,

@@ -70,7 +70,7 @@ class VoiceSynthetic(ModelDetector[_Speech, dict[str, Any]]):
 
     def __init__(self, *, fake_label: str | None = None, window_batch_size: int | None = None,
                  window_s: float | None = None, hop_s: float | None = None, min_speech_s: float = 0.5,
-                 top_fraction: float = 0.25, **kwargs: Any) -> None:
+                 top_fraction: float = 0.25, load: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fake_label = fake_label if fake_label is not None else self.settings.voice_synthetic_fake_label
         self.window_batch_size = window_batch_size or self.settings.voice_synthetic_batch_size
@@ -79,6 +79,8 @@ class VoiceSynthetic(ModelDetector[_Speech, dict[str, Any]]):
         self.min_speech_s = min_speech_s
         self.top_fraction = top_fraction
         self.fake_indices: list[int] = []
+        if load:
+            self.load()
 
     def _on_load(self, loaded: LoadedModel) -> None:
         self.fake_indices = fake_label_indices(loaded.id2label, self.fake_label,

@@ -114,7 +114,8 @@ class Settings(BaseSettings):
 
     # -- model detectors
     # Checkpoints are Hugging Face hub ids or local directories (saved with `save_pretrained`). With HF_HUB_OFFLINE=1
-    # only local directories and the hub cache are used. Suggested public checkpoints: README, "Model detectors".
+    # only local directories and the hub cache are used. A detector without a checkpoint is left out of the default
+    # suite (none is preset: each must be validated first). Suggested public checkpoints: README, "Model detectors".
     model_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "auto", description="weights' dtype: auto = float16 on CUDA, float32 on the CPU")
     face_forgery_checkpoint: str | None = Field(
@@ -130,7 +131,7 @@ class Settings(BaseSettings):
     voice_synthetic_batch_size: int = Field(16, ge=1, description="speech windows per model call")
     voice_synthetic_window_s: float = Field(4.0, gt=0, description="length of one speech window")
     nonverbal_checkpoint: str | None = Field(
-        "MIT/ast-finetuned-audioset-10-10-0.4593", description="AudioSet-style audio event classifier")
+        None, description="AudioSet-style audio event classifier, e.g. MIT/ast-finetuned-audioset-10-10-0.4593")
     nonverbal_event_labels: list[str] = Field(
         default_factory=lambda: ["Cough", "Sneeze", "Laughter", "Throat clearing", "Giggle", "Snicker",
                                  "Belly laugh", "Chuckle, chortle"],

@@ -79,13 +79,12 @@ def test_face_forgery_reads_the_fake_label_and_scores_from_it(vit_dir: Path, tmp
 
 def test_ambiguous_labels_name_the_override_setting(tmp_path: Path) -> None:
     vague = tiny_vit(tmp_path / "vague", id2label={0: "LABEL_0", 1: "LABEL_1"})
-    detector = FaceForgery(settings=settings(face_forgery_checkpoint=str(vague)))
     with pytest.raises(ModelError, match="VIGIL_FACE_FORGERY_FAKE_LABEL"):
-        detector.load()
+        FaceForgery(settings=settings(face_forgery_checkpoint=str(vague)))
     fixed = FaceForgery(settings=settings(face_forgery_checkpoint=str(vague), face_forgery_fake_label="LABEL_1"))
     assert fixed.load() and fixed.fake_indices == [1]
     with pytest.raises(ModelError, match="VIGIL_FACE_FORGERY_FAKE_LABEL='nope'"):
-        FaceForgery(settings=settings(face_forgery_checkpoint=str(vague), face_forgery_fake_label="nope")).load()
+        FaceForgery(settings=settings(face_forgery_checkpoint=str(vague), face_forgery_fake_label="nope"))
 
 
 @pytest.mark.parametrize(("labels", "fake"), [
@@ -111,15 +110,16 @@ def test_unrecognisable_labels_are_ambiguous(labels: dict[int, str]) -> None:
 
 def test_missing_checkpoint_names_the_setting(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="VIGIL_FACE_FORGERY_CHECKPOINT"):
-        FaceForgery(settings=settings(face_forgery_checkpoint=None)).load()
+        FaceForgery(settings=settings(face_forgery_checkpoint=None))
     with pytest.raises(ModelError, match="VIGIL_VOICE_SYNTHETIC_CHECKPOINT=.*no such directory"):
-        VoiceSynthetic(settings=settings(voice_synthetic_checkpoint=str(tmp_path / "absent"))).load()
+        VoiceSynthetic(settings=settings(voice_synthetic_checkpoint=str(tmp_path / "absent")))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="VIGIL_VOICE_SYNTHETIC_CHECKPOINT=.*no config.json"):
-        VoiceSynthetic(settings=settings(voice_synthetic_checkpoint=str(tmp_path / "empty"))).load()
-    # the error surfaces from a run as well, not as a per-clip failure
+        VoiceSynthetic(settings=settings(voice_synthetic_checkpoint=str(tmp_path / "empty")))
+    # deferred to first use, the error stops the run instead of failing each clip
+    deferred = FaceForgery(settings=settings(), load=False)
     with pytest.raises(ModelError, match="VIGIL_FACE_FORGERY_CHECKPOINT"):
-        FaceForgery(settings=settings())(talking_clip("a"))
+        deferred([talking_clip("a"), talking_clip("b")])
 
 
 def test_offline_hub_id_not_in_cache_names_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -93,7 +93,6 @@ def test_event_labels_missing_from_the_checkpoint_name_the_setting(tmp_path: Pat
     model.save_pretrained(tmp_path)
     extractor.save_pretrained(tmp_path)
     clear_model_cache()
-    detector = NonVerbal(settings=Settings(device="cpu", nonverbal_checkpoint=str(tmp_path)))
     with pytest.raises(ModelError, match="VIGIL_NONVERBAL_EVENT_LABELS"):
-        detector.load()
+        NonVerbal(settings=Settings(device="cpu", nonverbal_checkpoint=str(tmp_path)))
     assert AUDIO_RATE == 16_000
