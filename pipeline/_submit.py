@@ -106,7 +106,7 @@ def _download(url: str, settings: Settings, workdir: Path) -> tuple[Path, dict[s
         "outtmpl": str(workdir / "%(id)s.%(ext)s"),
         "format": f"best[height<={settings.max_height}]/bestvideo[height<={settings.max_height}]+bestaudio/best",
         "max_filesize": settings.max_download_mb * 1024 * 1024,
-        "match_filter": match_filter_func(f"!duration | duration <= {settings.max_duration_s}"),
+        "match_filter": match_filter_func(f"duration <=? {settings.max_duration_s}"),
         "noplaylist": True, "quiet": True, "no_warnings": True, "noprogress": True,
         "socket_timeout": min(60.0, settings.download_timeout_s),
         "ffmpeg_location": _ffmpeg(),
