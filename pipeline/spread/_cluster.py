@@ -1,0 +1,139 @@
+"""Re-upload clusters: videos whose perceptual hashes are within a threshold belong together, across platforms and
+accounts. Pure functions; the cycle loads the members and writes the result.
+
+- Membership: single linkage. A newly hashed video joins every cluster one of whose members is within
+  ``threshold`` bits (`phash_distance`); clusters it bridges merge. Existing members keep their grouping.
+- Identity: ``c-`` + 16 hex digits of sha1(uid of the member Vigil saw first). Every video has one; a video without
+  a hash is a cluster of one. The id stays put as copies join, since they are seen later.
+- Stats, written to each member as ``cluster.*``: ``size``; ``reach`` (summed latest views; withheld counters add
+  nothing, all withheld = unknown); ``first_seen`` (earliest first sighting); ``first_uploader`` (channel of the
+  earliest upload); ``max_score`` (highest manipulation score among members); ``original`` (true for the earliest
+  upload, false for the re-uploads).
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ._phash import hex_to_ints, phash_distance
+
+__all__ = ["Member", "cluster_id_of", "assign_clusters", "cluster_stats"]
+
+FAR_FUTURE = "9999"
+
+
+def cluster_id_of(uid: str) -> str:
+    """The cluster id a video founds: ``c-`` + 16 hex digits of sha1(uid)."""
+    return "c-" + hashlib.sha1(uid.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class Member:
+    """What clustering needs to know of one video."""
+
+    uid: str
+    hashes: list[str] | None = None
+    cluster_id: str | None = None
+    first_seen: str | None = None  # ISO 8601, as stored
+    published: str | None = None
+    uploader: str | None = None
+    views: int | None = None
+    score: float | None = None
+    new: bool = False  # hashed in this cycle: compare against everyone
+    _ints: list[int] = field(default_factory=list, repr=False)
+
+    def ints(self) -> list[int]:
+        if not self._ints and self.hashes:
+            self._ints = hex_to_ints(self.hashes)
+        return self._ints
+
+
+def _seen_key(m: Member) -> tuple[str, str]:
+    return (_norm(m.first_seen) or FAR_FUTURE, m.uid)
+
+
+def _upload_key(m: Member) -> tuple[str, str, str]:
+    return (_norm(m.published) or _norm(m.first_seen) or FAR_FUTURE, _norm(m.first_seen) or FAR_FUTURE, m.uid)
+
+
+def _norm(moment: str | datetime | None) -> str | None:
+    """ISO text comparable as a string (UTC offsets normalised by parsing)."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        except ValueError:
+            return moment
+    if moment.tzinfo is not None:
+        from datetime import UTC
+
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat()
+
+
+class _Groups:
+    def __init__(self, uids: Iterable[str]) -> None:
+        self.parent = {u: u for u in uids}
+
+    def find(self, u: str) -> str:
+        while self.parent[u] != u:
+            self.parent[u] = self.parent[self.parent[u]]
+            u = self.parent[u]
+        return u
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+
+
+def assign_clusters(members: Sequence[Member], threshold: float) -> dict[str, list[Member]]:
+    """{cluster id: members} after new members joined; see the module docstring."""
+    groups = _Groups(m.uid for m in members)
+    by_cluster: dict[str, str] = {}
+    for m in members:  # existing grouping is kept
+        if m.cluster_id and not m.new:
+            if m.cluster_id in by_cluster:
+                groups.union(by_cluster[m.cluster_id], m.uid)
+            else:
+                by_cluster[m.cluster_id] = m.uid
+    hashed = [m for m in members if m.hashes]
+    for i, m in enumerate(hashed):
+        if not m.new:
+            continue
+        for j, other in enumerate(hashed):
+            if j == i or (other.new and j < i):
+                continue  # each pair of new members once
+            if groups.find(m.uid) == groups.find(other.uid):
+                continue
+            if phash_distance(m.ints(), other.ints()) <= threshold:
+                groups.union(m.uid, other.uid)
+    out: dict[str, list[Member]] = {}
+    roots: dict[str, list[Member]] = {}
+    for m in members:
+        roots.setdefault(groups.find(m.uid), []).append(m)
+    for group in roots.values():
+        founder = min(group, key=_seen_key)
+        out[cluster_id_of(founder.uid)] = sorted(group, key=_seen_key)
+    return out
+
+
+def cluster_stats(cluster_id: str, members: Sequence[Member]) -> dict[str, dict[str, Any]]:
+    """{uid: the ``cluster`` object of its document} for one cluster's members."""
+    views = [m.views for m in members if m.views is not None]
+    scores = [m.score for m in members if m.score is not None]
+    first_seen = min((m for m in members if m.first_seen), key=_seen_key, default=None)
+    original = min(members, key=_upload_key)
+    common = {
+        "id": cluster_id,
+        "size": len(members),
+        "reach": sum(views) if views else None,
+        "first_seen": first_seen.first_seen if first_seen else None,
+        "first_uploader": original.uploader,
+        "max_score": max(scores) if scores else None,
+    }
+    return {m.uid: {**common, "original": m is original} for m in members}

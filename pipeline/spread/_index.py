@@ -1,0 +1,131 @@
+"""What spread tracking reads from and writes to Elasticsearch: active videos, snapshot histories, channel baselines,
+hashed videos for clustering; snapshots (through the ``vigil-spread`` write alias) and partial video updates."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from elasticsearch import Elasticsearch, helpers
+
+from .._elasticsearch import es_errors, make_es_client
+from .._exceptions import ServiceUnavailable
+from .._settings import Settings
+
+__all__ = ["SpreadIndex", "POLLED_STATUSES", "VIDEO_FIELDS"]
+
+logger = logging.getLogger(__name__)
+
+#: videos in these states are re-polled (skipped and refused ones are not followed)
+POLLED_STATUSES = ("queued", "scored")
+VIDEO_FIELDS = ["video_uid", "url.full", "platform", "channel.id", "channel.name", "published", "first_seen",
+                "last_polled", "media.uri", "phash", "fused.score", "fused.verdict", "spread.views", "cluster", "title",
+                "risk", "status"]
+MAX_HASHED = 10_000
+
+
+class SpreadIndex:
+    """Spread's reads and writes on Elasticsearch (one client, passed in or built from Settings)."""
+
+    def __init__(self, settings: Settings, es: Elasticsearch | None = None) -> None:
+        self.settings = settings
+        self._own = es is None
+        self.es = es or make_es_client(settings)
+        self.videos = settings.index("videos")
+        self.spread = settings.index("spread")
+
+    def close(self) -> None:
+        if self._own:
+            self.es.close()
+
+    def active_videos(self, now: datetime) -> list[dict[str, Any]]:
+        """Videos first seen within ``spread_active_days`` that are followed, least recently polled first."""
+        since = now - timedelta(days=self.settings.spread_active_days)
+        query = {"bool": {"filter": [{"range": {"first_seen": {"gte": since.isoformat()}}},
+                                     {"terms": {"status": list(POLLED_STATUSES)}},
+                                     {"exists": {"field": "url.full"}}]}}
+        with es_errors(self.settings):
+            response = self.es.search(index=self.videos, size=self.settings.spread_max_videos, query=query,
+                                      source_includes=VIDEO_FIELDS, track_total_hits=False,
+                                      sort=[{"last_polled": {"order": "asc", "unmapped_type": "date",
+                                                             "missing": "_first"}}, {"video_uid": "asc"}])
+        return [hit["_source"] for hit in response["hits"]["hits"]]
+
+    def videos_by_uid(self, uids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = sorted(set(uids))
+        if not ids:
+            return {}
+        with es_errors(self.settings):
+            response = self.es.mget(index=self.videos, ids=ids, source_includes=VIDEO_FIELDS)
+        return {d["_id"]: d["_source"] for d in response["docs"] if d.get("found")}
+
+    def histories(self, uids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every snapshot of the given videos, oldest first."""
+        ids = sorted(set(uids))
+        out: dict[str, list[dict[str, Any]]] = {uid: [] for uid in ids}
+        if not ids:
+            return out
+        query = {"query": {"terms": {"video_uid": ids}},
+                 "_source": ["video_uid", "@timestamp", "views", "likes", "comments", "reposts", "age_h"]}
+        with es_errors(self.settings):
+            for hit in helpers.scan(self.es, index=self.spread, query=query, size=1000):
+                src = hit["_source"]
+                out.setdefault(src["video_uid"], []).append(src)
+        for snaps in out.values():
+            snaps.sort(key=lambda s: s["@timestamp"])
+        return out
+
+    def channel_videos(self, channel_ids: Iterable[str], per_channel: int) -> dict[str, list[str]]:
+        """The uids of each channel's most recent videos (by upload time), newest first."""
+        out: dict[str, list[str]] = {}
+        for channel in sorted({c for c in channel_ids if c}):
+            with es_errors(self.settings):
+                response = self.es.search(
+                    index=self.videos, size=per_channel, track_total_hits=False, source_includes=["video_uid"],
+                    query={"bool": {"filter": [{"term": {"channel.id": channel}}]}},
+                    sort=[{"published": {"order": "desc", "unmapped_type": "date", "missing": "_last"}},
+                          {"video_uid": "asc"}])
+            out[channel] = [hit["_id"] for hit in response["hits"]["hits"]]
+        return out
+
+    def to_hash(self, limit: int) -> list[dict[str, Any]]:
+        """Videos with stored media and no perceptual hash yet."""
+        query = {"bool": {"filter": [{"exists": {"field": "media.uri"}}],
+                          "must_not": [{"exists": {"field": "phash"}}]}}
+        with es_errors(self.settings):
+            response = self.es.search(index=self.videos, size=limit, query=query, track_total_hits=False,
+                                      source_includes=["video_uid", "media.uri", "media.sha256"],
+                                      sort=[{"first_seen": {"order": "asc", "unmapped_type": "date"}}])
+        return [hit["_source"] for hit in response["hits"]["hits"]]
+
+    def cluster_candidates(self, now: datetime) -> list[dict[str, Any]]:
+        """Every hashed video plus the active ones (hashed or not): what clustering looks at."""
+        since = now - timedelta(days=self.settings.spread_active_days)
+        query = {"bool": {"should": [{"exists": {"field": "phash"}},
+                                     {"bool": {"filter": [{"range": {"first_seen": {"gte": since.isoformat()}}},
+                                                          {"terms": {"status": list(POLLED_STATUSES)}}]}}],
+                          "minimum_should_match": 1}}
+        with es_errors(self.settings):
+            response = self.es.search(index=self.videos, size=MAX_HASHED, query=query, source_includes=VIDEO_FIELDS,
+                                      track_total_hits=False,
+                                      sort=[{"first_seen": {"order": "desc", "unmapped_type": "date"}}])
+        return [hit["_source"] for hit in response["hits"]["hits"]]
+
+    def write(self, snapshots: Sequence[Mapping[str, Any]] = (),
+              updates: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """Index snapshots (id = uid@time) and apply partial video updates; visible to searches on return."""
+        actions: list[dict[str, Any]] = []
+        for snap in snapshots:
+            actions.append({"_op_type": "index", "_index": self.spread,
+                            "_id": f"{snap['video_uid']}@{snap['@timestamp']}", "_source": dict(snap)})
+        for uid, doc in (updates or {}).items():
+            actions.append({"_op_type": "update", "_index": self.videos, "_id": uid, "doc": dict(doc)})
+        if not actions:
+            return
+        with es_errors(self.settings):
+            ok, errors = helpers.bulk(self.es, actions, raise_on_error=False, stats_only=False, refresh="wait_for")
+        if errors:
+            raise ServiceUnavailable(f"Elasticsearch refused {len(errors)} of {len(actions)} spread writes, e.g. "
+                                     f"{errors[0]}", service="elasticsearch", hint="run `vigil setup`")
+        logger.debug("wrote %d spread documents", ok)
