@@ -10,7 +10,12 @@ from ._base import Detector, DetectorResult, NotApplicable, Window, resolve_devi
 from ._clip import AUDIO_RATE, Clip, FaceTrack
 from ._decode import decode_clip
 from ._exceptions import CorruptMedia, MediaError, MediaTooLarge, ModelError, NotAVideo
+from ._faces import FaceTracker, track_faces
+from ._fusion import Calibration, Fusion, load_calibration
 from ._registry import KNOWN_NAMES, create, register, registered, suite_version
+from ._suite import Suite, SuiteResult
+from .lipsync import LipSync
+from .spectral import Spectral
 from ._models import LoadedModel, ModelDetector, load_model
 # model-based detectors: importing registers them; their checkpoints load at first use, never at import
 from .face_forgery import FaceForgery
@@ -23,4 +28,6 @@ __all__ = [
     "Detector", "DetectorResult", "NotApplicable", "Window", "resolve_device", "run_detector", "to_device",
     "KNOWN_NAMES", "register", "registered", "create", "suite_version",
     "LoadedModel", "ModelDetector", "load_model", "FaceForgery", "NonVerbal", "VoiceSynthetic",
+    "FaceTracker", "track_faces", "Calibration", "Fusion", "load_calibration", "Suite", "SuiteResult",
+    "LipSync", "Spectral",
 ]

@@ -6,11 +6,16 @@ through PyAV) so the whole path (container, codecs, decoding) is exercised.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_mp4", "write_audio_only"]
+__all__ = [
+    "write_mp4", "write_audio_only", "speak", "mouth_opening_from_speech", "render_talking_head", "TalkingClip",
+    "make_talking_clip", "SENTENCES", "HELDOUT_SENTENCES", "camera_like", "upsampled", "spectral_images",
+]
 
 
 def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: float, audio: np.ndarray | None = None, *,
@@ -60,3 +65,271 @@ def write_audio_only(path: str | os.PathLike[str], audio: np.ndarray, *, sample_
         sound = container.add_stream("aac", rate=sample_rate)
         sound.layout = "mono"
         _encode_audio(container, sound, audio, sample_rate)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# speech and talking heads
+
+AUDIO_RATE = 16_000
+VIDEO_FPS = 25.0
+#: sentences the tests use; the benchmarks speak HELDOUT_SENTENCES, which nothing was tuned on
+SENTENCES = (
+    "The committee will vote on the new budget tomorrow morning. We must protect every single ballot.",
+    "My opponent has never told you the truth about taxes. Tonight I will show you the real numbers.",
+    "Thank you all for coming. Together we can build a stronger and fairer country for our children.",
+)
+HELDOUT_SENTENCES = (
+    "Election officials confirmed that the count will continue through the weekend in every district.",
+    "I never said that the border should be closed. Those words were put in my mouth by others.",
+    "Our hospitals need more nurses, and our schools need more teachers. That is my promise to you.",
+    "The minister resigned this afternoon after the leaked recording spread across social media.",
+    "Listen carefully, because this announcement changes everything about the vote next Tuesday.",
+    "We will not accept the results until every vote has been checked twice by independent observers.",
+)
+# Where the mouth of skimage.data.astronaut() is, in the 256 x 256 crop below (measured once with the
+# mediapipe face mesh: inner lips 13/14, mouth corners 61/291, chin 152; crop origin x=96, y=0).
+_CROP_X0, _CROP_SIDE = 96, 256
+_MOUTH_CX, _UPPER_LIP_Y, _LOWER_LIP_Y, _MOUTH_W, _CHIN_Y = 127.3, 143.2, 150.1, 43.2, 177.4
+_MAX_OPEN_PX = 15.0
+
+
+def speak(text: str, *, voice: str = "en-us", words_per_minute: int = 150, pitch: int = 50) -> np.ndarray:
+    """``text`` spoken by espeak-ng, as 16 kHz mono float32 (real speech rhythm: syllables, words, pauses)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from scipy.io import wavfile
+    from scipy.signal import resample_poly
+
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = os.path.join(tmp, "speech.wav")
+        subprocess.run([exe, "-v", voice, "-s", str(words_per_minute), "-p", str(pitch), "-w", wav, text],
+                       check=True, capture_output=True)
+        rate, samples = wavfile.read(wav)
+    speech = samples.astype(np.float32) / 32768.0
+    from math import gcd
+
+    g = gcd(AUDIO_RATE, int(rate))
+    return resample_poly(speech, AUDIO_RATE // g, int(rate) // g).astype(np.float32)
+
+
+def mouth_opening_from_speech(speech: np.ndarray, times: np.ndarray, *, rate: int = AUDIO_RATE) -> np.ndarray:
+    """How far a mouth speaking ``speech`` is open (0 closed .. 1 wide) at ``times``: the loudness envelope
+    (RMS over 40 ms, 30 dB range below the peak) lightly smoothed, as a jaw follows syllables."""
+    half = int(0.02 * rate)
+    power = np.convolve(speech.astype(np.float64) ** 2, np.ones(2 * half) / (2 * half), mode="same")
+    level = 10 * np.log10(power + 1e-10)
+    top = np.percentile(level, 99)
+    env = np.clip((level - (top - 30.0)) / 30.0, 0.0, 1.0)
+    idx = np.clip(np.round(times * rate).astype(int), 0, speech.size - 1)
+    opening = env[idx]
+    if opening.size >= 3:  # a jaw has inertia: 3-tap smoothing at 25 fps (~40 ms)
+        opening = np.convolve(np.pad(opening, 1, mode="edge"), [0.25, 0.5, 0.25], mode="valid")
+    return opening.astype(np.float32)
+
+
+def _face_crop() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()[:_CROP_SIDE, _CROP_X0:_CROP_X0 + _CROP_SIDE].copy()
+
+
+def _no_face_crop() -> np.ndarray:
+    from skimage import data
+
+    image = data.coffee()  # 400 x 600: a cup of coffee, no face
+    return image[72:328, 172:428].copy()
+
+
+def render_talking_head(opening: np.ndarray, *, fps: float = VIDEO_FPS, size: int = 256, sway: bool = True,
+                        background: np.ndarray | None = None) -> np.ndarray:
+    """Frames of the astronaut photo whose lower lip and jaw drop by ``opening[i]`` (0..1) in frame i, with the
+    mouth cavity painted dark, and a slow head sway. ``background`` (a 256 x 256 RGB image) replaces the face."""
+    import cv2
+
+    base = (_face_crop() if background is None else background).astype(np.float32)
+    ys, xs = np.mgrid[0:_CROP_SIDE, 0:_CROP_SIDE].astype(np.float32)
+    half_w = 0.62 * _MOUTH_W
+    wx = np.where(np.abs(xs - _MOUTH_CX) < half_w, np.cos(np.pi / 2 * (xs - _MOUTH_CX) / half_w) ** 2, 0.0)
+    lip_line = (_UPPER_LIP_Y + _LOWER_LIP_Y) / 2
+    wy = np.where(ys < lip_line, 0.0, np.where(ys <= _CHIN_Y, 1.0, np.clip(1 - (ys - _CHIN_Y) / 40.0, 0, 1)))
+    weight = (wx * wy).astype(np.float32)
+    cavity_colour = np.array([46, 18, 24], dtype=np.float32)
+    frames = np.empty((len(opening), size, size, 3), dtype=np.uint8)
+    for i, amount in enumerate(opening):
+        t = i / fps
+        dx = 2.0 * np.sin(2 * np.pi * 0.31 * t) if sway else 0.0
+        dy = 1.5 * np.sin(2 * np.pi * 0.23 * t + 1.0) if sway else 0.0
+        d = float(amount) * _MAX_OPEN_PX * weight if background is None else np.zeros_like(weight)
+        map_x = xs - dx
+        map_y = ys - d - dy
+        frame = cv2.remap(base, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        if background is None and amount > 0.02:
+            src_y = ys - d  # inside the opened gap the source lies above the lower lip: that is the cavity
+            depth = np.clip((_LOWER_LIP_Y - src_y) / 2.0, 0, 1) * (ys >= lip_line) * (d > 0.5)
+            alpha = np.clip(depth, 0, 1)[..., None]
+            shifted = np.stack([np.roll(np.roll(alpha[..., 0], int(round(dy)), 0), int(round(dx)), 1)], -1)
+            frame = frame * (1 - shifted) + cavity_colour * shifted
+        frame = np.clip(frame, 0, 255).astype(np.uint8)
+        if size != _CROP_SIDE:
+            frame = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
+        frames[i] = frame
+    return frames
+
+
+@dataclass(frozen=True)
+class TalkingClip:
+    """What a generated clip is, by construction: the truth a detector is judged against."""
+
+    path: Path
+    kind: str  # talking | still_face | silent | no_face | mismatched
+    offset_ms: float  # > 0: the audio comes later than the mouth (DESIGN.md)
+    text: str
+    duration_s: float
+
+    @property
+    def manipulated(self) -> bool:
+        """Out of sync beyond what broadcast standards tolerate, or speech that is not what the mouth says."""
+        return self.kind == "mismatched" or (self.kind == "talking" and abs(self.offset_ms) >= 150)
+
+
+def make_talking_clip(path: str | os.PathLike[str], text: str = SENTENCES[0], *, offset_ms: float = 0.0,
+                      kind: str = "talking", other_text: str | None = None, fps: float = VIDEO_FPS,
+                      size: int = 256, crf: int = 23, lead_s: float = 0.6, tail_s: float = 0.6,
+                      noise_db: float = -55.0, seed: int = 0, words_per_minute: int = 150) -> TalkingClip:
+    """Write an MP4 of a talking head whose mouth follows ``text`` spoken by espeak-ng, audio ``offset_ms`` late.
+
+    ``kind``: ``talking`` (mouth follows the speech), ``still_face`` (speech, mouth never moves), ``silent``
+    (the mouth talks but the audio is room noise only, as in a muted video), ``no_face`` (speech over a scene
+    without a face), ``mismatched`` (the mouth says ``other_text`` while the audio says ``text``).
+    """
+    if kind not in {"talking", "still_face", "silent", "no_face", "mismatched"}:
+        raise ValueError(f"unknown kind {kind!r}")
+    rng = np.random.default_rng(seed)
+    speech = speak(text, words_per_minute=words_per_minute)
+    mouth_speech = speech
+    if kind == "mismatched":
+        pool = SENTENCES + HELDOUT_SENTENCES
+        other = other_text or (pool[(pool.index(text) + 1) % len(pool)] if text in pool else pool[0])
+        mouth_speech = speak(other, words_per_minute=words_per_minute)
+    shift = int(round(offset_ms / 1000 * AUDIO_RATE))
+    lead = int(lead_s * AUDIO_RATE)
+    if lead + min(0, shift) < 0:
+        raise ValueError(f"offset {offset_ms} ms needs a lead of at least {-offset_ms / 1000} s")
+    total = lead + max(speech.size, mouth_speech.size) + max(0, shift) + int(tail_s * AUDIO_RATE)
+    n_frames = int(total / AUDIO_RATE * fps)
+    times = np.arange(n_frames) / fps
+    # the mouth follows the speech placed at `lead`; the soundtrack carries it `shift` samples later
+    mouth_track = np.zeros(total, dtype=np.float32)
+    mouth_track[lead:lead + mouth_speech.size] = mouth_speech
+    audio = (10 ** (noise_db / 20) * rng.standard_normal(total)).astype(np.float32)
+    if kind != "silent":
+        audio[lead + shift:lead + shift + speech.size] += speech
+    opening = mouth_opening_from_speech(mouth_track, times)
+    if kind == "still_face":
+        opening = np.zeros_like(opening)
+    background = _no_face_crop() if kind == "no_face" else None
+    frames = render_talking_head(opening, fps=fps, size=size, background=background)
+    write_mp4(path, frames, fps, audio, sample_rate=AUDIO_RATE, crf=crf)
+    return TalkingClip(path=Path(path), kind=kind, offset_ms=float(offset_ms) if kind == "talking" else 0.0,
+                       text=text, duration_s=total / AUDIO_RATE)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# camera-like and generator-upsampled images (for the spectral detector)
+
+#: skimage.data photos the tests draw from; HELDOUT_PHOTOS are kept for benchmarks
+PHOTOS = ("astronaut", "coffee", "chelsea", "brick")
+HELDOUT_PHOTOS = ("rocket", "immunohistochemistry", "stereo_motorcycle", "retina", "camera", "grass", "hubble_deep_field")
+
+
+def _photo(name: str) -> np.ndarray:
+    from skimage import data
+
+    image = getattr(data, name)()
+    if isinstance(image, tuple):  # stereo pairs come with a disparity map
+        image = image[0]
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    return np.ascontiguousarray(image[..., :3])
+
+
+def _random_crop(image: np.ndarray, side: int, rng: np.random.Generator) -> np.ndarray:
+    height, width = image.shape[:2]
+    side = min(side, height, width)
+    y = int(rng.integers(0, height - side + 1))
+    x = int(rng.integers(0, width - side + 1))
+    crop = image[y:y + side, x:x + side]
+    return crop[:, ::-1] if rng.random() < 0.5 else crop
+
+
+def camera_like(image: np.ndarray, rng: np.random.Generator, *, size: int = 128) -> np.ndarray:
+    """A camera-like frame: a crop downscaled by a random factor with area averaging (as a sensor integrates
+    light), light optical blur, and sensor noise (shot + read noise)."""
+    import cv2
+
+    factor = float(rng.uniform(1.3, 2.5))
+    crop = _random_crop(image, int(size * factor), rng).astype(np.float32)
+    small = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), float(rng.uniform(0.3, 0.7)))
+    read = float(rng.uniform(1.0, 3.0))
+    shot = np.sqrt(np.clip(small, 0, 255) / 255.0) * float(rng.uniform(1.0, 3.0))
+    noisy = small + rng.standard_normal(small.shape).astype(np.float32) * (read + shot)
+    return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
+
+
+def upsampled(image: np.ndarray, rng: np.random.Generator, *, size: int = 128, method: str = "transposed") -> np.ndarray:
+    """A generator-like frame: content at half resolution brought up 2x by a transposed convolution (``method=
+    'transposed'``: 4x4 kernel, stride 2, bilinear initialisation plus a learned-looking perturbation) or by
+    nearest-neighbour upsampling followed by a 3x3 convolution (``'nearest_conv'``), as GAN/diffusion decoders do."""
+    import cv2
+    import torch
+
+    factor = float(rng.uniform(1.3, 2.5))
+    crop = _random_crop(image, int(size * factor), rng).astype(np.float32)
+    half = cv2.resize(crop, (size // 2, size // 2), interpolation=cv2.INTER_AREA) / 255.0
+    x = torch.from_numpy(half).permute(2, 0, 1)[None]
+    g = torch.Generator().manual_seed(int(rng.integers(0, 2**31)))
+    strength = float(rng.uniform(0.08, 0.25))
+    with torch.no_grad():
+        if method == "transposed":
+            bilinear = torch.tensor([0.25, 0.75, 0.75, 0.25])
+            kernel = torch.outer(bilinear, bilinear)
+            weight = torch.zeros(3, 3, 4, 4)
+            for c in range(3):
+                weight[c, c] = kernel
+            weight += strength * 0.25 * torch.randn(3, 3, 4, 4, generator=g)
+            y = torch.nn.functional.conv_transpose2d(x, weight, stride=2, padding=1)
+        elif method == "nearest_conv":
+            up = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+            weight = torch.zeros(3, 3, 3, 3)
+            smooth = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 16
+            for c in range(3):
+                weight[c, c] = smooth
+            weight += strength * 0.2 * torch.randn(3, 3, 3, 3, generator=g)
+            y = torch.nn.functional.conv2d(up, weight, padding=1)
+        else:
+            raise ValueError(f"unknown method {method!r}")
+    out = y[0].permute(1, 2, 0).numpy() * 255.0
+    out = out + rng.standard_normal(out.shape).astype(np.float32) * float(rng.uniform(0.0, 1.0))
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def spectral_images(n_per_class: int, *, seed: int = 0, photos: tuple[str, ...] = PHOTOS,
+                    size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """``n_per_class`` camera-like and as many upsampled frames (both upsampling methods) from ``photos``;
+    returns (images (2n, size, size, 3) uint8, labels (2n,) 1 = upsampled)."""
+    rng = np.random.default_rng(seed)
+    sources = [_photo(name) for name in photos]
+    images, labels = [], []
+    for i in range(n_per_class):
+        source = sources[i % len(sources)]
+        images.append(camera_like(source, rng, size=size))
+        labels.append(0)
+        images.append(upsampled(source, rng, size=size, method="transposed" if i % 2 == 0 else "nearest_conv"))
+        labels.append(1)
+    return np.stack(images), np.asarray(labels)

@@ -111,6 +111,12 @@ class Settings(BaseSettings):
 
     # -- detectors
     device: str = Field("auto", description="torch device for detectors: auto, cpu, cuda, cuda:1, …")
+    detectors: CommaList = Field(
+        default_factory=list, description="detectors `vigil scan` runs (comma-separated); empty = the default suite")
+    sample_fps: float = Field(5.0, gt=0, le=60, description="frames per second sampled from a video for detectors")
+    sample_max_side: int = Field(640, ge=64, description="long side (pixels) sampled frames are downscaled to")
+    calibration_file: Path | None = Field(
+        None, description="calibration JSON (Platt scaling, fusion weights, verdict thresholds); empty = packaged")
 
     # -- model detectors
     # Checkpoints are Hugging Face hub ids or local directories (saved with `save_pretrained`). With HF_HUB_OFFLINE=1
@@ -201,7 +207,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("allowed_private_networks", "domain_allowlist", "ytdlp_extractors", "alert_webhooks",
-                     mode="before")
+                     "detectors", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):

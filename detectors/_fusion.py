@@ -1,0 +1,203 @@
+"""Calibration and fusion: per-detector Platt scaling, one manipulation score, a verdict and readable reasons.
+
+Parameters live in a versioned JSON file (``detectors/calibration/default.json`` unless ``VIGIL_CALIBRATION_FILE``
+names another); its ``version`` enters the suite version, so a new calibration yields new detection documents::
+
+    {"version": "…",
+     "detectors": {"lipsync": {"platt": {"a": 1.0, "b": 0.0}, "weight": 1.0}, …},
+     "default": {"platt": null, "weight": 0.5},          # detectors the file does not name
+     "fusion": {"method": "noisy_or"},
+     "verdicts": {"likely_manipulated": 0.75, "suspicious": 0.5}}
+
+Platt scaling maps a raw score p to ``sigmoid(a * logit(p) + b)`` (``null`` = identity). Fusion is a weighted
+noisy-OR of the calibrated scores of the applicable detectors, ``1 - prod(1 - weight_i * p_i)``: the detectors look
+for different manipulations, so one confident detector is enough and an in-sync mouth does not clear a swapped
+face. Verdicts: ``likely_manipulated`` (fused ≥ upper threshold), ``suspicious`` (≥ lower), ``no_signal`` (below),
+``inconclusive`` (no detector could judge the video).
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline import ConfigError, FusedScore
+
+from ._base import DetectorResult, Window
+
+__all__ = ["Calibration", "DetectorCalibration", "Platt", "Fusion", "DEFAULT_CALIBRATION_FILE", "load_calibration",
+           "describe"]
+
+DEFAULT_CALIBRATION_FILE = Path(__file__).with_name("calibration") / "default.json"
+_EPS = 1e-6
+
+
+class Platt(BaseModel):
+    """``sigmoid(a * logit(p) + b)``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    a: float = Field(gt=0, description="slope; > 0 keeps the order of scores")
+    b: float = 0.0
+
+    def __call__(self, p: float) -> float:
+        p = min(max(p, _EPS), 1 - _EPS)
+        z = self.a * math.log(p / (1 - p)) + self.b
+        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+
+class DetectorCalibration(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    platt: Platt | None = None
+    weight: float = Field(1.0, ge=0, le=1, description="trust in this detector's flag (noisy-OR weight)")
+
+
+class Verdicts(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    likely_manipulated: float = Field(gt=0, le=1)
+    suspicious: float = Field(gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Verdicts:
+        if self.suspicious > self.likely_manipulated:
+            raise ValueError("verdicts.suspicious must not be above verdicts.likely_manipulated")
+        return self
+
+
+class FusionMethod(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    method: Literal["noisy_or", "max"] = "noisy_or"
+
+
+class Calibration(BaseModel):
+    """The calibration file's content."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+    description: str = ""
+    detectors: dict[str, DetectorCalibration] = Field(default_factory=dict)
+    default: DetectorCalibration = DetectorCalibration(weight=0.5)
+    fusion: FusionMethod = FusionMethod()
+    verdicts: Verdicts = Verdicts(likely_manipulated=0.75, suspicious=0.5)
+
+    def for_detector(self, name: str) -> DetectorCalibration:
+        return self.detectors.get(name, self.default)
+
+
+def load_calibration(path: str | Path | None = None) -> Calibration:
+    """Read and validate a calibration file (the packaged default when ``path`` is None); ConfigError naming the
+    file and every problem otherwise."""
+    file = Path(path) if path is not None else DEFAULT_CALIBRATION_FILE
+    where = f"calibration file {file} (VIGIL_CALIBRATION_FILE)"
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{where} does not exist") from exc
+    except OSError as exc:
+        raise ConfigError(f"{where} cannot be read: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where} is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must hold a JSON object, not {type(data).__name__}")
+    if "version" not in data:
+        raise ConfigError(f"{where} has no 'version' field")
+    try:
+        return Calibration.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{where} is invalid: {problems}") from exc
+
+
+def describe(result: DetectorResult) -> str:
+    """One human-readable sentence on what a detector found."""
+    e = result.evidence
+    if not result.applicable:
+        return f"{result.name}: not applicable ({e.get('reason') or result.error or 'no reason given'})"
+    if result.name == "lipsync":
+        offset = e.get("offset_ms")
+        if e.get("talking") and (e.get("peak_correlation") or 0.0) < 0.3:
+            return (f"mouth movement does not follow the speech (best correlation "
+                    f"{e.get('peak_correlation', 0.0):.2f}): the audio may not belong to this face")
+        if offset is None:
+            return f"lipsync score {result.score:.2f}"
+        ms = int(round(abs(offset) / 10.0) * 10)
+        if ms < 40:
+            return f"mouth and speech in sync (offset {int(round(offset))} ms)"
+        direction = "speech lags the mouth" if offset > 0 else "mouth lags speech"
+        return f"{direction} by {ms} ms (confidence {e.get('confidence', 0.0):.2f})"
+    if result.name == "spectral":
+        where = "face" if e.get("crop_source") == "face" else "frame"
+        return (f"upsampling artefacts in the {where} spectrum ({e.get('bins_above_reference', 0)} frequency bins "
+                f"above the camera range, Nyquist peak {e.get('nyquist_peak_db', 0.0):.0f} dB)"
+                if result.flagged else f"{where} spectrum within the camera range")
+    reasons = e.get("reasons")
+    if isinstance(reasons, list) and reasons:
+        return f"{result.name}: {reasons[0]}"
+    return f"{result.name}: score {result.score:.2f}"
+
+
+class Fusion:
+    """Applies per-detector calibration and fuses the applicable results into a verdict with reasons."""
+
+    def __init__(self, calibration: Calibration | None = None) -> None:
+        self.calibration = calibration or load_calibration()
+
+    @classmethod
+    def from_file(cls, path: str | Path | None) -> Fusion:
+        return cls(load_calibration(path))
+
+    @property
+    def version(self) -> str:
+        return self.calibration.version
+
+    def calibrate(self, result: DetectorResult) -> DetectorResult:
+        """The result with its score and timeline mapped through the detector's Platt scaling (raw score kept in
+        ``evidence['raw_score']``); unchanged without scaling or when not applicable."""
+        platt = self.calibration.for_detector(result.name).platt
+        if platt is None or not result.applicable or result.score is None:
+            return result
+        timeline = [Window(w.start_s, w.end_s, platt(w.score)) for w in result.timeline]
+        evidence = {**result.evidence, "raw_score": result.score}
+        return replace(result, score=platt(result.score), timeline=timeline, evidence=evidence)
+
+    def fuse(self, results: Mapping[str, DetectorResult]) -> FusedScore:
+        """One score, a verdict and reasons from (calibrated) results keyed by detector name."""
+        applicable = {n: r for n, r in results.items() if r.applicable and r.score is not None}
+        if not applicable:
+            why = "; ".join(describe(r) for r in results.values()) or "no detectors ran"
+            return FusedScore(score=None, verdict="inconclusive", reasons=[f"no detector could judge this video: {why}"])
+        contributions: dict[str, float] = {}
+        for name, result in applicable.items():
+            contributions[name] = self.calibration.for_detector(name).weight * float(result.score)  # type: ignore[arg-type]
+        if self.calibration.fusion.method == "max":
+            score = max(contributions.values())
+        else:
+            score = 1.0 - math.prod(1.0 - c for c in contributions.values())
+        score = min(max(score, 0.0), 1.0)
+        thresholds = self.calibration.verdicts
+        if score >= thresholds.likely_manipulated:
+            verdict = "likely_manipulated"
+        elif score >= thresholds.suspicious:
+            verdict = "suspicious"
+        else:
+            verdict = "no_signal"
+        ranked = sorted(applicable, key=lambda n: contributions[n], reverse=True)
+        if verdict == "no_signal":
+            reasons = ["no detector found a sign of manipulation"] + [describe(applicable[n]) for n in ranked]
+        else:
+            reasons = [describe(applicable[n]) for n in ranked if applicable[n].flagged] or \
+                      [describe(applicable[n]) for n in ranked[:1]]
+        skipped = [describe(r) for n, r in results.items() if n not in applicable]
+        return FusedScore(score=round(score, 4), verdict=verdict, reasons=reasons + skipped)
+
+    def __call__(self, results: Mapping[str, DetectorResult]) -> FusedScore:
+        return self.fuse(results)
+
+    def summary(self) -> dict[str, Any]:
+        return self.calibration.model_dump()

@@ -1,0 +1,105 @@
+"""lipsync on generated talking heads: offsets recovered and flagged, in-sync clips cleared, not-applicable cases."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from detector_media import prepared, talking  # noqa: F401  (session fixtures)
+from detectors import Clip, DetectorResult, LipSync, create, registered
+from detectors.synthetic import TalkingClip
+
+OUT_OF_SYNC = ["late_200", "early_200", "late_400", "early_400"]
+IN_SYNC = ["sync", "sync_b", "lead_80", "lag_80"]
+
+
+@pytest.fixture(scope="module")
+def results(prepared: dict[str, Clip]) -> dict[str, DetectorResult]:
+    """Every clip through one batched call, as the suite runs it."""
+    names = list(prepared)
+    detector = LipSync(device="cpu", batch_size=len(names))
+    return dict(zip(names, detector([prepared[n] for n in names]), strict=True))
+
+
+def test_registered_under_its_contract_name() -> None:
+    assert registered()["lipsync"] is LipSync
+    assert isinstance(create("lipsync", device="cpu"), LipSync)
+
+
+@pytest.mark.parametrize("name", OUT_OF_SYNC)
+def test_offsets_of_200_ms_and_more_are_recovered_and_flagged(
+        name: str, results: dict[str, DetectorResult], talking: dict[str, TalkingClip],
+        prepared: dict[str, Clip]) -> None:
+    result = results[name]
+    truth = talking[name].offset_ms
+    frame_interval_ms = 1000.0 / prepared[name].fps
+    assert result.applicable and result.flagged, result.evidence
+    assert abs(result.evidence["offset_ms"] - truth) <= frame_interval_ms
+    assert abs(result.evidence["offset_ms"] - truth) <= 40.0  # in fact within one source frame (25 fps)
+    assert result.evidence["confidence"] > 0.5
+    assert np.sign(result.evidence["offset_ms"]) == np.sign(truth)  # > 0: audio later than the mouth
+
+
+@pytest.mark.parametrize("name", IN_SYNC)
+def test_in_sync_clips_are_not_flagged(name: str, results: dict[str, DetectorResult],
+                                       talking: dict[str, TalkingClip]) -> None:
+    result = results[name]
+    assert result.applicable and not result.flagged and result.score < 0.2
+    assert abs(result.evidence["offset_ms"] - talking[name].offset_ms) <= 40.0
+
+
+def test_evidence_has_the_offset_series_and_the_lag_curve(results: dict[str, DetectorResult],
+                                                          prepared: dict[str, Clip]) -> None:
+    result = results["late_200"]
+    ev = result.evidence
+    assert len(ev["lag_ms"]) == len(ev["correlation"]) == 101 and ev["lag_ms"][0] == -1000.0
+    best = ev["lag_ms"][int(np.argmax(ev["correlation"]))]
+    assert abs(best - ev["offset_ms"]) <= 20.0
+    assert ev["peak_correlation"] == pytest.approx(max(ev["correlation"]), abs=1e-3)
+    # 4 s windows with a 1 s hop over a ~7.5 s clip
+    assert len(ev["offsets"]) == len(result.timeline) >= 3
+    assert all(abs(p["offset_ms"] - 200.0) <= 100.0 for p in ev["offsets"])
+    assert result.timeline[0].start_s == 0.0 and result.timeline[-1].end_s <= prepared["late_200"].duration_s
+    assert result.to_output().evidence["offset_ms"] == ev["offset_ms"]
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("no_face", "no face"),
+    ("silent", "no speech"),
+    ("still_face", "still face"),
+])
+def test_not_applicable_without_a_face_speech_or_a_moving_mouth(name: str, reason: str,
+                                                                results: dict[str, DetectorResult]) -> None:
+    result = results[name]
+    assert result.applicable is False and result.score is None
+    assert reason in result.evidence["reason"]
+    assert result.to_output().applicable is False
+
+
+def test_not_applicable_without_audio_or_when_too_short(prepared: dict[str, Clip]) -> None:
+    detector = LipSync(device="cpu")
+    mute = copy.deepcopy(prepared["sync"])
+    mute.audio = None
+    assert "no audio" in detector(mute).evidence["reason"]
+    short = copy.deepcopy(prepared["sync"])
+    short.duration_s = 2.0
+    assert "too short" in detector(short).evidence["reason"]
+    hidden = copy.deepcopy(prepared["sync"])
+    keep = np.arange(len(hidden.speaker)) < len(hidden.speaker) // 4
+    track = hidden.speaker
+    track.frame_index, track.boxes, track.mouth_open = track.frame_index[keep], track.boxes[keep], \
+        track.mouth_open[keep]
+    assert "visible in only" in detector(hidden).evidence["reason"]
+
+
+def test_a_dub_correlates_less_than_the_real_speech(results: dict[str, DetectorResult]) -> None:
+    dub = results["mismatched"]
+    assert dub.applicable
+    assert dub.evidence["peak_correlation"] < min(results[n].evidence["peak_correlation"] for n in IN_SYNC)
+
+
+def test_batched_and_single_runs_agree(prepared: dict[str, Clip], results: dict[str, DetectorResult]) -> None:
+    single = LipSync(device="cpu")(prepared["early_200"])
+    assert single.score == pytest.approx(results["early_200"].score, abs=1e-5)
+    assert single.evidence["offset_ms"] == results["early_200"].evidence["offset_ms"]
