@@ -124,7 +124,7 @@ class SpreadIndex:
         if not actions:
             return
         with es_errors(self.settings):
-            ok, errors = helpers.bulk(self.es, actions, raise_on_error=False, stats_only=False, refresh="wait_for")
+            ok, errors = helpers.bulk(self.es, actions, raise_on_error=False, stats_only=False, refresh=True)
         if errors:
             raise ServiceUnavailable(f"Elasticsearch refused {len(errors)} of {len(actions)} spread writes, e.g. "
                                      f"{errors[0]}", service="elasticsearch", hint="run `vigil setup`")

@@ -90,7 +90,7 @@ def flag(settings: Settings, video_uid: str, score: float, verdict: str = "likel
         result = ResultMessage(video_uid=video_uid, media_sha256=sha, suite_version="test-1", duration_s=2.0,
                                fused=FusedScore(score=score, verdict=verdict, reasons=["mouth lags speech"]),
                                detectors={"lipsync": DetectorOutput(version="1", applicable=True, score=score)})
-        helpers.bulk(es, bulk_actions(result, settings), refresh="wait_for")
+        helpers.bulk(es, bulk_actions(result, settings), refresh=True)
     finally:
         es.close()
 
