@@ -150,7 +150,7 @@ class Settings(BaseSettings):
     worker_batch_wait_s: float = Field(0.5, ge=0, description="longest a decoded video waits for a fuller batch")
     worker_decode_threads: int = Field(2, ge=1, description="threads fetching and decoding media (CPU)")
     worker_detectors: CommaList = Field(
-        default_factory=list, description="detector names the worker runs (comma-separated); empty = the default suite")
+        default_factory=list, description="detector names this worker runs (comma-separated); empty = VIGIL_DETECTORS")
     worker_suite: str | None = Field(
         None, description="'module:callable' building the suite from settings; empty = detectors.Suite.from_settings")
     worker_max_poll_interval_ms: int = Field(
