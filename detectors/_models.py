@@ -57,7 +57,7 @@ _cache_lock = threading.Lock()
 
 
 def setting_name(field: str) -> str:
-    """The environment variable of a settings field: ``face_forgery_checkpoint`` → ``VIGIL_FACE_FORGERY_CHECKPOINT``."""
+    """The environment variable of a settings field: ``face_forgery_checkpoint`` → ``VIGIL_FACE_FORGERY_…``."""
     return f"VIGIL_{field.upper()}"
 
 

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline._settings import Settings
+
 from ._base import DetectorResult, NotApplicable, Window
 from ._clip import Clip, FaceTrack
 from ._models import LoadedModel, ModelDetector, chunks, fake_label_indices, fake_probability, setting_name, \
@@ -78,8 +80,8 @@ class FaceForgery(ModelDetector[_Crops, dict[str, Any]]):
 
     def __init__(self, *, fake_label: str | None = None, crop_batch_size: int | None = None,
                  max_crops: int | None = None, max_tracks: int = 2, top_fraction: float = 0.25,
-                 window_s: float = 2.0, load: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+                 window_s: float = 2.0, settings: Settings | None = None, load: bool = True, **kwargs: Any) -> None:
+        super().__init__(settings=settings, **kwargs)
         self.fake_label = fake_label if fake_label is not None else self.settings.face_forgery_fake_label
         self.crop_batch_size = crop_batch_size or self.settings.face_forgery_batch_size
         self.max_crops = max_crops or self.settings.face_forgery_max_crops
@@ -134,6 +136,8 @@ class FaceForgery(ModelDetector[_Crops, dict[str, Any]]):
             "worst_track": int(clip.faces[worst].track_id),
             "keyframes_s": [round(float(times[i]), 3) for i in order],
             "keyframe_scores": [round(float(probs[i]), 4) for i in order],
+            "reasons": [f"face crops look {'synthesised or swapped' if score >= 0.5 else 'camera-made'} "
+                        f"(P(fake) {score:.2f}; most suspicious at {float(times[order[0]]):.1f} s)"],
         }
         return self.result(applicable=True, score=score, timeline=timeline, evidence=evidence)
 

@@ -23,6 +23,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from pipeline._settings import Settings
+
 from ._base import DetectorResult, NotApplicable, Window
 from ._clip import Clip, FaceTrack
 from ._models import LoadedModel, ModelDetector, chunks, event_label_indices, setting_name, split_by_counts
@@ -107,8 +109,9 @@ class NonVerbal(ModelDetector[_Windows, dict[str, Any]]):
                  window_batch_size: int | None = None, window_s: float = 1.0, hop_s: float = 0.5,
                  activation: Literal["auto", "sigmoid", "softmax"] = "auto", silence_dbfs: float = -50.0,
                  motion_pad_s: float = 0.25, min_geometric: float = 0.03, min_pixel: float = 0.04,
-                 baseline_ratio: float = 2.5, load: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+                 baseline_ratio: float = 2.5, settings: Settings | None = None, load: bool = True,
+                 **kwargs: Any) -> None:
+        super().__init__(settings=settings, **kwargs)
         self.event_labels = list(event_labels if event_labels is not None else self.settings.nonverbal_event_labels)
         self.threshold = threshold if threshold is not None else self.settings.nonverbal_event_threshold
         self.window_batch_size = window_batch_size or self.settings.nonverbal_batch_size
@@ -190,7 +193,10 @@ class NonVerbal(ModelDetector[_Windows, dict[str, Any]]):
         evidence["n_events"], evidence["n_unmatched"] = len(checked), len(unmatched)
         if unmatched:
             worst = max(unmatched, key=lambda e: e.mismatch or 0.0)
-            evidence["top_reason"] = (f"{worst.label.lower()} at {worst.peak_s:.1f} s without matching face motion")
+            evidence["top_reason"] = f"{worst.label.lower()} at {worst.peak_s:.1f} s without matching face motion"
+        else:
+            evidence["top_reason"] = f"{len(checked)} non-verbal sound(s), each with matching face motion"
+        evidence["reasons"] = [evidence["top_reason"]]
         timeline = [Window(e.start_s, e.end_s, float(e.mismatch)) for e in checked]
         return self.result(applicable=True, score=float(np.clip(score, 0.0, 1.0)), timeline=timeline,
                            evidence=evidence)

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline._settings import Settings
+
 from ._base import DetectorResult, NotApplicable, Window
 from ._clip import Clip
 from ._models import LoadedModel, ModelDetector, chunks, fake_label_indices, fake_probability, setting_name, \
@@ -70,8 +72,9 @@ class VoiceSynthetic(ModelDetector[_Speech, dict[str, Any]]):
 
     def __init__(self, *, fake_label: str | None = None, window_batch_size: int | None = None,
                  window_s: float | None = None, hop_s: float | None = None, min_speech_s: float = 0.5,
-                 top_fraction: float = 0.25, load: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+                 top_fraction: float = 0.25, settings: Settings | None = None, load: bool = True,
+                 **kwargs: Any) -> None:
+        super().__init__(settings=settings, **kwargs)
         self.fake_label = fake_label if fake_label is not None else self.settings.voice_synthetic_fake_label
         self.window_batch_size = window_batch_size or self.settings.voice_synthetic_batch_size
         self.window_s = window_s or self.settings.voice_synthetic_window_s
@@ -129,6 +132,8 @@ class VoiceSynthetic(ModelDetector[_Speech, dict[str, Any]]):
             "n_windows": int(probs.size),
             "most_synthetic_s": [[round(float(starts[i]), 3), round(float(ends[i]), 3)] for i in order],
             "most_synthetic_scores": [round(float(probs[i]), 4) for i in order],
+            "reasons": [f"the voice sounds {'synthetic' if score >= 0.5 else 'natural'} (P(synthetic) {score:.2f}; "
+                        f"highest at {float(starts[order[0]]):.1f}–{float(ends[order[0]]):.1f} s)"],
         }
         timeline = [Window(float(s), float(e), float(p)) for s, e, p in zip(starts, ends, probs)]
         return self.result(applicable=True, score=score, timeline=timeline, evidence=evidence)

@@ -83,7 +83,8 @@ def test_calibration_moves_fused_scores_the_expected_way(tmp_path: Path) -> None
     assert mean(after, 1) > mean(before, 1) + 0.05  # fakes pushed up
     assert mean(after, 0) < mean(before, 0) - 0.05  # reals pushed down
     assert log_loss(after) < log_loss(before)
-    assert metrics(after, ["face_forgery"])["fused"]["accuracy"] > metrics(before, ["face_forgery"])["fused"]["accuracy"]
+    accuracy = [metrics(r, ["face_forgery"])["fused"]["accuracy"] for r in (before, after)]
+    assert accuracy[1] > accuracy[0]
     face, voice = calibration.detectors["face_forgery"], calibration.detectors["voice_synthetic"]
     assert face.platt is not None and face.platt.a > 1.0  # the narrow band is stretched
     assert voice.weight < face.weight  # noise earns less trust

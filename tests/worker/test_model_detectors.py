@@ -197,3 +197,30 @@ def test_voice_synthetic_batches_two_clips_and_skips_silence(wav2vec2_dir: Path)
         assert 0.0 <= result.score <= 1.0
         assert all(0.0 <= w.start_s < w.end_s <= 5.0 for w in result.timeline)
     assert results[0].score == pytest.approx(detector(speech_a).score, abs=1e-5)
+
+
+# -- in the suite -------------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_the_suite_runs_configured_model_detectors_and_leaves_unconfigured_ones_out(
+        vit_dir: Path, wav2vec2_dir: Path, tmp_path: Path) -> None:
+    from detectors import Suite
+    from detectors.synthetic import SENTENCES, make_talking_clip
+
+    model_based = {"face_forgery", "voice_synthetic", "nonverbal"}
+    assert not model_based & set(Suite.from_settings(settings()).names)
+    with pytest.raises(ModelError, match="VIGIL_NONVERBAL_CHECKPOINT"):
+        Suite.from_settings(settings(), names=["lipsync", "nonverbal"])
+
+    suite = Suite.from_settings(settings(face_forgery_checkpoint=str(vit_dir),
+                                         voice_synthetic_checkpoint=str(wav2vec2_dir)))
+    assert {"face_forgery", "voice_synthetic"} <= set(suite.names) and "nonverbal" not in suite.names
+    video = make_talking_clip(tmp_path / "a.mp4", SENTENCES[0])
+    result = suite.scan(video.path)  # real decoding and face tracking
+    face, voice = result.results["face_forgery"], result.results["voice_synthetic"]
+    assert face.applicable and voice.applicable, (face, voice)
+    assert face.evidence["n_crops"] >= 4 and voice.evidence["speech_s"] > 1.0
+    message = result.to_message(video_uid="local:a", suite_version=suite.version)
+    assert message.detectors["face_forgery"].score == pytest.approx(face.score)
+    assert any("face crops look" in reason or "voice sounds" in reason for reason in message.fused.reasons) or \
+        message.fused.verdict == "no_signal"
