@@ -117,8 +117,10 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
 def describe(result: DetectorResult) -> str:
     """One human-readable sentence on what a detector found."""
     e = result.evidence
+    if result.error:
+        return f"{result.name}: failed ({result.error})"
     if not result.applicable:
-        return f"{result.name}: not applicable ({e.get('reason') or result.error or 'no reason given'})"
+        return f"{result.name}: not applicable ({e.get('reason') or 'no reason given'})"
     if result.name == "lipsync":
         offset = e.get("offset_ms")
         if e.get("talking") and (e.get("peak_correlation") or 0.0) < 0.3:

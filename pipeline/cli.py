@@ -136,6 +136,35 @@ def submit(
     console.print(f"queued {job.video_uid} on {settings.topic_jobs}: {job.media_uri} (sha256 {job.media_sha256})")
 
 
+@app.command()
+def scan(
+    target: Annotated[str, typer.Argument(help="a local video file or a video page URL")],
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="write the full vigil.result/1 here",
+                                                      dir_okay=False)] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="write PNG plots of the evidence here",
+                                                   file_okay=False)] = None,
+) -> None:
+    """Analyse one video now, without Kafka or Elasticsearch: download → decode → faces → detectors → verdict."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from .scan import result_table, run_scan
+
+    settings = settings_or_exit()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
+                  transient=True) as progress:
+        task = progress.add_task("starting", total=None)
+        try:
+            outcome = run_scan(target, settings, json_path=json_path, report_dir=report,
+                               progress=lambda stage: progress.update(task, description=stage))
+        except VigilError as exc:
+            progress.stop()
+            err_console.print(f"[red]scan failed:[/red] {exc}")
+            raise typer.Exit(1) from exc
+    console.print(result_table(outcome.message))
+    for path in outcome.files:
+        console.print(f"wrote {path}")
+
+
 from typing import TYPE_CHECKING  # noqa: E402
 
 if TYPE_CHECKING:  # worker-side types, for annotations only

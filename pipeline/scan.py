@@ -1,0 +1,221 @@
+"""`vigil scan URL|FILE`: one video through the detector suite in one process, no Kafka or Elasticsearch.
+
+    target ─ download (a URL: the crawler's yt-dlp download, with its caps and private-address refusal)
+           ─ decode ─ faces ─ detectors ─ fusion ─ table in the terminal
+           ─ --json PATH: the full ``vigil.result/1`` message;  --report DIR: PNG plots of the evidence
+
+Worker side: ``detectors`` (and the crawler's download code) are imported when a scan runs, never at import time.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from ._exceptions import VigilError
+from ._messages import ResultMessage, SourceMetadata, encode
+from ._settings import Settings
+
+if TYPE_CHECKING:
+    from detectors import Suite, SuiteResult
+
+__all__ = ["ScanError", "ScanOutcome", "run_scan", "write_report", "result_table"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+class ScanError(VigilError):
+    """The target cannot be scanned: neither a file nor an http(s) URL."""
+
+
+@dataclass
+class ScanOutcome:
+    """What a scan produced: the message, the suite's result and the files written."""
+
+    message: ResultMessage
+    result: SuiteResult
+    files: list[Path] = field(default_factory=list)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(url: str, settings: Settings, workdir: Path) -> Path:
+    """The crawler's download: yt-dlp within ``max_download_mb`` / ``max_duration_s`` / ``max_height``, refusing
+    hosts that resolve to private addresses unless ``allowed_private_networks`` exempts them."""
+    from .crawl import Candidate, download_media, url_uid
+
+    media = download_media(Candidate(video_uid=url_uid(url), url=url), settings, workdir=workdir)
+    return media.path
+
+
+def run_scan(target: str, settings: Settings, *, json_path: Path | None = None, report_dir: Path | None = None,
+             suite: Suite | None = None, progress: Progress | None = None) -> ScanOutcome:
+    """Scan one local file or URL. Raises ScanError, the crawler's DownloadRefused / DownloadFailed, or the
+    detectors' MediaError / ModelError."""
+    from detectors import Suite
+
+    say = progress or (lambda stage: None)
+    path = Path(target).expanduser()
+    scheme = urlsplit(target).scheme.lower()
+    workdir: Path | None = None
+    timings: dict[str, float] = {}
+    try:
+        if path.is_file():
+            source_url = path.resolve().as_uri()
+            platform = "file"
+        elif scheme in ("http", "https"):
+            say("downloading")
+            workdir = Path(tempfile.mkdtemp(prefix="vigil-scan-"))
+            start = time.perf_counter()
+            path = _download(target, settings, workdir)
+            timings["download"] = round((time.perf_counter() - start) * 1000, 2)
+            source_url, platform = target, "url"
+        else:
+            raise ScanError(f"{target!r} is neither a file nor an http(s) URL")
+
+        sha = _sha256(path)
+        from .crawl import url_uid  # the crawl's uid for a URL whose platform id is unknown
+
+        uid = f"file:{sha[:16]}" if platform == "file" else url_uid(target)
+        say("loading detectors")
+        suite = suite or Suite.from_settings(settings)
+        say("decoding and tracking faces")
+        clip, prepared = suite.prepare(path, media_sha256=sha)
+        timings.update(prepared)
+        say(f"running {', '.join(suite.names)}")
+        result = suite.analyse([clip])[0]
+        source = SourceMetadata(platform=platform, url=source_url, title=Path(target).name if platform == "file"
+                                else None)
+        message = result.to_message(video_uid=uid, suite_version=suite.version, source=source,
+                                    extra_timings=timings)
+        files: list[Path] = []
+        if report_dir is not None:
+            say("plotting the report")
+            files = write_report(result, Path(report_dir))
+            message = message.model_copy(update={"evidence_uris": [f.resolve().as_uri() for f in files]})
+        if json_path is not None:
+            json_path = Path(json_path)
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(json.loads(encode(message)), indent=2) + "\n", encoding="utf-8")
+            files.append(json_path)
+        return ScanOutcome(message=message, result=result, files=files)
+    finally:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def write_report(result: SuiteResult, directory: Path) -> list[Path]:
+    """PNG plots of a result: score timeline per detector, lip-sync offset over time, correlation vs lag, and the
+    spectrum against the camera band. Returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def save(fig: Any, name: str) -> None:
+        path = directory / name
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+
+    duration = max(result.clip.duration_s, 1e-3)
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    for name, r in result.results.items():
+        if r.applicable and r.timeline:
+            xs = [(w.start_s + w.end_s) / 2 for w in r.timeline]
+            ax.plot(xs, [w.score for w in r.timeline], marker="o", label=f"{name} ({r.score:.2f})")
+        elif r.applicable:
+            ax.hlines(r.score, 0, duration, label=f"{name} ({r.score:.2f})")
+    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="flag threshold")
+    ax.set(xlim=(0, duration), ylim=(-0.02, 1.02), xlabel="time (s)", ylabel="score",
+           title=f"Detector scores over time: {result.fused.verdict}"
+                 + (f" ({result.fused.score:.2f})" if result.fused.score is not None else ""))
+    ax.legend(loc="upper right", fontsize=8)
+    save(fig, "timeline.png")
+
+    lipsync = result.results.get("lipsync")
+    if lipsync is not None and lipsync.applicable:
+        ev = lipsync.evidence
+        series = ev.get("offsets") or []
+        fig, ax = plt.subplots(figsize=(9, 3.5))
+        if series:
+            ax.plot([p["t_s"] for p in series], [p["offset_ms"] for p in series], marker="o", label="window offset")
+        ax.axhline(ev.get("offset_ms", 0.0), color="red", label=f"clip offset {ev.get('offset_ms', 0):.0f} ms")
+        ax.axhspan(-125, 45, color="green", alpha=0.12, label="imperceptible (ITU-R BT.1359)")
+        ax.set(xlabel="time (s)", ylabel="offset (ms, > 0: audio later)", title="Lip-sync offset over time",
+               xlim=(0, duration), ylim=(-1050, 1050))
+        ax.legend(loc="upper right", fontsize=8)
+        save(fig, "lipsync_offset.png")
+
+        fig, ax = plt.subplots(figsize=(9, 3.5))
+        ax.plot(ev.get("lag_ms", []), ev.get("correlation", []))
+        ax.axvline(ev.get("offset_ms", 0.0), color="red", linestyle="--", label="peak")
+        ax.set(xlabel="lag (ms, > 0: audio later than mouth)", ylabel="correlation",
+               title="Mouth opening vs speech envelope: correlation by lag")
+        ax.legend(loc="upper right", fontsize=8)
+        save(fig, "lipsync_correlation.png")
+
+    spectral = result.results.get("spectral")
+    if spectral is not None and spectral.applicable:
+        ev = spectral.evidence
+        fig, ax = plt.subplots(figsize=(9, 3.5))
+        freq = ev.get("frequency", [])
+        ax.fill_between(freq, ev.get("reference_low_db", []), ev.get("reference_high_db", []), color="grey",
+                        alpha=0.3, label="camera-like frames (mean ± 2 sd)")
+        ax.plot(freq, ev.get("spectrum_db", []), color="black", label=f"this video's {ev.get('crop_source')} crops")
+        ax.set(xlabel="frequency (cycles/pixel)", ylabel="power (dB, vs reference band)",
+               title=f"Azimuthally averaged spectrum (score {spectral.score:.2f})")
+        ax.legend(loc="lower left", fontsize=8)
+        save(fig, "spectral_spectrum.png")
+    return written
+
+
+def result_table(message: ResultMessage) -> Any:
+    """A rich table of a result: one row per detector, the fused verdict in the title, reasons in the caption."""
+    from rich.table import Table
+
+    colour = {"likely_manipulated": "red", "suspicious": "yellow", "no_signal": "green", "inconclusive": "dim"}
+    fused = message.fused
+    score = "n/a" if fused.score is None else f"{fused.score:.2f}"
+    table = Table(title=f"[{colour[fused.verdict]}]{fused.verdict}[/] (score {score}) — {message.video_uid}",
+                  caption="\n".join(fused.reasons), caption_justify="left")
+    for column in ("detector", "score", "flag", "key evidence"):
+        table.add_column(column, overflow="fold")
+    for name, out in message.detectors.items():
+        if not out.applicable:
+            detail = out.error or str(out.evidence.get("reason", ""))
+            table.add_row(name, "—", "[dim]n/a[/]", detail)
+            continue
+        ev = out.evidence
+        if name == "lipsync":
+            detail = f"offset {ev.get('offset_ms')} ms, confidence {ev.get('confidence')}"
+        elif name == "spectral":
+            detail = f"{ev.get('bins_above_reference')} bins above camera range, Nyquist peak {ev.get('nyquist_peak_db')} dB"
+        else:
+            detail = ", ".join(f"{k}={v}" for k, v in list(ev.items())[:3] if not isinstance(v, (list, dict)))
+        flagged = out.score is not None and out.score >= 0.5
+        table.add_row(name, f"{out.score:.2f}", "[red]FLAG[/]" if flagged else "[green]ok[/]", detail)
+    timing = ", ".join(f"{k} {v:.0f}" for k, v in message.timings_ms.items())
+    table.add_section()
+    table.add_row("timings (ms)", "", "", timing)
+    return table

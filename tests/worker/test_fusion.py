@@ -1,0 +1,125 @@
+"""Fusion: verdicts and readable reasons, Platt calibration, and every way a calibration file can be wrong."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from detectors import DetectorResult, Fusion, LipSync, Window, load_calibration, suite_version
+from detectors._fusion import DEFAULT_CALIBRATION_FILE, Calibration, describe
+from pipeline import ConfigError
+
+
+def lipsync(score: float, offset_ms: float, **extra: object) -> DetectorResult:
+    return DetectorResult(name="lipsync", version="1.0", applicable=True, score=score,
+                          timeline=[Window(0, 4, score)],
+                          evidence={"offset_ms": offset_ms, "confidence": 0.8, "peak_correlation": 0.8,
+                                    "talking": True, **extra})
+
+
+def spectral(score: float) -> DetectorResult:
+    return DetectorResult(name="spectral", version="1.0", applicable=True, score=score,
+                          evidence={"crop_source": "face", "bins_above_reference": 5, "nyquist_peak_db": 31.0})
+
+
+def not_applicable(name: str, reason: str) -> DetectorResult:
+    return DetectorResult.not_applicable(name, "1.0", reason)
+
+
+@pytest.fixture
+def fusion() -> Fusion:
+    return Fusion()
+
+
+def test_packaged_calibration_loads_with_a_version() -> None:
+    calibration = load_calibration()
+    assert calibration.version and calibration.for_detector("lipsync").weight == 1.0
+    assert calibration.for_detector("not_listed") == calibration.default
+    assert load_calibration(DEFAULT_CALIBRATION_FILE) == calibration
+
+
+def test_lagging_mouth_is_likely_manipulated_with_the_offset_in_words(fusion: Fusion) -> None:
+    fused = fusion.fuse({"lipsync": lipsync(0.92, -200.0), "spectral": spectral(0.03)})
+    assert fused.verdict == "likely_manipulated" and fused.score >= 0.9
+    assert fused.reasons[0] == "mouth lags speech by 200 ms (confidence 0.80)"
+
+
+def test_late_audio_is_described_the_other_way_round(fusion: Fusion) -> None:
+    fused = fusion.fuse({"lipsync": lipsync(0.97, 410.0)})
+    assert fused.reasons == ["speech lags the mouth by 410 ms (confidence 0.80)"]
+
+
+def test_one_moderate_flag_is_suspicious(fusion: Fusion) -> None:
+    fused = fusion.fuse({"lipsync": lipsync(0.1, 10.0), "spectral": spectral(0.8)})
+    assert fused.verdict == "suspicious"  # 1 - (1 - 0.1) (1 - 0.7 * 0.8) = 0.604
+    assert fused.score == pytest.approx(1 - 0.9 * (1 - 0.56), abs=1e-4)
+    assert fused.reasons[0].startswith("upsampling artefacts in the face spectrum")
+
+
+def test_clean_results_give_no_signal_with_what_was_checked(fusion: Fusion) -> None:
+    fused = fusion.fuse({"lipsync": lipsync(0.01, 12.0), "spectral": spectral(0.05),
+                         "voice_synthetic": not_applicable("voice_synthetic", "no speech")})
+    assert fused.verdict == "no_signal" and fused.score < 0.1
+    assert fused.reasons[0] == "no detector found a sign of manipulation"
+    assert "mouth and speech in sync (offset 12 ms)" in fused.reasons
+    assert "voice_synthetic: not applicable (no speech)" in fused.reasons
+
+
+def test_nothing_applicable_is_inconclusive(fusion: Fusion) -> None:
+    fused = fusion.fuse({"lipsync": not_applicable("lipsync", "no face"),
+                         "spectral": DetectorResult.failed("spectral", "1.0", RuntimeError("CUDA out of memory"))})
+    assert fused.verdict == "inconclusive" and fused.score is None
+    assert "lipsync: not applicable (no face)" in fused.reasons[0]
+    assert "CUDA out of memory" in fused.reasons[0]
+    assert fusion.fuse({}).verdict == "inconclusive"
+
+
+def test_a_dub_is_described_as_unrelated_speech() -> None:
+    text = describe(lipsync(0.7, -300.0, peak_correlation=0.12))
+    assert "does not follow the speech" in text
+
+
+def test_platt_scaling_applies_to_score_and_timeline(tmp_path: Path) -> None:
+    data = json.loads(DEFAULT_CALIBRATION_FILE.read_text())
+    data["version"] = "test-platt"
+    data["detectors"]["lipsync"]["platt"] = {"a": 2.0, "b": -1.0}
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(data))
+    fusion = Fusion.from_file(path)
+    calibrated = fusion.calibrate(lipsync(0.5, 0.0))
+    expected = 1 / (1 + 2.718281828459045 ** 1.0)  # logit(0.5) = 0 → sigmoid(-1)
+    assert calibrated.score == pytest.approx(expected) and calibrated.timeline[0].score == pytest.approx(expected)
+    assert calibrated.evidence["raw_score"] == 0.5
+    assert fusion.calibrate(spectral(0.3)).score == pytest.approx(0.3)  # identity
+    na = not_applicable("lipsync", "no face")
+    assert fusion.calibrate(na) is na
+    assert suite_version([LipSync(device="cpu")], fusion.version) != \
+        suite_version([LipSync(device="cpu")], Fusion().version)
+
+
+def test_max_fusion_method() -> None:
+    calibration = Calibration.model_validate({**load_calibration().model_dump(), "fusion": {"method": "max"}})
+    fused = Fusion(calibration).fuse({"lipsync": lipsync(0.6, 180.0), "spectral": spectral(0.6)})
+    assert fused.score == pytest.approx(0.6) and fused.verdict == "suspicious"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "does not exist"),
+    ("{broken", "is not JSON"),
+    ("[1, 2]", "must hold a JSON object"),
+    ('{"detectors": {}}', "has no 'version' field"),
+    ('{"version": ""}', "version"),
+    ('{"version": "v1", "detectors": {"lipsync": {"weight": 2}}}', "detectors.lipsync.weight"),
+    ('{"version": "v1", "detectors": {"lipsync": {"platt": {"a": -1, "b": 0}}}}', "platt.a"),
+    ('{"version": "v1", "verdicts": {"likely_manipulated": 0.4, "suspicious": 0.6}}', "must not be above"),
+    ('{"version": "v1", "fusion": {"method": "mean"}}', "fusion.method"),
+    ('{"version": "v1", "unknown": 1}', "unknown"),
+])
+def test_calibration_file_errors_name_the_problem(tmp_path: Path, content: str | None, message: str) -> None:
+    path = tmp_path / "calibration.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_calibration(path)
+    assert str(path) in str(caught.value) and "VIGIL_CALIBRATION_FILE" in str(caught.value)
