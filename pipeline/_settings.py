@@ -89,7 +89,8 @@ class Settings(BaseSettings):
     # -- crawl
     watchlist: Path | None = Field(None, description="watchlist YAML the crawl DAG reads (VIGIL_WATCHLIST)")
     crawl_schedule: str = Field(DEFAULT_CRAWL_SCHEDULE, description="cron expression or preset of the crawl DAG")
-    crawl_max_downloads: int = Field(20, ge=0, description="download budget per crawl run, given to the fastest-spreading")
+    crawl_max_downloads: int = Field(20, ge=0, description="downloads per crawl run, given to the fastest-spreading")
+    crawl_task_retries: int = Field(2, ge=0, description="Airflow retries of a failed crawl task (outages, not videos)")
     crawl_default_limit: int = Field(50, ge=1, description="videos taken from an entry that sets no limit")
     crawl_socket_timeout_s: float = Field(20.0, gt=0, description="network timeout of one request while crawling")
     crawl_sleep_requests_s: float = Field(0.0, ge=0, description="pause between requests to a platform")
