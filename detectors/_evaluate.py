@@ -26,6 +26,7 @@ import csv
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -108,7 +109,7 @@ def load_dataset(dataset: str | Path) -> list[Item]:
             folder = root / name
             if not folder.is_dir():
                 raise ConfigError(f"{root}: a dataset folder needs real/ and fake/ sub-folders ({name}/ is missing)")
-            for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in MEDIA_SUFFIXES and p.is_file()):
+            for path in _media_files(folder):
                 group = path.parent.relative_to(folder).as_posix()
                 items.append(Item(path=path, label=label, group="" if group == "." else group))
         if not items:
@@ -117,6 +118,14 @@ def load_dataset(dataset: str | Path) -> list[Item]:
     if root.is_file():
         return _load_csv(root)
     raise ConfigError(f"{root}: no such dataset (a folder with real/ and fake/, or a CSV path,label[,group])")
+
+
+def _media_files(folder: Path) -> list[Path]:
+    """Media files under ``folder``, following symbolic links (a dataset is often links into a corpus)."""
+    found = []
+    for directory, _, files in os.walk(folder, followlinks=True):
+        found += [Path(directory) / f for f in files if Path(f).suffix.lower() in MEDIA_SUFFIXES]
+    return sorted(found)
 
 
 def _load_csv(path: Path) -> list[Item]:

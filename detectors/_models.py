@@ -57,7 +57,7 @@ _cache_lock = threading.Lock()
 
 
 def setting_name(field: str) -> str:
-    """The environment variable of a settings field: ``face_forgery_checkpoint`` → ``VIGIL_FACE_FORGERY_…``."""
+    """The environment variable of a settings field, e.g. ``VIGIL_FACE_FORGERY_CHECKPOINT``."""
     return f"VIGIL_{field.upper()}"
 
 

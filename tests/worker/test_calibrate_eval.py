@@ -26,8 +26,11 @@ def test_dataset_folder_and_csv_layouts(tmp_path: Path) -> None:
     touch(root / "real" / "a.mp4")
     touch(root / "fake" / "Deepfakes" / "b.mp4")
     touch(root / "fake" / "notes.txt")
+    touch(tmp_path / "corpus" / "c23" / "c.MP4")
+    (root / "fake" / "FaceSwap").symlink_to(tmp_path / "corpus")  # links into a corpus are followed
     items = load_dataset(root)
-    assert [(i.path.name, i.label, i.group) for i in items] == [("a.mp4", 0, ""), ("b.mp4", 1, "Deepfakes")]
+    assert [(i.path.name, i.label, i.group) for i in items] == [
+        ("a.mp4", 0, ""), ("b.mp4", 1, "Deepfakes"), ("c.MP4", 1, "FaceSwap/c23")]
 
     listing = tmp_path / "list.csv"
     listing.write_text("path,label,group\nset/real/a.mp4,bonafide,\nset/fake/Deepfakes/b.mp4,spoof,A07\n"
