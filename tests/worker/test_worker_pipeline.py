@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from worker_support import (
+    reap,
     LightSuite,
     committed_total,
     consume_all,
@@ -33,6 +34,12 @@ from pipeline.sink import Sink, detection_id
 from pipeline.worker import Worker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.elasticsearch]
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_behind() -> Iterator[None]:
+    yield
+    reap()
 
 
 @pytest.fixture(scope="session")

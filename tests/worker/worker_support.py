@@ -196,8 +196,22 @@ def spawn(command: str, settings: Settings, log: Path, **extra_env: str) -> subp
     env.update(extra_env)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests" / "worker"), env.get("PYTHONPATH", "")])
     out = open(log, "ab")
-    return subprocess.Popen([sys.executable, "-m", "pipeline", "-v", command], cwd=ROOT, env=env, stdout=out,
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "-v", command], cwd=ROOT, env=env, stdout=out,
                             stderr=subprocess.STDOUT, start_new_session=True)
+    SPAWNED.append(proc)
+    return proc
+
+
+SPAWNED: list[subprocess.Popen[bytes]] = []
+
+
+def reap() -> None:
+    """Kill what a test spawned and left running (a failed assertion must not leave a worker behind)."""
+    while SPAWNED:
+        proc = SPAWNED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
