@@ -200,7 +200,8 @@ class TalkingClip:
 def make_talking_clip(path: str | os.PathLike[str], text: str = SENTENCES[0], *, offset_ms: float = 0.0,
                       kind: str = "talking", other_text: str | None = None, fps: float = VIDEO_FPS,
                       size: int = 256, crf: int = 23, lead_s: float = 0.6, tail_s: float = 0.6,
-                      noise_db: float = -55.0, seed: int = 0, words_per_minute: int = 150) -> TalkingClip:
+                      noise_db: float = -55.0, seed: int = 0, words_per_minute: int = 150, voice: str = "en-us",
+                      pitch: int = 50) -> TalkingClip:
     """Write an MP4 of a talking head whose mouth follows ``text`` spoken by espeak-ng, audio ``offset_ms`` late.
 
     ``kind``: ``talking`` (mouth follows the speech), ``still_face`` (speech, mouth never moves), ``silent``
@@ -210,12 +211,12 @@ def make_talking_clip(path: str | os.PathLike[str], text: str = SENTENCES[0], *,
     if kind not in {"talking", "still_face", "silent", "no_face", "mismatched"}:
         raise ValueError(f"unknown kind {kind!r}")
     rng = np.random.default_rng(seed)
-    speech = speak(text, words_per_minute=words_per_minute)
+    speech = speak(text, voice=voice, words_per_minute=words_per_minute, pitch=pitch)
     mouth_speech = speech
     if kind == "mismatched":
         pool = SENTENCES + HELDOUT_SENTENCES
         other = other_text or (pool[(pool.index(text) + 1) % len(pool)] if text in pool else pool[0])
-        mouth_speech = speak(other, words_per_minute=words_per_minute)
+        mouth_speech = speak(other, voice=voice, words_per_minute=words_per_minute, pitch=pitch)
     shift = int(round(offset_ms / 1000 * AUDIO_RATE))
     lead = int(lead_s * AUDIO_RATE)
     if lead + min(0, shift) < 0:
