@@ -56,8 +56,8 @@ class _Building:
 class FaceTracker:
     """Finds faces in a clip's sampled frames and links them into tracks (speaker first).
 
-    Not thread-safe: give each thread its own tracker. A fresh face mesh graph is made per clip, so the mesh's
-    own frame-to-frame tracking never carries over between videos.
+    A fresh face mesh graph is made per clip, so the mesh's own frame-to-frame tracking never carries over between
+    videos, and one tracker can serve several decoding threads (the tracker itself holds only its configuration).
     """
 
     def __init__(self, *, max_faces: int = 4, min_detection_confidence: float = 0.5,
