@@ -8,7 +8,17 @@ videos `triage` picks; `run_cycle` does the same in one process for `vigil crawl
 from __future__ import annotations
 
 from ._candidate import Candidate, url_uid
-from ._cycle import CrawlSummary, TriageResult, discover, download, load_entries, run_cycle, summarize, triage
+from ._cycle import (
+    CrawlSummary,
+    TriageResult,
+    crawl_table,
+    discover,
+    download,
+    load_entries,
+    run_cycle,
+    summarize,
+    triage,
+)
 from ._discover import DiscoveryResult, discover_entry, video_uid
 from ._download import DownloadedMedia, check_declared_caps, download_media, fetch_to_store, probe_media
 from ._index import CrawlIndex, JobQueue, build_job, spread_snapshot, video_document
@@ -22,6 +32,7 @@ __all__ = [
     "Watchlist", "WatchlistEntry", "load_watchlist", "parse_watchlist",
     # the cycle's steps
     "load_entries", "discover", "triage", "download", "summarize", "run_cycle", "CrawlSummary", "TriageResult",
+    "crawl_table",
     # the pieces
     "Candidate", "url_uid", "video_uid", "DiscoveryResult", "discover_entry", "Relevance", "RelevanceScorer",
     "apply_relevance", "DEFAULT_TOPICS", "DEFAULT_KEYWORDS", "growth", "rank_candidates", "UrlPolicy",

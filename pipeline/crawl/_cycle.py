@@ -61,7 +61,8 @@ def discover(entry: dict[str, Any], settings: Settings, *, index: CrawlIndex | N
     own = index is None
     index = index or CrawlIndex(settings)
     try:
-        result = discover_entry(WatchlistEntry(**data), settings, watchlist=watchlist, known_uids=index.known)
+        result = discover_entry(WatchlistEntry(**data), settings, watchlist=watchlist, known_uids=index.known,
+                                known_urls=index.known_urls)
     finally:
         if own:
             index.close()
@@ -288,3 +289,28 @@ def run_cycle(settings: Settings, watchlist: str | Path | Watchlist | None = Non
     summary = summarize(triaged, downloads, entries=len(entries), seconds=time.monotonic() - started,
                         timings_s=timings)
     return CrawlSummary(**summary)
+
+
+def crawl_table(summary: CrawlSummary) -> Any:
+    """A rich table of one cycle: counts, then each reason with how many videos it applies to."""
+    from rich.table import Table
+
+    table = Table(title=f"vigil crawl: {summary.entries} watchlist entries in {summary.seconds:.1f} s")
+    table.add_column("", overflow="fold")
+    table.add_column("videos", justify="right")
+    rows = [("discovered", summary.discovered), ("already known (skipped before reading)", summary.known),
+            ("relevant", summary.relevant), ("[green]downloaded and queued[/green]", summary.downloaded),
+            ("skipped", summary.skipped), ("[yellow]refused[/yellow]", summary.refused),
+            ("[red]failed[/red]", summary.failed)]
+    for label, count in rows:
+        table.add_row(label, str(count))
+    if summary.reasons:
+        table.add_section()
+        for reason, count in summary.reasons.items():
+            style = {"refused": "yellow", "failed": "red"}.get(reason.split(":", 1)[0], "dim")
+            table.add_row(f"[{style}]{reason}[/{style}]", str(count))
+    if summary.entry_errors:
+        table.add_section()
+        for error in summary.entry_errors:
+            table.add_row(f"[red]entry {error}[/red]", "")
+    return table

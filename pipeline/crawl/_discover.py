@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .._exceptions import UnsafeURL
+from .._exceptions import DownloadFailed, DownloadRefused, UnsafeURL
 from .._settings import Settings
 from ._candidate import Candidate, url_uid
 from ._safety import UrlPolicy
 from ._watchlist import WatchlistEntry
-from ._ytdlp import GuardedYoutubeDL, translate_ytdlp_error, unsmuggle, ytdlp_options
+from ._ytdlp import GuardedYoutubeDL, transient_retrying, translate_ytdlp_error, unsmuggle, ytdlp_options
 
 __all__ = ["DiscoveryResult", "discover_entry", "format_selector", "video_uid", "candidate_from_info"]
 
@@ -179,8 +179,13 @@ def _flat_entries(ydl: Any, entry: WatchlistEntry, limit: int) -> list[dict[str,
 
 
 def discover_entry(entry: WatchlistEntry, settings: Settings, *, watchlist: str = "watchlist",
-                   known_uids: KnownUids | None = None, policy: UrlPolicy | None = None) -> DiscoveryResult:
-    """List an entry and read each new video's metadata. Never raises for one video; entry errors go in ``error``."""
+                   known_uids: KnownUids | None = None, known_urls: KnownUids | None = None,
+                   policy: UrlPolicy | None = None) -> DiscoveryResult:
+    """List an entry and read each new video's metadata. Never raises for one video; entry errors go in ``error``.
+
+    ``known_uids`` / ``known_urls`` say which videos are already decided (by uid when the listing gives ids, by
+    page URL otherwise); their pages are not read again.
+    """
     started = time.monotonic()
     policy = policy or UrlPolicy.from_settings(settings)
     result = DiscoveryResult(entry=entry)
@@ -225,13 +230,15 @@ def discover_entry(entry: WatchlistEntry, settings: Settings, *, watchlist: str 
         pending.append((url, uid))
     early = {uid for _, uid in pending if uid}
     known = known_uids(early) if known_uids and early else set()
-    result.known.extend(sorted(known))
+    anonymous = {url for url, uid in pending if not uid}
+    seen = known_urls(anonymous) if known_urls and anonymous else set()
+    result.known.extend(sorted(known) + sorted(seen))
 
     options = ytdlp_options(settings, format=format_selector(settings), skip_download=True)
     ydl = GuardedYoutubeDL(options, policy=policy)
     with ydl:
         for url, uid in pending:
-            if uid in known:
+            if uid in known or url in seen:
                 continue
             result.candidates.append(_read_video(ydl, url, uid, entry, watchlist, policy, settings))
     result.seconds = time.monotonic() - started
@@ -254,12 +261,18 @@ def _read_video(ydl: Any, url: str, uid: str | None, entry: WatchlistEntry, watc
     except UnsafeURL as exc:
         logger.warning("video %s refused: %s", url, exc)
         return _undecided(url, entry, watchlist, uid).decide("refused", str(exc))
-    ydl.refusals.clear()
+
+    def extract() -> dict[str, Any] | None:
+        ydl.refusals.clear()
+        try:
+            return ydl.extract_info(url, download=False)
+        except Exception as exc:  # noqa: BLE001 - translated; transient errors are tried again
+            raise translate_ytdlp_error(exc, url=url, refusals=ydl.refusals) from exc
+
     try:
-        info = ydl.extract_info(url, download=False)
-    except Exception as exc:  # noqa: BLE001 - translated below
-        error = translate_ytdlp_error(exc, url=url, refusals=ydl.refusals)
-        verb = "refused" if isinstance(error, UnsafeURL) else "failed"
+        info = transient_retrying(settings, f"metadata of {url}")(extract)
+    except (DownloadFailed, DownloadRefused) as error:
+        verb = "refused" if isinstance(error, DownloadRefused) else "failed"
         reason = str(error)
         if isinstance(error, UnsafeURL) and error.url and error.url != url:
             reason += f" ({error.url})"

@@ -15,15 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-
 from .._exceptions import DownloadFailed, DownloadRefused
 from .._media_store import MediaStore, sha256_file
 from .._settings import Settings
 from ._candidate import Candidate
 from ._discover import format_selector
 from ._safety import UrlPolicy
-from ._ytdlp import GuardedYoutubeDL, translate_ytdlp_error, ytdlp_options
+from ._ytdlp import GuardedYoutubeDL, transient_retrying, translate_ytdlp_error, ytdlp_options
 
 __all__ = ["DownloadedMedia", "check_declared_caps", "download_media", "probe_media", "fetch_to_store"]
 
@@ -115,7 +113,7 @@ class _Guard:
             raise DownloadRefused(f"larger than {self.cap // MB} MB cap (more than {_mb(int(done))} sent)",
                                   url=self.url)
         if time.monotonic() - self.started > self.timeout:
-            raise DownloadFailed(f"download took longer than {self.timeout:,.0f} s", url=self.url, transient=True)
+            raise DownloadFailed(f"download took longer than {self.timeout:g} s", url=self.url, transient=True)
 
 
 def _download_once(candidate: Candidate, settings: Settings, policy: UrlPolicy, workdir: Path) -> Path:
@@ -148,30 +146,16 @@ def _download_once(candidate: Candidate, settings: Settings, policy: UrlPolicy, 
     return files[0]
 
 
-def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, DownloadFailed) and exc.transient
-
-
 def download_media(candidate: Candidate, settings: Settings, *, policy: UrlPolicy | None = None,
                    workdir: Path | None = None) -> DownloadedMedia:
     """Download and verify one candidate into ``workdir`` (a new temporary directory when not given)."""
     check_declared_caps(candidate, settings)
     policy = policy or UrlPolicy.from_settings(settings)
     workdir = workdir or Path(tempfile.mkdtemp(prefix="vigil-dl-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
 
-    def log_retry(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        logger.warning("download of %s failed (try %d of %d): %s; trying again", candidate.url,
-                       state.attempt_number, settings.crawl_download_attempts, exc)
-
-    retrying = Retrying(
-        stop=stop_after_attempt(settings.crawl_download_attempts),
-        wait=wait_exponential(multiplier=settings.crawl_retry_wait_s, max=max(settings.crawl_retry_wait_s * 16, 1)),
-        retry=retry_if_exception(_transient),
-        before_sleep=log_retry,
-        reraise=True,
-    )
+    retrying = transient_retrying(settings, f"download of {candidate.url}")
     path = retrying(_download_once, candidate, settings, policy, workdir)
     size = path.stat().st_size
     if size > settings.max_download_mb * MB:

@@ -130,6 +130,18 @@ class CrawlIndex:
         return {uid for uid, src in self.lookup(uids).items()
                 if not str(src.get("status_reason") or "").startswith(RETRYABLE_REASONS)}
 
+    def known_urls(self, urls: Iterable[str]) -> set[str]:
+        """Page URLs whose videos are already decided for good (for feeds whose entries carry no video id)."""
+        wanted = sorted(set(urls))
+        if not wanted:
+            return set()
+        with es_errors(self.settings):
+            response = self.es.search(index=self.videos, size=len(wanted), track_total_hits=False,
+                                      query={"bool": {"filter": [{"terms": {"url.full": wanted}}]}},
+                                      source_includes=["url.full", "status_reason"])
+        return {hit["_source"]["url"]["full"] for hit in response["hits"]["hits"]
+                if not str(hit["_source"].get("status_reason") or "").startswith(RETRYABLE_REASONS)}
+
     def channel_rates(self, channel_ids: Iterable[str]) -> dict[str, list[float]]:
         """Views per hour of earlier videos per channel (the channel's usual), newest first."""
         ids = sorted({c for c in channel_ids if c})

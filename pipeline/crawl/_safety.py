@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -53,6 +54,20 @@ def address_problem(address: IPAddress) -> str | None:
         return "a private"
     if address.is_reserved or not address.is_global:
         return "a reserved"
+    return None
+
+
+def _literal_address(host: str) -> IPAddress | None:
+    """The address a host names literally, including legacy IPv4 forms resolvers accept (2130706433, 0x7f.1)."""
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9a-fx.]+", host) and any(c.isdigit() for c in host):
+        try:
+            return ipaddress.ip_address(socket.inet_ntoa(socket.inet_aton(host)))
+        except OSError:
+            return None
     return None
 
 
@@ -102,10 +117,7 @@ class UrlPolicy:
             raise UnsafeURL("URL carries credentials", url=url)
         if not self._domain_allowed(host):
             raise UnsafeURL(f"host {host} is not in the domain allowlist", url=url)
-        try:
-            literal: IPAddress | None = ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
-            literal = None
+        literal = _literal_address(host)
         if literal is not None:
             addresses: Iterable[IPAddress] = [literal]
         else:

@@ -14,7 +14,7 @@ from .._exceptions import DownloadFailed, DownloadRefused, UnsafeURL
 from .._settings import Settings
 from ._safety import UrlPolicy
 
-__all__ = ["GuardedYoutubeDL", "ytdlp_options", "translate_ytdlp_error", "unsmuggle"]
+__all__ = ["GuardedYoutubeDL", "ytdlp_options", "translate_ytdlp_error", "unsmuggle", "transient_retrying"]
 
 logger = logging.getLogger(__name__)
 
@@ -191,3 +191,25 @@ def translate_ytdlp_error(exc: BaseException, *, url: str, refusals: list[Unsafe
 def _short(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, DownloadFailed) and exc.transient
+
+
+def transient_retrying(settings: Settings, what: str) -> Any:
+    """A tenacity ``Retrying`` for transient DownloadFailed errors: exponential backoff, then the last error."""
+    from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+    def log_retry(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        logger.warning("%s failed (try %d of %d): %s; trying again", what, state.attempt_number,
+                       settings.crawl_download_attempts, exc)
+
+    return Retrying(
+        stop=stop_after_attempt(settings.crawl_download_attempts),
+        wait=wait_exponential(multiplier=settings.crawl_retry_wait_s, max=max(settings.crawl_retry_wait_s * 16, 1)),
+        retry=retry_if_exception(_transient),
+        before_sleep=log_retry,
+        reraise=True,
+    )

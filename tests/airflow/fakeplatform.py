@@ -86,7 +86,7 @@ class FakePlatform:
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
         self.videos: dict[str, FakeVideo] = {}
-        self.requests: list[str] = []  # paths requested, in order
+        self.requests: list[str] = []  # paths of GET requests, in order (HEADs are not counted)
         self.redirects: dict[str, str] = {}  # path -> Location
         self.extra_feed_links: list[str] = []  # feed items pointing anywhere (hostile URLs, other hosts)
         self._server: ThreadingHTTPServer | None = None
@@ -223,7 +223,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, head_only: bool) -> None:
         path = urlsplit(self.path).path
-        self.owner.requests.append(path)
+        if not head_only:
+            self.owner.requests.append(path)
         if path in self.owner.redirects:
             self.send_response(HTTPStatus.FOUND)
             self.send_header("Location", self.owner.redirects[path])
