@@ -1,0 +1,106 @@
+"""
+### Refresh spread
+
+Every run re-reads the public counters (views, likes, comments, reposts) of the videos Vigil still follows: those
+first seen within `VIGIL_SPREAD_ACTIVE_DAYS` whose status is queued or scored. Pages are read with yt-dlp for
+metadata only (nothing is downloaded), one mapped task per host so per-host rate limits
+(`VIGIL_SPREAD_MIN_INTERVAL_S`, `VIGIL_SPREAD_HOST_INTERVALS`) hold; cookies files and proxies can be set per host
+(`VIGIL_SPREAD_COOKIES_FILES`, `VIGIL_SPREAD_PROXIES`).
+
+`update_metrics` writes one `vigil-spread` snapshot per video and the video's latest counters and metrics
+(`spread.*` in `vigil-videos`): views per hour, acceleration, engagement rate, overperformance against the channel's
+usual views at the same age, and risk (manipulation score × views per hour). Counters a platform withholds are
+null, never 0. `hash_media` takes a perceptual hash of newly stored media; `update_clusters` groups re-uploads across
+platforms and accounts (`cluster.*`).
+
+Schedule: `VIGIL_SPREAD_SCHEDULE` (default hourly).
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+def _schedule() -> str:
+    """The refresh schedule from settings (environment only; the tasks report a configuration error)."""
+    from pipeline import ConfigError, load_settings
+    from pipeline._settings import DEFAULT_SPREAD_SCHEDULE
+
+    try:
+        return load_settings().spread_schedule
+    except ConfigError:
+        return DEFAULT_SPREAD_SCHEDULE
+
+
+@dag(
+    dag_id="refresh_spread",
+    schedule=_schedule(),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(minutes=55),
+    tags=["vigil", "spread"],
+    doc_md=__doc__,
+    default_args={"owner": "vigil", "retries": 2, "retry_delay": timedelta(minutes=1),
+                  "retry_exponential_backoff": True, "max_retry_delay": timedelta(minutes=10)},
+)
+def refresh_spread() -> None:
+    """Re-poll, measure, hash, cluster (the module docstring is the doc_md)."""
+    @task
+    def select_active() -> list[list[dict[str, Any]]]:
+        """Videos still followed, one batch per host."""
+        from pipeline import load_settings
+        from pipeline.spread import select_active
+
+        return select_active(load_settings())
+
+    @task(max_active_tis_per_dagrun=4)
+    def poll(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One host's videos: read their counters (metadata only), rate-limited."""
+        from pipeline import load_settings
+        from pipeline.spread import poll
+
+        return poll(batch, load_settings())
+
+    @task(trigger_rule="none_failed")
+    def update_metrics(observations: list[list[dict[str, Any]]] | None) -> list[dict[str, Any]]:
+        """Snapshots and the videos' latest counters and metrics."""
+        from pipeline import load_settings
+        from pipeline.spread import update_metrics
+
+        flat = [o for batch in (observations or []) for o in batch]
+        return update_metrics(flat, load_settings())
+
+    @task
+    def hash_media() -> list[str]:
+        """Perceptual hashes of newly stored media."""
+        from pipeline import load_settings
+        from pipeline.spread import hash_media
+
+        return hash_media(load_settings())
+
+    @task
+    def update_clusters(hashed: list[str]) -> dict[str, Any]:
+        """Re-upload clusters and their reach."""
+        from pipeline import load_settings
+        from pipeline.spread import update_clusters
+
+        return update_clusters(hashed, load_settings())
+
+    @task
+    def summarize(rows: list[dict[str, Any]], hashed: list[str], clusters: dict[str, Any]) -> dict[str, Any]:
+        """Counts, logged and returned."""
+        from pipeline.spread import summarize
+
+        return summarize(rows, hashed, clusters)
+
+    rows = update_metrics(poll.expand(batch=select_active()))
+    hashed = hash_media()
+    rows >> hashed  # clusters read the counters this run wrote
+    summarize(rows, hashed, update_clusters(hashed))
+
+
+refresh_spread()
