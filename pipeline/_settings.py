@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     relevance_threshold: float = Field(DEFAULT_RELEVANCE_THRESHOLD, ge=0, le=1,
                                        description="political relevance below which a video is skipped")
     relevance_topics: list[str] = Field(
-        default_factory=list, description="topic descriptions relevance is scored against (JSON list); empty = built-in")
+        default_factory=list, description="topic descriptions relevance scores against (JSON list); empty = built-in")
     relevance_keywords_file: Path | None = Field(
         None, description="YAML {language: [keywords]} added to the built-in lexicon")
     relevance_model: str | None = Field(

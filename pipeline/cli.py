@@ -276,12 +276,15 @@ def calibrate(
 def crawl(
     watchlist: Annotated[Optional[Path], typer.Option("--watchlist", "-w", help="watchlist YAML (default: "
                                                       "VIGIL_WATCHLIST)", exists=True, dir_okay=False)] = None,
-    max_downloads: Annotated[Optional[int], typer.Option("--max-downloads", min=0,
-                                                         help="download budget of this run (default: settings)")] = None,
+    max_downloads: Annotated[Optional[int], typer.Option(
+        "--max-downloads", min=0, help="download budget of this run (default: settings)")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="write the run's summary here as JSON",
                                                       dir_okay=False)] = None,
 ) -> None:
-    """Run one crawl cycle now, outside Airflow: discover, score relevance, rank, download, queue. Exit 1 if an entry could not be read."""
+    """Run one crawl cycle now, outside Airflow: discover, score relevance, rank, download, queue.
+
+    Prints a summary table (discovered / relevant / downloaded / refused and why). Exit 1 if an entry could not be
+    read."""
     import json
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

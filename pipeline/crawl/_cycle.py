@@ -244,9 +244,10 @@ def summarize(triaged: dict[str, Any], downloads: Sequence[dict[str, Any]], *, e
         reasons=dict(reasons.most_common()), entry_errors=list(triaged["entry_errors"]), videos=videos,
         seconds=round(seconds, 3), timings_s={**triaged.get("timings_s", {}), **(timings_s or {})})
     logger.info("crawl: %d discovered, %d already known, %d relevant, %d downloaded, %d skipped, %d refused, "
-                "%d failed; reasons %s; entry errors %s", summary.discovered, summary.known, summary.relevant,
-                summary.downloaded, summary.skipped, summary.refused, summary.failed, summary.reasons,
-                summary.entry_errors)
+                "%d failed; reasons %s", summary.discovered, summary.known, summary.relevant, summary.downloaded,
+                summary.skipped, summary.refused, summary.failed, summary.reasons)
+    for error in summary.entry_errors:
+        logger.warning("watchlist entry not read: %s", error)
     return summary.to_dict()
 
 

@@ -322,3 +322,11 @@ def test_ytdlp_errors_are_translated(message: str, reason: str, transient: bool)
     assert isinstance(error, DownloadFailed) and str(error).startswith(reason) and error.transient is transient
     refusal = UnsafeURL("host resolves to a private address", url="http://10.0.0.1/")
     assert translate_ytdlp_error(Exception("wrapped"), url="u", refusals=[refusal]) is refusal
+
+
+def test_subtitle_text_from_webvtt() -> None:
+    from pipeline.crawl._discover import _vtt_to_text
+
+    vtt = ("WEBVTT\nKind: captions\nLanguage: en\n\n1\n00:00:00.000 --> 00:00:02.000\n<c>The senator</c> said\n\n"
+           "2\n00:00:02.000 --> 00:00:04.000\nThe senator said\nthe ballots were counted\n")
+    assert _vtt_to_text(vtt) == "The senator said the ballots were counted"
