@@ -325,6 +325,15 @@ def version() -> None:
     console.print(__version__)
 
 
+def _register_more() -> None:
+    from ._cli_spread import register
+
+    register(app)
+
+
+_register_more()
+
+
 def main() -> None:
     app()
 

@@ -8,13 +8,13 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from elasticsearch import helpers
-from fakeplatform import FakePlatform, FakeVideo
+from fakeplatform import FakePlatform
 
 from pipeline import Settings, make_es_client
 from pipeline._media_store import MediaStore
@@ -23,7 +23,7 @@ from pipeline.crawl import CrawlIndex, WatchlistEntry, discover_entry, rank_cand
 from pipeline.sink import bulk_actions
 
 __all__ = ["transcode", "lavfi_clip", "seed_videos", "flag", "WebhookReceiver", "whole_seconds", "documents",
-           "snapshots"]
+           "snapshots", "fixture_videos", "index_videos"]
 
 
 def whole_seconds(moment: datetime) -> datetime:
@@ -164,15 +164,40 @@ class WebhookReceiver:
             self.server.server_close()
 
 
-def channel_video(video_id: str, title: str, views: int, uploaded: datetime, author: str = "Capitol News",
-                  media: Path | None = None) -> FakeVideo:
-    return FakeVideo(video_id, title, media=media, views=views, likes=views // 10, comments=views // 100,
-                     author=author, uploaded=uploaded)
+def fixture_videos(now: datetime) -> dict[str, dict[str, Any]]:
+    """Videos as spread refresh and the sink leave them; risk deliberately absent (alerts recompute it)."""
+    def doc(uid: str, score: float | None, vph: float | None, *, updated_ago: timedelta = timedelta(minutes=10),
+            acceleration: float | None = None, cluster: dict[str, Any] | None = None,
+            first_seen_ago: timedelta = timedelta(days=2)) -> dict[str, Any]:
+        return {"video_uid": uid, "platform": uid.split(":")[0], "title": f"video {uid}", "status": "scored",
+                "url": {"full": f"https://example.org/watch/{uid.split(':')[1]}"},
+                "channel": {"id": "chan", "name": "Capitol News"},
+                "first_seen": (now - first_seen_ago).isoformat(),
+                "fused": {"score": score, "verdict": "likely_manipulated" if (score or 0) >= 0.5 else "no_signal",
+                          "reasons": ["mouth lags speech by 200 ms"]} if score is not None else None,
+                "spread": {"views": 10_000, "views_per_hour": vph, "acceleration": acceleration,
+                           "updated": (now - updated_ago).isoformat()},
+                "cluster": cluster or {"id": f"c-{uid}", "size": 1, "original": True, "max_score": score}}
+
+    return {
+        "youtube:hot": doc("youtube:hot", 0.9, 2000.0),  # risk 1800 → manipulated-spreading
+        "youtube:slow": doc("youtube:slow", 0.9, 10.0),  # flagged but barely watched
+        "youtube:clean": doc("youtube:clean", 0.1, 9000.0),  # viral but clean
+        "youtube:stale": doc("youtube:stale", 0.9, 2000.0, updated_ago=timedelta(hours=5)),  # not refreshed lately
+        "youtube:unscored": doc("youtube:unscored", None, 5000.0),
+        "youtube:quiet": doc("youtube:quiet", 0.9, None),  # views withheld
+        "tiktok:copy": doc("tiktok:copy", None, 30.0, first_seen_ago=timedelta(hours=3),  # → reupload-of-flagged
+                           cluster={"id": "c-youtube:hot", "size": 2, "original": False, "max_score": 0.9}),
+        "tiktok:oldcopy": doc("tiktok:oldcopy", None, 30.0, first_seen_ago=timedelta(days=4),
+                              cluster={"id": "c-youtube:hot", "size": 3, "original": False, "max_score": 0.9}),
+        "youtube:faster": doc("youtube:faster", 0.7, 300.0, acceleration=500.0),  # → flagged-accelerating
+    }
 
 
-def hours_later(start: datetime, hours: float) -> datetime:
-    return start + timedelta(hours=hours)
-
-
-def utc_now_whole() -> datetime:
-    return whole_seconds(datetime.now(UTC))
+def index_videos(settings: Settings, docs: dict[str, dict[str, Any]]) -> None:
+    es = make_es_client(settings)
+    try:
+        helpers.bulk(es, [{"_index": settings.index("videos"), "_id": k, "_source": v} for k, v in docs.items()],
+                     refresh=True)
+    finally:
+        es.close()

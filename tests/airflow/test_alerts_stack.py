@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from elasticsearch import helpers
-from spreadkit import WebhookReceiver
+from spreadkit import WebhookReceiver, fixture_videos, index_videos
 
 from pipeline import Settings, make_es_client
 from pipeline.alerts import load_rules, run_alerts
@@ -15,45 +14,6 @@ from pipeline.alerts import load_rules, run_alerts
 pytestmark = [pytest.mark.elasticsearch]
 
 NOW = datetime(2026, 11, 20, 23, 0, tzinfo=UTC)
-
-
-def fixture_videos(now: datetime) -> dict[str, dict[str, Any]]:
-    """Videos as spread refresh and the sink leave them; risk deliberately absent (alerts recompute it)."""
-    def doc(uid: str, score: float | None, vph: float | None, *, updated_ago: timedelta = timedelta(minutes=10),
-            acceleration: float | None = None, cluster: dict[str, Any] | None = None,
-            first_seen_ago: timedelta = timedelta(days=2)) -> dict[str, Any]:
-        return {"video_uid": uid, "platform": uid.split(":")[0], "title": f"video {uid}", "status": "scored",
-                "url": {"full": f"https://example.org/watch/{uid.split(':')[1]}"},
-                "channel": {"id": "chan", "name": "Capitol News"},
-                "first_seen": (now - first_seen_ago).isoformat(),
-                "fused": {"score": score, "verdict": "likely_manipulated" if (score or 0) >= 0.5 else "no_signal",
-                          "reasons": ["mouth lags speech by 200 ms"]} if score is not None else None,
-                "spread": {"views": 10_000, "views_per_hour": vph, "acceleration": acceleration,
-                           "updated": (now - updated_ago).isoformat()},
-                "cluster": cluster or {"id": f"c-{uid}", "size": 1, "original": True, "max_score": score}}
-
-    return {
-        "youtube:hot": doc("youtube:hot", 0.9, 2000.0),  # risk 1800 → manipulated-spreading
-        "youtube:slow": doc("youtube:slow", 0.9, 10.0),  # flagged but barely watched
-        "youtube:clean": doc("youtube:clean", 0.1, 9000.0),  # viral but clean
-        "youtube:stale": doc("youtube:stale", 0.9, 2000.0, updated_ago=timedelta(hours=5)),  # not refreshed lately
-        "youtube:unscored": doc("youtube:unscored", None, 5000.0),
-        "youtube:quiet": doc("youtube:quiet", 0.9, None),  # views withheld
-        "tiktok:copy": doc("tiktok:copy", None, 30.0, first_seen_ago=timedelta(hours=3),  # → reupload-of-flagged
-                           cluster={"id": "c-youtube:hot", "size": 2, "original": False, "max_score": 0.9}),
-        "tiktok:oldcopy": doc("tiktok:oldcopy", None, 30.0, first_seen_ago=timedelta(days=4),
-                              cluster={"id": "c-youtube:hot", "size": 3, "original": False, "max_score": 0.9}),
-        "youtube:faster": doc("youtube:faster", 0.7, 300.0, acceleration=500.0),  # → flagged-accelerating
-    }
-
-
-def index_videos(settings: Settings, docs: dict[str, dict[str, Any]]) -> None:
-    es = make_es_client(settings)
-    try:
-        helpers.bulk(es, [{"_index": settings.index("videos"), "_id": k, "_source": v} for k, v in docs.items()],
-                     refresh=True)
-    finally:
-        es.close()
 
 
 def alert_docs(settings: Settings) -> list[dict[str, Any]]:

@@ -1,0 +1,118 @@
+"""Commands of spread tracking, alerts and Kibana: `vigil spread`, `vigil alerts`, `vigil kibana import|export`.
+Registered on the main app by `register`; each imports its package when it runs."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+__all__ = ["register"]
+
+
+def _fmt(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def spread() -> None:
+    """Run one spread refresh now: re-poll counters (no download), snapshots, metrics, re-upload clusters."""
+    from . import cli
+    from ._exceptions import VigilError
+    from .spread import run_refresh
+
+    settings = cli.settings_or_exit()
+    try:
+        summary = run_refresh(settings)
+    except VigilError as exc:
+        cli.err_console.print(f"[red]spread refresh failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    table = Table(title="vigil spread")
+    for column in ("video", "views", "views/h", "accel (views/h²)", "engagement", "overperf.", "risk", "note"):
+        table.add_column(column, overflow="fold")
+    for row in sorted(summary.rows, key=lambda r: -(r.get("risk") or r.get("views_per_hour") or 0)):
+        table.add_row(str(row.get("title") or row["video_uid"])[:60], _fmt(row.get("views")),
+                      _fmt(row.get("views_per_hour"), 1), _fmt(row.get("acceleration"), 1),
+                      _fmt(row.get("engagement_rate"), 4), _fmt(row.get("overperformance"), 2),
+                      _fmt(row.get("risk"), 1), row.get("error") or "")
+    cli.console.print(table)
+    cli.console.print(f"{summary.polled} polled, {summary.failed} failed, {summary.hashed} newly hashed, "
+                      f"{summary.clusters_with_reuploads} re-upload clusters ({summary.seconds:.1f} s)")
+    if summary.failed and not summary.polled:
+        raise typer.Exit(1)
+
+
+def alerts() -> None:
+    """Evaluate the alert rules now; write new alerts and post them to the configured webhooks."""
+    from . import cli
+    from ._exceptions import VigilError
+    from .alerts import run_alerts
+
+    settings = cli.settings_or_exit()
+    try:
+        result = run_alerts(settings)
+    except VigilError as exc:
+        cli.err_console.print(f"[red]alerts failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    table = Table(title="vigil alerts")
+    for column in ("rule", "video", "risk", "reasons"):
+        table.add_column(column, overflow="fold")
+    for alert in result["alerts"]:
+        table.add_row(alert["rule"]["id"], alert["video_uid"], _fmt(alert.get("risk"), 1),
+                      "; ".join(alert["reasons"]))
+    cli.console.print(table)
+    cli.console.print(f"{len(result['alerts'])} new alerts, {result['posted']} webhook deliveries, "
+                      f"{result['failed']} failed")
+
+
+kibana_app = typer.Typer(name="kibana", help="Kibana dashboards and alerting rules as code.", no_args_is_help=True)
+
+
+@kibana_app.command("import")
+def kibana_import(
+    url: Annotated[Optional[str], typer.Option("--url", help="Kibana URL (default: VIGIL_KIBANA_URL)")] = None,
+) -> None:
+    """Import the data views, searches, visualizations and dashboards, and create or update the alerting rules."""
+    from . import cli
+    from ._exceptions import VigilError
+    from .kibana import run_import
+
+    settings = cli.settings_or_exit()
+    try:
+        report = run_import(settings, url)
+    except VigilError as exc:
+        cli.err_console.print(f"[red]kibana import failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    cli.console.print(f"imported {report.imported} of {report.objects} saved objects")
+    for error in report.errors:
+        cli.err_console.print(f"[red]{error}[/red]")
+    for rule, action in report.rules.items():
+        cli.console.print(f"rule {rule}: {action}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@kibana_app.command("export")
+def kibana_export(
+    out: Annotated[Path, typer.Option("--out", help="directory for saved_objects.ndjson and rules.json")],
+) -> None:
+    """Write the saved objects (NDJSON) and rule bodies that `import` sends, for review or a manual import."""
+    from . import cli
+    from .kibana import export_files
+
+    settings = cli.settings_or_exit()
+    for path in export_files(settings, out):
+        cli.console.print(f"wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the `vigil` app."""
+    app.command()(spread)
+    app.command()(alerts)
+    app.add_typer(kibana_app)
