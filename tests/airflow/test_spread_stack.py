@@ -120,3 +120,23 @@ def test_a_page_that_disappears_is_reported_not_zeroed(scene: dict[str, Any], pl
     assert failed[0]["video_uid"] == uids["b1"] and "404" in failed[0]["error"]
     assert len(snapshots(settings, uids["b1"])) == 1  # no snapshot from a failed poll
     assert documents(settings)[uids["b1"]]["spread"]["views"] == 100  # the last known counters stay
+
+
+def test_vigil_spread_command_prints_a_summary(scene: dict[str, Any], platform: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from crawlkit import settings_env
+
+    settings, uids = scene["settings"], scene["uids"]
+    platform.videos["flag"].views = 4321
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")} | settings_env(settings)
+    env["COLUMNS"] = "200"
+    done = subprocess.run([sys.executable, "-m", "pipeline", "spread"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "vigil spread" in done.stdout and "Senator's confession on the ballots" in done.stdout
+    assert "4,321" in done.stdout
+    assert "7 polled, 0 failed, 3 newly hashed, 1 re-upload clusters" in done.stdout
+    assert documents(settings)[uids["flag"]]["spread"]["views"] == 4321
