@@ -90,13 +90,14 @@ class SpreadIndex:
         return out
 
     def to_hash(self, limit: int) -> list[dict[str, Any]]:
-        """Videos with stored media and no perceptual hash yet."""
+        """Videos with stored media and no perceptual hash yet, newest first (an undecodable file is tried again
+        next run, but never keeps newer videos waiting)."""
         query = {"bool": {"filter": [{"exists": {"field": "media.uri"}}],
                           "must_not": [{"exists": {"field": "phash"}}]}}
         with es_errors(self.settings):
             response = self.es.search(index=self.videos, size=limit, query=query, track_total_hits=False,
                                       source_includes=["video_uid", "media.uri", "media.sha256"],
-                                      sort=[{"first_seen": {"order": "asc", "unmapped_type": "date"}}])
+                                      sort=[{"first_seen": {"order": "desc", "unmapped_type": "date"}}])
         return [hit["_source"] for hit in response["hits"]["hits"]]
 
     def cluster_candidates(self, now: datetime) -> list[dict[str, Any]]:

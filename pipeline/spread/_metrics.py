@@ -88,8 +88,8 @@ def _view_points(snapshots: Sequence[Snapshot], published: datetime | None) -> l
         if snap.views is None or (published is not None and snap.at < published):
             continue
         if points and _hours(snap.at, points[-1][0]) < MIN_INTERVAL_H:
-            if points[-1][1] == 0 and published is not None and points[-1][0] == published and len(points) == 1:
-                continue  # a snapshot moments after the upload adds nothing
+            if len(points) == 1 and published is not None:
+                continue  # moments after the upload: nothing to measure yet
             points[-1] = (snap.at, snap.views)  # keep the newer of two near-simultaneous snapshots
             continue
         points.append((snap.at, snap.views))
