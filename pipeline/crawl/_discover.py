@@ -162,8 +162,8 @@ def _subtitles(ydl: Any, info: dict[str, Any], language: str | None) -> str | No
 
 def _flat_entries(ydl: Any, entry: WatchlistEntry, limit: int) -> list[dict[str, Any]]:
     target = entry.search_query(limit) if entry.kind == "search" else entry.target
-    info = ydl.extract_info(target, download=False, process=False) if entry.kind != "search" else \
-        ydl.extract_info(target, download=False)
+    # processed with extract_flat="in_playlist": nested tabs and pages are followed, videos are not read yet
+    info = ydl.extract_info(target, download=False)
     if info is None:
         return []
     if info.get("_type") in ("playlist", "multi_video") or "entries" in info:
