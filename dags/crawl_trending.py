@@ -62,11 +62,16 @@ def crawl_trending() -> None:
     """Crawl the watchlist: discover, triage, download, summarize (the module docstring is the doc_md)."""
     @task
     def load_entries() -> list[dict[str, Any]]:
-        """The watchlist's entries (the watchlist is validated here; an invalid one fails the run clearly)."""
-        from pipeline import load_settings
+        """The watchlist's entries (validated here: an invalid watchlist fails the run at once, without retries)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from pipeline import ConfigError, load_settings
         from pipeline.crawl import load_entries
 
-        return load_entries(load_settings())
+        try:
+            return load_entries(load_settings())
+        except ConfigError as exc:  # retrying cannot fix a configuration
+            raise AirflowFailException(str(exc)) from exc
 
     @task(max_active_tis_per_dagrun=4)
     def discover(entry: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ videos `triage` picks; `run_cycle` does the same in one process for `vigil crawl
 """
 from __future__ import annotations
 
+from .._exceptions import CrawlError, DownloadFailed, DownloadRefused, UnsafeURL, WatchlistError
 from ._candidate import Candidate, url_uid
 from ._cycle import (
     CrawlSummary,
@@ -28,6 +29,8 @@ from ._safety import UrlPolicy, address_problem
 from ._watchlist import Watchlist, WatchlistEntry, load_watchlist, parse_watchlist
 
 __all__ = [
+    # errors (also in pipeline._exceptions)
+    "CrawlError", "DownloadRefused", "UnsafeURL", "DownloadFailed", "WatchlistError",
     # watchlists
     "Watchlist", "WatchlistEntry", "load_watchlist", "parse_watchlist",
     # the cycle's steps

@@ -126,3 +126,29 @@ def test_crawl_dag_on_the_stack(airflow_home: Path, crawl_settings: Settings, pl
     assert len(_snapshots(crawl_settings)) == len(snapshots)
     assert platform.page_requests("senate") == pages_before
     assert platform.media_requests("senate") == media_before
+
+
+def test_crawl_dag_shape(airflow_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIGIL_CRAWL_SCHEDULE", "@hourly")
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.get_dag("crawl_trending")
+    assert dag.catchup is False and dag.start_date.tzinfo is not None and "crawl" in dag.tags
+    assert dag.doc_md.lstrip().startswith("### Crawl trending political video")
+    assert {t.task_id for t in dag.tasks} == {"load_entries", "discover", "triage", "chosen", "download", "summarize"}
+    assert dag.get_task("discover").is_mapped and dag.get_task("download").is_mapped
+    assert "0 * * * *" in str(dag.timetable) or "hourly" in str(dag.timetable)
+
+
+def test_crawl_dag_fails_fast_on_a_bad_watchlist(airflow_home: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("entries:\n  - kind: search\n    target: no prefix here\n")
+    monkeypatch.setenv("VIGIL_WATCHLIST", str(bad))
+    monkeypatch.setenv("VIGIL_CRAWL_TASK_RETRIES", "2")  # a configuration error is not retried anyway
+    run = _run_dag(airflow_home)
+    assert run.state == "failed"
+    (ti,) = [t for t in run.get_task_instances() if t.task_id == "load_entries"]
+    assert ti.state == "failed" and ti.try_number == 1
