@@ -6,7 +6,9 @@ IPv6, including IPv4-mapped IPv6) that no ``allowed_private_networks`` CIDR cove
 whose message is the reason an analyst reads ("host resolves to a private address").
 
 `UrlPolicy.check` is called for every request yt-dlp makes (see ``_ytdlp``): the page, the feed, the media URL,
-subtitles, and each redirect hop before it is followed.
+subtitles, and each redirect hop before it is followed. `UrlPolicy.vet_connection` is called again when a socket
+is opened (direct connections, not through a configured proxy), and the socket connects to the address it checked,
+so DNS rebinding between the check and the connection does not get through.
 """
 from __future__ import annotations
 
@@ -32,8 +34,9 @@ SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NA
 
 
 def _system_resolver(host: str) -> list[str]:
+    """The addresses of ``host`` in the order the system prefers them (duplicates dropped)."""
     infos = socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM)
-    return sorted({info[4][0] for info in infos})
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def address_problem(address: IPAddress) -> str | None:
@@ -78,6 +81,8 @@ class UrlPolicy:
     allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     domain_allowlist: tuple[str, ...] = ()
     resolver: Resolver = field(default=_system_resolver, compare=False, repr=False)
+    #: resolves at connection time (`vet_connection`): what the socket really connects to
+    connect_resolver: Resolver = field(default=_system_resolver, compare=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, resolver: Resolver | None = None) -> UrlPolicy:
@@ -127,11 +132,34 @@ class UrlPolicy:
                 raise UnsafeURL(f"host {host} does not resolve ({exc})", url=url) from exc
             if not addresses:
                 raise UnsafeURL(f"host {host} does not resolve", url=url)
+        self._check_addresses(addresses, url)
+        return host
+
+    def _check_addresses(self, addresses: Iterable[IPAddress], url: str) -> None:
         for address in addresses:
             problem = address_problem(address)
             if problem and not self._network_allowed(address):
                 raise UnsafeURL(f"host resolves to {problem} address", url=url)
-        return host
+
+    def vet_connection(self, host: str, port: int | None) -> list[str]:
+        """The addresses to connect to for ``host``, resolved now and checked; UnsafeURL if any answer is refused.
+
+        Called when a socket is opened, so a name that resolved to a public address during `check` and to a
+        private one a moment later (DNS rebinding) is still refused, and the socket goes to the address checked.
+        """
+        where = f"{host}:{port}" if port else host
+        literal = _literal_address(host.rstrip(".").lower())
+        if literal is not None:
+            addresses: list[IPAddress] = [literal]
+        else:
+            try:
+                addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in self.connect_resolver(host)]
+            except (OSError, UnicodeError) as exc:
+                raise UnsafeURL(f"host {host} does not resolve ({exc})", url=where) from exc
+            if not addresses:
+                raise UnsafeURL(f"host {host} does not resolve", url=where)
+        self._check_addresses(addresses, where)
+        return [str(a) for a in addresses]
 
     def is_allowed(self, url: str) -> bool:
         try:

@@ -1,7 +1,8 @@
 """yt-dlp, built in one place: options from Settings, every request checked by the URL policy, errors translated.
 
 `GuardedYoutubeDL` sends all of yt-dlp's HTTP traffic through one request handler (yt-dlp's requests-based one)
-whose every request, and every redirect hop before it is followed, passes `UrlPolicy.check`. A refusal is kept on
+whose every request, and every redirect hop before it is followed, passes `UrlPolicy.check`, and whose sockets
+connect only to addresses `UrlPolicy.vet_connection` checked when they were opened. A refusal is kept on
 the instance (``refusals``) so the caller can record the reason even after yt-dlp wrapped the error in its own.
 """
 from __future__ import annotations
@@ -60,6 +61,44 @@ def _guarded_handler(policy: UrlPolicy, refusals: list[UnsafeURL]) -> type:
             logger.warning("refused to fetch %s: %s", url, exc)
             raise RefusedRequest(f"refused: {exc}") from exc
 
+    import urllib3
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+    from urllib3.util import connection as urllib3_connection
+
+    class CheckedConnection(urllib3.connection.HTTPConnection):
+        """Opens its socket to the address `UrlPolicy.vet_connection` checked (pinned: no second lookup)."""
+
+        def _new_conn(self) -> Any:
+            try:
+                addresses = policy.vet_connection(self._dns_host, self.port)
+            except UnsafeURL as exc:
+                refusals.append(exc)
+                logger.warning("refused to connect to %s: %s", self._dns_host, exc)
+                raise RefusedRequest(f"refused: {exc}") from exc
+            error: OSError | None = None
+            for address in addresses:  # in the resolver's order, like socket.create_connection
+                try:
+                    return urllib3_connection.create_connection(
+                        (address, self.port), self.timeout, source_address=self.source_address,
+                        socket_options=self.socket_options)
+                except TimeoutError as exc:
+                    error = ConnectTimeoutError(self, f"Connection to {self.host} timed out")
+                    error.__cause__ = exc
+                except OSError as exc:
+                    error = exc
+            if isinstance(error, ConnectTimeoutError):
+                raise error
+            raise NewConnectionError(self, f"Failed to establish a new connection: {error}") from error
+
+    class CheckedHTTPSConnection(CheckedConnection, urllib3.connection.HTTPSConnection):
+        pass
+
+    class CheckedHTTPPool(urllib3.HTTPConnectionPool):
+        ConnectionCls = CheckedConnection
+
+    class CheckedHTTPSPool(urllib3.HTTPSConnectionPool):
+        ConnectionCls = CheckedHTTPSConnection
+
     class GuardedSession(RequestsSession):
         def rebuild_method(self, prepared_request: Any, response: Any) -> None:
             super().rebuild_method(prepared_request, response)
@@ -71,6 +110,9 @@ def _guarded_handler(policy: UrlPolicy, refusals: list[UnsafeURL]) -> type:
         def _create_instance(self, cookiejar: Any, legacy_ssl_support: Any = None) -> Any:
             session = super()._create_instance(cookiejar, legacy_ssl_support)
             session.__class__ = GuardedSession
+            for adapter in session.adapters.values():
+                # direct connections only: through a proxy, the proxy resolves the name
+                adapter.poolmanager.pool_classes_by_scheme = {"http": CheckedHTTPPool, "https": CheckedHTTPSPool}
             return session
 
         def _send(self, request: Any) -> Any:

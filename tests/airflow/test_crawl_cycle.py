@@ -184,3 +184,17 @@ def test_vigil_crawl_command(make_crawl_settings: Any, platform: FakePlatform, m
     get_settings.cache_clear()
     assert result.exit_code == 1
     assert "entry 1 (line 2) 'file:///etc/passwd'" in result.output
+
+
+def test_dns_rebinding_is_refused_at_connection_time(platform: FakePlatform, media: MediaFactory,
+                                                     tmp_path: Path) -> None:
+    """The name looks public when the URL is checked, then resolves to loopback when the socket opens."""
+    from pipeline.crawl import UrlPolicy
+
+    platform.add(FakeVideo("v", "t", media=media.clip(1)))
+    settings = Settings(media_store=str(tmp_path / "m"), **crawl_overrides(allowed_private_networks=[]))
+    policy = UrlPolicy(resolver=lambda host: ["93.184.216.34"])  # the check's view; connections use the system's
+    url = platform.page_url("v").replace("127.0.0.1", "localhost")
+    with pytest.raises(DownloadRefused, match="^host resolves to a loopback address"):
+        download_media(Candidate(video_uid="generic:v", url=url), settings, policy=policy, workdir=tmp_path / "dl")
+    assert platform.requests == []  # nothing reached the server

@@ -330,3 +330,16 @@ def test_subtitle_text_from_webvtt() -> None:
     vtt = ("WEBVTT\nKind: captions\nLanguage: en\n\n1\n00:00:00.000 --> 00:00:02.000\n<c>The senator</c> said\n\n"
            "2\n00:00:02.000 --> 00:00:04.000\nThe senator said\nthe ballots were counted\n")
     assert _vtt_to_text(vtt) == "The senator said the ballots were counted"
+
+
+def test_connection_time_check_uses_its_own_lookup() -> None:
+    policy = UrlPolicy(resolver=_resolver({"flip.example": ["93.184.216.34"]}),
+                       connect_resolver=_resolver({"flip.example": ["93.184.216.34", "10.0.0.1"],
+                                                   "ok.example": ["2606:4700::1111", "93.184.216.34"]}))
+    policy.check("http://flip.example/")  # looks public when the URL is checked
+    with pytest.raises(UnsafeURL, match="host resolves to a private address") as info:
+        policy.vet_connection("flip.example", 80)  # but not when the socket opens
+    assert info.value.url == "flip.example:80"
+    assert policy.vet_connection("ok.example", 443) == ["2606:4700::1111", "93.184.216.34"]  # resolver's order
+    with pytest.raises(UnsafeURL, match="loopback"):
+        policy.vet_connection("2130706433", 80)
