@@ -163,15 +163,18 @@ class CrawlIndex:
         return rates
 
     def write(self, candidates: Sequence[Candidate], *, snapshots: bool = True) -> None:
-        """Index the candidates' documents and, for those with metadata, their first spread snapshot."""
+        """Write the candidates' documents and, for relevant ones with metadata, a spread snapshot."""
         if not candidates:
             return
         now = utcnow()
         actions: list[dict[str, Any]] = []
         for c in candidates:
-            actions.append({"_op_type": "index", "_index": self.videos, "_id": c.video_uid,
-                            "_source": video_document(c, now)})
-            if snapshots and c.platform_id is not None and c.relevance_score is not None and c.status != "skipped":
+            # merged into an existing document: fields other jobs add (spread, cluster, scores) stay
+            actions.append({"_op_type": "update", "_index": self.videos, "_id": c.video_uid,
+                            "doc": video_document(c, now), "doc_as_upsert": True})
+            political = c.relevance_score is not None and not (c.status_reason or "").startswith(
+                "skipped: not political")
+            if snapshots and c.platform_id is not None and political:
                 actions.append({"_op_type": "index", "_index": self.spread,
                                 "_id": f"{c.video_uid}@{c.discovered_at.isoformat()}", "_source": spread_snapshot(c)})
         with es_errors(self.settings):
