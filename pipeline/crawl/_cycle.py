@@ -23,7 +23,7 @@ from .._settings import Settings
 from ._candidate import Candidate
 from ._discover import DiscoveryResult, discover_entry
 from ._download import check_declared_caps, fetch_to_store
-from ._index import CrawlIndex, JobQueue, build_job
+from ._index import RETRYABLE_REASONS, CrawlIndex, JobQueue, build_job
 from ._rank import rank_candidates
 from ._relevance import RelevanceScorer, apply_relevance
 from ._safety import UrlPolicy
@@ -117,8 +117,6 @@ def _triage(results: Sequence[dict[str, Any]], settings: Settings, index: CrawlI
                 continue
             unique[candidate.video_uid] = candidate
     existing = index.lookup(unique)
-    from ._index import RETRYABLE_REASONS
-
     candidates: list[Candidate] = []
     for uid, candidate in unique.items():
         source = existing.get(uid)

@@ -174,6 +174,13 @@ class RelevanceScorer:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
+            try:  # a progress bar per load is noise in logs and in `vigil crawl`
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
+            except ImportError:  # pragma: no cover - sentence-transformers always brings transformers
+                pass
+
             path = self.model_path or _bundled_model_path()
             logger.info("loading relevance encoder from %s", path)
             try:
