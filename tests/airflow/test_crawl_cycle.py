@@ -17,7 +17,6 @@ from pipeline._exceptions import DownloadFailed, DownloadRefused
 from pipeline.cli import app
 from pipeline.crawl import Candidate, download_media, parse_watchlist, run_cycle
 
-stack = [pytest.mark.kafka, pytest.mark.elasticsearch, pytest.mark.slow]
 
 
 def _closed_port() -> int:
