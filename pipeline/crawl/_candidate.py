@@ -61,7 +61,7 @@ class Candidate(BaseModel):
     relevance_reason: str | None = None
     views_per_hour: float | None = None
     age_h: float | None = None
-    overperformance: float | None = None
+    channel_ratio: float | None = None  # views/h ÷ the channel's usual views/h: a ranking signal only
     rank_score: float | None = None
     rank_reason: str | None = None
     rank: int | None = None

@@ -57,11 +57,14 @@ def video_document(c: Candidate, now: datetime | None = None) -> dict[str, Any]:
         "status": c.status,
         "status_reason": c.status_reason,
         "relevance": {"score": c.relevance_score, "reason": c.relevance_reason},
-        "rank": {"position": c.rank, "score": c.rank_score, "reason": c.rank_reason},
+        "rank": {"position": c.rank, "score": c.rank_score, "reason": c.rank_reason,
+                 "channel_ratio": c.channel_ratio},
         "spread": {
             "views": c.views, "likes": c.likes, "comments": c.comments, "reposts": c.reposts,
             "views_per_hour": round(c.views_per_hour, 3) if c.views_per_hour is not None else None,
-            "overperformance": c.overperformance, "engagement_rate": _engagement(c), "age_h": c.age_h,
+            # overperformance (CrowdTangle's, pipeline.spread) needs snapshots of the channel's other videos:
+            # the spread refresh fills it in; the crawl's channel ratio above is a ranking signal only
+            "overperformance": None, "engagement_rate": _engagement(c), "age_h": c.age_h,
             "updated": c.discovered_at.isoformat(),
         },
         "event": {"created": now.isoformat(), "dataset": "vigil.crawl"},
@@ -87,7 +90,7 @@ def spread_snapshot(c: Candidate) -> dict[str, Any]:
         "views_per_hour": round(c.views_per_hour, 3) if c.views_per_hour is not None else None,
         "acceleration": None,  # needs a second snapshot
         "engagement_rate": _engagement(c),
-        "overperformance": c.overperformance,
+        "overperformance": None,  # see video_document
         "counters_missing": sorted(k for k, v in counters.items() if v is None),
         "event": {"created": utcnow().isoformat(), "dataset": "vigil.crawl"},
     }

@@ -1,9 +1,10 @@
 """Trending rank: which relevant videos get the download budget first.
 
 Growth is views per hour since upload. When the channel's usual views per hour are known (from earlier videos in
-the index, or from its other videos in this run), growth is weighed by overperformance: a video doing 5x its
+the index, or from its other videos in this run), growth is weighed by the channel ratio: a video doing 5x its
 channel's usual is spreading unusually fast even at modest absolute numbers. Videos without a view counter rank
-after those with one, newest first.
+after those with one, newest first. (The channel ratio ranks downloads only; the stored overperformance is
+CrowdTangle's, computed by pipeline.spread from snapshots.)
 """
 from __future__ import annotations
 
@@ -55,18 +56,18 @@ def rank_candidates(candidates: Sequence[Candidate], *, known_rates: Mapping[str
         vph = candidate.views_per_hour
         baseline = _baseline_without(candidate, candidates, known)
         if vph is None:
-            candidate.overperformance = None
+            candidate.channel_ratio = None
             candidate.rank_score = None
             candidate.rank_reason = "no view counter" if candidate.published else "no view counter or upload time"
             continue
         if baseline and baseline > 0:
             ratio = vph / baseline
-            candidate.overperformance = round(ratio, 3)
+            candidate.channel_ratio = round(ratio, 3)
             low, high = OVERPERFORMANCE_CLAMP
             candidate.rank_score = round(vph * math.sqrt(min(max(ratio, low), high)), 3)
             candidate.rank_reason = f"{vph:,.0f} views/h, {ratio:.1f}x the channel's usual {baseline:,.0f}"
         else:
-            candidate.overperformance = None
+            candidate.channel_ratio = None
             candidate.rank_score = round(vph, 3)
             candidate.rank_reason = f"{vph:,.0f} views/h"
 

@@ -196,17 +196,17 @@ def test_rank_weighs_the_channels_usual_views() -> None:
     known = {"small": [150.0, 150.0, 150.0], "big": [3_000.0, 3_000.0, 3_000.0]}
     ranked = rank_candidates([big, small], known_rates=known, now=NOW)
     assert [c.video_uid for c in ranked] == ["a:small", "a:big"]
-    assert small.overperformance == pytest.approx(10) and big.overperformance == pytest.approx(1)
+    assert small.channel_ratio == pytest.approx(10) and big.channel_ratio == pytest.approx(1)
     assert "10.0x the channel's usual 150" in small.rank_reason
     # too few samples: no baseline, plain growth
     lone = rank_candidates([_cand("a:lone", 100, 1, channel="new")], known_rates={"new": [1.0]}, now=NOW)[0]
-    assert lone.overperformance is None and lone.rank_score == 100
+    assert lone.channel_ratio is None and lone.rank_score == 100
 
 
 def test_rank_uses_the_channels_other_videos_in_the_run() -> None:
     videos = [_cand(f"a:{i}", 100, 1, channel="c") for i in range(3)] + [_cand("a:hot", 1_000, 1, channel="c")]
     ranked = rank_candidates(videos, now=NOW)
-    assert ranked[0].video_uid == "a:hot" and ranked[0].overperformance == pytest.approx(10)
+    assert ranked[0].video_uid == "a:hot" and ranked[0].channel_ratio == pytest.approx(10)
 
 
 # ------------------------------------------------------------------ relevance
