@@ -18,6 +18,7 @@ import signal
 import socket
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,7 @@ from pipeline._elasticsearch import make_es_client
 from pipeline._exceptions import MessageError, VigilError
 from pipeline._kafka import make_consumer, make_producer
 from pipeline._messages import DeadLetter, ResultMessage, decode, encode
-from pipeline._observe import BATCH_SIZE, CONSUMER_LAG, ERRORS, JOBS, STAGE_SECONDS, log_context, start_metrics
+from pipeline._observe import BATCH_SIZE, CONSUMER_LAG, ERRORS, JOBS, STAGE_SECONDS, log_context, start_metrics, timed
 from pipeline._settings import Settings
 
 from ._docs import bulk_actions
@@ -64,6 +65,14 @@ class _Pending:
         return not self.actions
 
 
+def _decode_result(raw: bytes) -> ResultMessage:
+    """pydantic's JSON parser first (fast); the shared ``decode`` for a precise MessageError when that fails."""
+    try:
+        return ResultMessage.model_validate_json(raw)
+    except ValueError:
+        return decode(raw, ResultMessage)  # raises MessageError naming the problem
+
+
 def _key(op: str, info: dict[str, Any]) -> tuple[str, str, str]:
     return (op, str(info.get("_index")), str(info.get("_id")))
 
@@ -78,12 +87,14 @@ class _Rebalance(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         logger.info("sink: partitions assigned: %s", describe(assigned))
         self.sink.tracker.assign(assigned)
-        if self.sink._retry_at is not None:
-            self.sink.consumer.pause(*assigned)
 
 
 class Sink:
-    """consume vigil.results → bulk into vigil-detections / vigil-videos → commit, commit last."""
+    """consume vigil.results → bulk into vigil-detections / vigil-videos → commit, commit last.
+
+    One bulk request runs at a time in a background thread while the main thread keeps polling and decoding the
+    next batch (bounded: at most ``sink_bulk_size`` results wait; beyond that the partitions are paused).
+    """
 
     def __init__(self, settings: Settings, *, es: Any = None, consumer: Any = None, producer: Any = None,
                  bulk: Callable[..., Any] = streaming_bulk) -> None:
@@ -98,7 +109,10 @@ class Sink:
         self.bulk = bulk
         self.tracker = OffsetTracker()
         self.backoff = Backoff(settings.retry_backoff_s, settings.retry_backoff_max_s)
-        self._buffer: list[_Pending] = []
+        self._buffer: list[_Pending] = []  # decoded, waiting for the next bulk request
+        self._inflight: list[_Pending] = []  # in the running bulk request, or waiting to be retried
+        self._future: Future[BaseException | None] | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-bulk")
         self._oldest: float | None = None
         self._attempt = 0
         self._retry_at: float | None = None
@@ -122,10 +136,14 @@ class Sink:
         try:
             while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 self._tick()
-            # last chance for what is buffered; what is not acknowledged stays uncommitted
-            if self._buffer and self._retry_at is None:
-                self.flush()
+            # finish the running request; one last try for the rest. What is not acknowledged stays uncommitted.
+            self._collect(wait=True)
+            if self._retry_at is None and self._buffer:
+                self._inflight, self._buffer = self._buffer, []
+                self._launch()
+                self._collect(wait=True)
         finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
             try:
                 self.consumer.close(autocommit=False)
             finally:
@@ -135,19 +153,21 @@ class Sink:
 
     # -- the loop
     def _tick(self) -> None:
-        waiting = self._retry_at is not None
-        self._set_paused(waiting or len(self._buffer) >= self.settings.sink_bulk_size)
-        got = self.consumer.poll(timeout_ms=100 if not self._buffer else 20)
+        self._set_paused(len(self._buffer) >= self.settings.sink_bulk_size)
+        got = self.consumer.poll(timeout_ms=100 if not (self._buffer or self._inflight) else 10)
         for records in got.values():
             for message in records:
                 self._add(Record.from_consumer(message))
-        now = time.monotonic()
-        if waiting:
-            if now >= self._retry_at:  # type: ignore[operator]
-                self.flush()
-        elif self._buffer and (len(self._buffer) >= self.settings.sink_bulk_size
-                               or now - (self._oldest or now) >= self.settings.sink_flush_interval_s):
-            self.flush()
+        self._collect()
+        if self._future is None:
+            now = time.monotonic()
+            if self._inflight:
+                if self._retry_at is not None and now >= self._retry_at:
+                    self._launch()
+            elif self._buffer and (len(self._buffer) >= self.settings.sink_bulk_size
+                                   or now - (self._oldest or now) >= self.settings.sink_flush_interval_s):
+                self._inflight, self._buffer, self._oldest = self._buffer, [], None
+                self._launch()
         self._report_lag()
 
     def _add(self, record: Record) -> None:
@@ -155,7 +175,7 @@ class Sink:
         if self._oldest is None:
             self._oldest = time.monotonic()
         try:
-            result = decode(record.value, ResultMessage)
+            result = _decode_result(record.value)
         except MessageError as exc:
             pending = _Pending(record, None, error=exc, stage="parse")
             logger.warning("result at %s@%d is not a valid vigil.result/1: %s", record.tp, record.offset, exc)
@@ -173,71 +193,91 @@ class Sink:
         elif self.consumer.paused():
             self.consumer.resume(*assigned)
 
-    def flush(self) -> bool:
-        """One bulk round over everything outstanding; True when the whole buffer was resolved and committed."""
+    def _launch(self) -> None:
         self.flushes += 1
-        outstanding = {key: (pending, action) for pending in self._buffer if pending.error is None
-                       for key, action in pending.actions.items()}
-        owner = {key: pending for key, (pending, _) in outstanding.items()}
-        transient: BaseException | None = None
-        if outstanding:
-            BATCH_SIZE.labels(COMPONENT).observe(len(self._buffer))
-            start = time.perf_counter()
-            try:
-                for ok, item in self.bulk(self.es, [a for _, a in outstanding.values()],
-                                          chunk_size=max(500, 2 * self.settings.sink_bulk_size),
-                                          max_retries=2, initial_backoff=0.2, max_backoff=2.0,
-                                          retry_on_status=RETRY_STATUS, raise_on_error=False,
-                                          raise_on_exception=False, yield_ok=True):
-                    op, info = next(iter(item.items()))
-                    key = _key(op, info)
-                    pending = owner.get(key)
-                    if pending is None:
-                        continue
-                    status = int(info.get("status") or 0)
-                    if ok:
-                        pending.actions.pop(key, None)
-                    elif status in RETRY_STATUS or status == 0:
-                        ERRORS.labels(COMPONENT, f"http_{status}", "index").inc()
-                        transient = transient or BulkRejected(f"HTTP {status}: {info.get('error')}")
-                    else:
-                        error = info.get("error")
-                        reason = error.get("reason") if isinstance(error, dict) else error
-                        kind = error.get("type") if isinstance(error, dict) else "error"
-                        pending.error = BulkRejected(f"{op} {key[1]}/{key[2]}: HTTP {status} {kind}: {reason}")
-                        with log_context(pending.result.video_uid if pending.result else None):
-                            logger.warning("Elasticsearch rejected a document: %s", pending.error)
-            except (elastic_transport.TransportError, elasticsearch.ApiError, OSError) as exc:
-                ERRORS.labels(COMPONENT, type(exc).__name__, "index").inc()
-                transient = exc
-            STAGE_SECONDS.labels(COMPONENT, "bulk").observe(time.perf_counter() - start)
+        self._retry_at = None
+        self._future = self._pool.submit(self._write, list(self._inflight))
+
+    def _collect(self, *, wait: bool = False) -> None:
+        """Settle the finished bulk request: DLQ the rejected, mark the acknowledged done, commit; or back off."""
+        if self._future is None or not (wait or self._future.done()):
+            return
+        transient = self._future.result()
+        self._future = None
         self._dead_letter_rejected()
-        # done: acknowledged by Elasticsearch, or rejected and acknowledged by the DLQ
         keep: list[_Pending] = []
-        for pending in self._buffer:
-            if pending.error is None and pending.resolved:
-                JOBS.labels(COMPONENT, "ok").inc()
-                self.tracker.done(pending.record.tp, pending.record.offset, pending.record.generation)
-            elif pending.error is not None and pending.stage == "dead_lettered":
+        for pending in self._inflight:
+            if (pending.error is None and pending.resolved) or pending.stage == "dead_lettered":
+                if pending.error is None:
+                    JOBS.labels(COMPONENT, "ok").inc()
                 self.tracker.done(pending.record.tp, pending.record.offset, pending.record.generation)
             else:
                 keep.append(pending)
-        self._buffer = keep
-        commit_offsets(self.consumer, self.tracker)
+        self._inflight = keep
+        with timed(COMPONENT, "commit"):
+            commit_offsets(self.consumer, self.tracker)
         if not keep:
             if self._attempt:
-                logger.info("sink: Elasticsearch is back; %d flush tries", self._attempt + 1)
-            self._attempt, self._retry_at, self._oldest = 0, None, None
-            return True
+                logger.info("sink: Elasticsearch is back; written after %d tries", self._attempt + 1)
+            self._attempt = 0
+            return
         self._attempt += 1
         delay = self.backoff.delay(self._attempt)
         self._retry_at = time.monotonic() + delay
         logger.warning("sink: %d results not yet written (%s); retry %d in %.1fs", len(keep),
                        transient or "dead-letter pending", self._attempt, delay)
-        return False
+
+    def flush(self) -> bool:
+        """Write everything decoded so far, now, in this thread; True when all of it was settled and committed."""
+        self._collect(wait=True)
+        self._inflight, self._buffer, self._oldest = self._inflight + self._buffer, [], None
+        if self._inflight:
+            self._launch()
+            self._collect(wait=True)
+        return not self._inflight
+
+    def _write(self, batch: list[_Pending]) -> BaseException | None:
+        """One bulk round over the outstanding actions of ``batch`` (bulk thread); returns a transient error."""
+        outstanding = {key: (pending, action) for pending in batch if pending.error is None
+                       for key, action in pending.actions.items()}
+        if not outstanding:
+            return None
+        owner = {key: pending for key, (pending, _) in outstanding.items()}
+        transient: BaseException | None = None
+        BATCH_SIZE.labels(COMPONENT).observe(len(batch))
+        start = time.perf_counter()
+        try:
+            for ok, item in self.bulk(self.es, [a for _, a in outstanding.values()],
+                                      chunk_size=max(500, 2 * self.settings.sink_bulk_size),
+                                      max_retries=2, initial_backoff=0.2, max_backoff=2.0,
+                                      retry_on_status=RETRY_STATUS, raise_on_error=False,
+                                      raise_on_exception=False, yield_ok=True):
+                op, info = next(iter(item.items()))
+                key = _key(op, info)
+                pending = owner.get(key)
+                if pending is None:
+                    continue
+                status = int(info.get("status") or 0)
+                if ok:
+                    pending.actions.pop(key, None)
+                elif status in RETRY_STATUS or status == 0:
+                    ERRORS.labels(COMPONENT, f"http_{status}", "index").inc()
+                    transient = transient or BulkRejected(f"HTTP {status}: {info.get('error')}")
+                else:
+                    error = info.get("error")
+                    reason = error.get("reason") if isinstance(error, dict) else error
+                    kind = error.get("type") if isinstance(error, dict) else "error"
+                    pending.error = BulkRejected(f"{op} {key[1]}/{key[2]}: HTTP {status} {kind}: {reason}")
+                    with log_context(pending.result.video_uid if pending.result else None):
+                        logger.warning("Elasticsearch rejected a document: %s", pending.error)
+        except (elastic_transport.TransportError, elasticsearch.ApiError, OSError) as exc:
+            ERRORS.labels(COMPONENT, type(exc).__name__, "index").inc()
+            transient = exc
+        STAGE_SECONDS.labels(COMPONENT, "bulk").observe(time.perf_counter() - start)
+        return transient
 
     def _dead_letter_rejected(self) -> None:
-        for pending in self._buffer:
+        for pending in self._inflight:
             if pending.error is None or pending.stage == "dead_lettered":
                 continue
             record = pending.record
@@ -246,7 +286,7 @@ class Sink:
             try:
                 self.producer.send(self.settings.topic_dlq, key=record.key, value=encode(letter)).get(
                     timeout=self.settings.kafka_request_timeout_ms / 1000)
-            except Exception as exc:  # noqa: BLE001 - retried on the next flush
+            except Exception as exc:  # noqa: BLE001 - retried on the next round
                 logger.warning("sink: dead-letter send failed, will retry: %s", exc)
                 continue
             ERRORS.labels(COMPONENT, type(pending.error).__name__, pending.stage).inc()
@@ -258,6 +298,7 @@ class Sink:
         logger.info("sink: partitions revoked: %s", describe(revoked))
         commit_offsets(self.consumer, self.tracker)
         self.tracker.revoke(revoked)
+        # the new owner redoes these; a bulk request already running writes them again, harmlessly (same ids)
         self._buffer = [p for p in self._buffer if p.record.tp not in revoked]
 
     def _report_lag(self) -> None:
