@@ -1,10 +1,11 @@
 """`vigil submit URL|FILE`: queue one video on the jobs topic by hand.
 
 A local file is hashed and copied into the content-addressed media store (``<store>/<sha[:2]>/<sha><ext>``) and
-gets the video_uid ``file:<sha[:16]>``. A URL is downloaded with yt-dlp within the download caps
-(``max_download_mb``, ``max_duration_s``, ``max_height``) and the network safety rules (no private addresses but
-``allowed_private_networks``, ``domain_allowlist``), then stored the same way; its video_uid is
-``<extractor>:<id>`` as yt-dlp reports them. No detectors are imported here.
+gets the video_uid ``file:<sha[:16]>``. A URL goes through the crawler's discovery and download
+(``pipeline.crawl``: the download caps ``max_download_mb``, ``max_duration_s``, ``max_height``, the network safety
+rules — no private addresses but ``allowed_private_networks``, ``domain_allowlist`` — checked on every request, and
+retries), then into the store the same way; its video_uid is ``<extractor>:<id>`` as yt-dlp reports them. Where the
+crawler is not installed, a minimal yt-dlp download with the same caps and an address check on the URL is used. No detectors are imported here.
 """
 from __future__ import annotations
 
@@ -136,6 +137,43 @@ def _ffmpeg() -> str | None:
         return None
 
 
+def _job_for_url(url: str, settings: Settings, video_uid: str | None) -> JobMessage:
+    """Download through the crawler (its caps, safety rules and retries) when installed, else minimally here."""
+    try:
+        from ._media_store import MediaStore
+        from .crawl import WatchlistEntry, build_job, discover_entry, fetch_to_store
+    except ImportError:  # an installation without the crawler
+        return _job_for_url_minimal(url, settings, video_uid)
+    found = discover_entry(WatchlistEntry(kind="url", target=url), settings, watchlist="submit")
+    if found.error:
+        raise SubmitRefused(f"{url}: {found.error}")
+    refused = [c for c in found.candidates if c.decided]
+    open_ = [c for c in found.candidates if not c.decided]
+    if not open_:
+        reason = refused[0].status_reason if refused else "no video found at this URL"
+        raise SubmitRefused(f"{url}: {reason}")
+    try:
+        candidate = fetch_to_store(open_[0], settings, MediaStore.from_settings(settings))
+    except VigilError as exc:
+        raise SubmitRefused(f"{url}: {exc}") from exc
+    job = build_job(candidate)
+    return job.model_copy(update={"video_uid": video_uid}) if video_uid else job
+
+
+def _job_for_url_minimal(url: str, settings: Settings, video_uid: str | None) -> JobMessage:
+    with tempfile.TemporaryDirectory(prefix="vigil-submit-") as tmp:
+        file, info = _download(url, settings, Path(tmp))
+        sha, uri = store_file(file, settings)
+    platform = str(info.get("extractor_key") or info.get("extractor") or "url").lower()
+    uid = video_uid or f"{platform}:{info.get('id') or sha[:16]}"
+    return JobMessage(video_uid=uid, media_uri=uri, media_sha256=sha,
+                      source=SourceMetadata(platform=platform, url=info.get("webpage_url") or url,
+                                            title=info.get("title"),
+                                            channel=info.get("channel") or info.get("uploader"),
+                                            channel_id=info.get("channel_id"), views=info.get("view_count"),
+                                            likes=info.get("like_count"), comments=info.get("comment_count")))
+
+
 def submit_target(target: str, settings: Settings, *, video_uid: str | None = None,
                   producer: Any = None) -> JobMessage:
     """Store ``target`` (file or URL) in the media store and queue a ``vigil.job/1`` for it."""
@@ -148,17 +186,7 @@ def submit_target(target: str, settings: Settings, *, video_uid: str | None = No
         job = JobMessage(video_uid=video_uid or f"file:{sha[:16]}", media_uri=uri, media_sha256=sha,
                          source=SourceMetadata(platform="file", url=path.resolve().as_uri(), title=path.name))
     elif urlsplit(target).scheme in ("http", "https"):
-        with tempfile.TemporaryDirectory(prefix="vigil-submit-") as tmp:
-            file, info = _download(target, settings, Path(tmp))
-            sha, uri = store_file(file, settings)
-        platform = str(info.get("extractor_key") or info.get("extractor") or "url").lower()
-        uid = video_uid or f"{platform}:{info.get('id') or sha[:16]}"
-        job = JobMessage(video_uid=uid, media_uri=uri, media_sha256=sha,
-                         source=SourceMetadata(platform=platform, url=info.get("webpage_url") or target,
-                                               title=info.get("title"), channel=info.get("channel") or
-                                               info.get("uploader"), channel_id=info.get("channel_id"),
-                                               views=info.get("view_count"), likes=info.get("like_count"),
-                                               comments=info.get("comment_count")))
+        job = _job_for_url(target, settings, video_uid)
     else:
         raise ConfigError(f"{target!r} is neither a file nor an http(s) URL")
     enqueue(job, settings, producer=producer)

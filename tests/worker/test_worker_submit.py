@@ -112,3 +112,13 @@ def test_metrics_endpoint_counts_jobs_batches_and_stages(kafka_settings: Setting
                    'vigil_stage_seconds_count{component="worker",stage="fetch"}', "vigil_consumer_lag",
                    "vigil_errors_total"):
         assert needle in text, needle
+
+
+def test_minimal_download_without_the_crawler(kafka_settings: Settings, video: Path, http_server: str) -> None:
+    from pipeline._submit import _job_for_url_minimal
+
+    job = _job_for_url_minimal(f"{http_server}/{video.name}", kafka_settings, None)
+    assert Path(job.media_uri.removeprefix("file://")).read_bytes() == video.read_bytes()
+    capped = kafka_settings.model_copy(update={"max_download_mb": 1, "allowed_private_networks": []})
+    with pytest.raises(SubmitRefused, match="refused"):
+        _job_for_url_minimal(f"{http_server}/{video.name}", capped, None)
