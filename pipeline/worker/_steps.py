@@ -167,11 +167,13 @@ class Analyse(ProcessingStep[Work]):
     """Batch decoded clips across videos and run the suite's device step in one thread."""
 
     def __init__(self, suite: SuiteLike, next_step: ProcessingStep[Work], dead_letters: ProcessingStep[Failure], *,
-                 policy: BatchPolicy) -> None:
+                 policy: BatchPolicy, max_buffered_bytes: int | None = None) -> None:
         self.suite = suite
         self.next_step = next_step
         self.dead_letters = dead_letters
         self.policy = policy
+        self.max_buffered_bytes = max_buffered_bytes
+        self.buffered_bytes = 0  # decoded frames and audio waiting or on the device
         self.flushing = False
         self._waiting: deque[tuple[float, Work]] = deque()
         self._device = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-device")
@@ -183,6 +185,11 @@ class Analyse(ProcessingStep[Work]):
     def submit(self, item: Work) -> None:
         if self.policy.full(len(self._waiting)):
             raise MessageRejected
+        size = _clip_bytes(item.clip)
+        if (self.max_buffered_bytes is not None and self.pending()
+                and self.buffered_bytes + size > self.max_buffered_bytes):
+            raise MessageRejected  # long videos: bound the memory, not only the count
+        self.buffered_bytes += size
         self._waiting.append((time.monotonic(), item))
 
     def _run(self, works: list[Work]) -> list[tuple[Work, Any, BaseException | None]]:
@@ -215,6 +222,7 @@ class Analyse(ProcessingStep[Work]):
             self._running = None
             self._running_size = 0
             for work, result, exc in outcome:
+                self.buffered_bytes -= _clip_bytes(work.clip)
                 if exc is not None:
                     self.dead_letters.submit(Failure(work, AnalysisFailed(f"{type(exc).__name__}: {exc}",
                                                                           stage="analyse"), "analyse"))
@@ -247,6 +255,15 @@ class Analyse(ProcessingStep[Work]):
 
     def close(self) -> None:
         self._device.shutdown(wait=False, cancel_futures=True)
+
+
+def _clip_bytes(clip: Any) -> int:
+    """Memory held by a decoded clip's frames and audio (0 for anything without them)."""
+    total = 0
+    for name in ("frames", "audio"):
+        array = getattr(clip, name, None)
+        total += int(getattr(array, "nbytes", 0) or 0)
+    return total
 
 
 class _Send(ProcessingStep[Any]):

@@ -80,7 +80,8 @@ class Worker:
         self.dead_letters = DeadLetters(self.producer, settings.topic_dlq, self.commit, backoff=backoff)
         self.produce = ProduceResult(self.producer, settings.topic_results, self.commit, self.dead_letters,
                                      suite_version=self.suite.version, backoff=backoff)
-        self.analyse = Analyse(self.suite, self.produce, self.dead_letters, policy=self.policy)
+        self.analyse = Analyse(self.suite, self.produce, self.dead_letters, policy=self.policy,
+                               max_buffered_bytes=settings.worker_max_buffered_mb * 1024 * 1024)
         self.prepare = Prepare(self.suite, self.analyse, self.dead_letters, threads=settings.worker_decode_threads,
                                max_bytes=settings.max_download_mb * 1024 * 1024,
                                retry_attempts=settings.retry_attempts, backoff=backoff,

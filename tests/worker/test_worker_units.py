@@ -308,3 +308,35 @@ def test_log_lines_carry_the_video_uid(capsys: pytest.CaptureFixture[str]) -> No
         _ContextFilter().filter(record)
     line = json.loads(JsonFormatter().format(record))
     assert line["video_uid"] == "youtube:abc" and line["message"] == "scored x" and line["level"] == "info"
+
+
+def test_analyse_bounds_the_memory_of_waiting_clips() -> None:
+    import numpy as np
+
+    from pipeline.worker import Analyse, Work
+
+    class Frames:
+        def __init__(self, mb: int) -> None:
+            self.frames = np.zeros(mb * 1024 * 1024, dtype=np.uint8)
+            self.audio = None
+
+    out, dlq = _Sink(), _Sink()
+    step = Analyse(_CountingSuite(), out, dlq, policy=BatchPolicy(max_size=8, max_wait_s=10.0),
+                   max_buffered_bytes=3 * 1024 * 1024)
+    works = []
+    for i in range(4):
+        work = Work(Record("jobs", 0, i, None, b""))
+        work.clip = Frames(1)
+        works.append(work)
+    for work in works[:3]:
+        step.submit(work)
+    with pytest.raises(MessageRejected):  # 3 MB wait already: the fourth would pass the bound
+        step.submit(works[3])
+    assert step.buffered_bytes == 3 * 1024 * 1024
+    step.join(5)
+    assert step.buffered_bytes == 0 and len(out.items) == 3
+    big = Work(Record("jobs", 0, 9, None, b""))
+    big.clip = Frames(5)
+    step.submit(big)  # a clip larger than the bound alone is still taken (no deadlock)
+    step.join(5)
+    step.close()
