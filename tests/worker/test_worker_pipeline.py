@@ -373,3 +373,32 @@ def test_sink_dead_letters_a_document_elasticsearch_rejects(pipeline_settings: S
     assert parsed["test:junk"].stage == "parse"
     docs = detections(settings)
     assert sorted(d["video_uid"] for d in docs) == ["test:r1", "test:r3"]
+
+
+@pytest.mark.slow
+def test_a_batch_longer_than_max_poll_interval_triggers_no_rebalance(pipeline_settings: Settings,
+                                                                     clip_dir: Path) -> None:
+    """The device step runs in a thread while the main loop keeps polling paused partitions: a batch that takes
+    longer than max.poll.interval.ms neither loses the member its partitions nor gets its jobs redone."""
+    settings = pipeline_settings.model_copy(update={
+        "worker_batch_size": 2, "worker_batch_wait_s": 0.0, "worker_max_poll_interval_ms": 6000,
+        "worker_session_timeout_ms": 6000})
+    jobs = [job_for(settings, path) for path in clips(clip_dir, 2)]
+    produce(settings, settings.topic_jobs, [(j.video_uid.encode(), encode(j)) for j in jobs])
+    suite = LightSuite(analyse_delay_s=9.0)  # 1.5 x max.poll.interval.ms
+    worker = Worker(settings, suite=suite)
+    revoked: list[object] = []
+    original = worker._on_revoked
+    worker._on_revoked = lambda parts: (  # type: ignore[method-assign]
+        None if worker._stop.is_set() else revoked.append(set(parts)), original(parts))
+    thread = threading.Thread(target=worker.run, kwargs={"max_seconds": 60})
+    thread.start()
+    try:
+        assert wait_for(lambda: committed_total(settings, settings.worker_group, settings.topic_jobs) == 2, 40)
+    finally:
+        worker.stop()
+        thread.join(30)
+    results = consume_all(settings, settings.topic_results, expect=10, timeout_s=3)
+    assert len(results) == 2  # each job analysed once: no rebalance handed them to anyone again
+    assert [r for r in revoked if r] == []  # before the shutdown, only the empty ones of the first join
+    assert sum(suite.batches) == 2
