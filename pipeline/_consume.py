@@ -11,14 +11,14 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-__all__ = ["MessageRejected", "ProcessingStep", "OffsetTracker", "Backoff", "Record", "commit_offsets", "idle_poll", "describe"]
+__all__ = ["MessageRejected", "ProcessingStep", "OffsetTracker", "Backoff", "Record", "commit_offsets", "describe"]
 
 logger = logging.getLogger(__name__)
 
@@ -197,30 +197,6 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         return min(self.maximum, self.initial * (2 ** max(0, attempt - 1)))
-
-
-def idle_poll(consumer: Any) -> Callable[[float], None]:
-    """A ``sleep`` (for tenacity and backoff waits) that keeps calling ``poll`` so the member stays in its group.
-
-    Every assigned partition is paused first, so no record is consumed while waiting; should one come back
-    anyway, the consumer is moved back to it (``seek``), so nothing is skipped.
-    """
-
-    def _sleep(seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            assigned = consumer.assignment()
-            if assigned:
-                consumer.pause(*assigned)
-            got = consumer.poll(timeout_ms=max(1, int(min(left, 0.5) * 1000)))
-            for tp, records in got.items():
-                if records:
-                    consumer.seek(tp, records[0].offset)
-
-    return _sleep
 
 
 def describe(partitions: Iterable[TopicPartition]) -> str:
