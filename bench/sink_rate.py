@@ -78,15 +78,19 @@ def cleanup(settings: Any) -> None:
 
 
 def run_raw(results: list[Any], settings: Any) -> float:
-    """streaming_bulk of the same two actions per result (already parsed); seconds."""
+    """streaming_bulk of the same two documents per result (already parsed, plain dicts); seconds."""
     from elasticsearch.helpers import streaming_bulk
 
     from pipeline import make_es_client
-    from pipeline.sink import bulk_actions
+    from pipeline.sink import bulk_actions, detection_doc
 
     es = make_es_client(settings)
     start = time.perf_counter()
-    actions = (a for r in results for a in bulk_actions(r, settings))
+    def plain(r: Any) -> list[dict[str, Any]]:  # the same documents, as plain dicts the client serialises
+        index, update = bulk_actions(r, settings)
+        return [dict(index, _source=detection_doc(r)), update]
+
+    actions = (a for r in results for a in plain(r))
     failed = sum(1 for ok, _ in streaming_bulk(es, actions, chunk_size=2 * settings.sink_bulk_size,
                                                raise_on_error=False) if not ok)
     elapsed = time.perf_counter() - start

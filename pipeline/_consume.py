@@ -10,15 +10,19 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from kafka import TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
-__all__ = ["MessageRejected", "ProcessingStep", "OffsetTracker", "Backoff", "Record", "commit_offsets", "describe"]
+__all__ = ["MessageRejected", "ProcessingStep", "OffsetTracker", "Backoff", "Record", "commit_offsets", "describe",
+           "RebalanceEvents", "GroupWatchdog", "COMMIT_TIMEOUT_MS"]
+
+COMMIT_TIMEOUT_MS = 10_000
 
 logger = logging.getLogger(__name__)
 
@@ -115,16 +119,18 @@ class OffsetTracker:
         state = self._parts.get(tp)
         return state.generation if state else None
 
-    def add(self, tp: TopicPartition, offset: int) -> int:
-        """Track ``offset`` (consumed in order); returns the partition's generation to hand back to ``done``."""
+    def add(self, tp: TopicPartition, offset: int) -> int | None:
+        """Track ``offset`` (consumed in order); returns the partition's generation to hand back to ``done``, or
+        None for a record this assignment already has (redelivered after the consumer went back to the last
+        commit): the caller skips it."""
         state = self._parts.get(tp)
-        if state is None:  # consumed before the assignment callback ran (manual assignment, tests)
+        if state is None:  # consumed before the assignment was applied (manual assignment, tests)
             self.assign([tp])
             state = self._parts[tp]
+        if state.committed is not None and offset < state.committed:
+            return None
         if state.offsets and offset <= next(reversed(state.offsets)):
-            if offset in state.offsets:  # offered again after backpressure
-                return state.generation
-            raise ValueError(f"{tp}: offset {offset} added out of order")
+            return None
         state.offsets[offset] = False
         return state.generation
 
@@ -177,11 +183,15 @@ def commit_offsets(consumer: Any, tracker: OffsetTracker) -> dict[TopicPartition
     if not offsets:
         return {}
     try:
-        consumer.commit({tp: OffsetAndMetadata(pos, "", -1) for tp, pos in offsets.items()})
+        consumer.commit({tp: OffsetAndMetadata(pos, "", -1) for tp, pos in offsets.items()},
+                        timeout_ms=COMMIT_TIMEOUT_MS)
     except (kafka_errors.CommitFailedError, kafka_errors.RebalanceInProgressError,
             kafka_errors.IllegalGenerationError, kafka_errors.UnknownMemberIdError) as exc:
         # the group moved on; the new owner redoes what was not committed (writes are idempotent)
-        logger.warning("commit of %s refused by the group coordinator: %s", offsets, exc)
+        logger.warning("commit of %s refused by the group coordinator: %s", describe(offsets), exc)
+        return {}
+    except kafka_errors.KafkaError as exc:  # timeout, coordinator moving: the next commit carries these offsets
+        logger.warning("commit of %s failed, will be retried: %s", describe(offsets), exc)
         return {}
     tracker.committed(offsets)
     logger.debug("committed %s", offsets)
@@ -205,3 +215,54 @@ def describe(partitions: Iterable[TopicPartition]) -> str:
     for tp in partitions:
         by_topic.setdefault(tp.topic, []).append(tp.partition)
     return " ".join(f"{t}[{','.join(map(str, sorted(p)))}]" for t, p in sorted(by_topic.items())) or "none"
+
+
+class RebalanceEvents(ConsumerRebalanceListener):
+    """Records assignment changes for the consumer's own thread to apply.
+
+    kafka-python 3 calls a rebalance listener from its network thread, not from the thread calling ``poll``: a
+    listener that commits (a blocking round trip on that very thread) or changes the consumer's working state
+    there races the main loop or stalls the group. So this one only queues the change; the main loop applies it
+    with ``drain`` before it handles the records of its next poll.
+    """
+
+    def __init__(self) -> None:
+        self._events: deque[tuple[str, set[TopicPartition]]] = deque()
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._events.append(("revoked", set(revoked)))
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._events.append(("assigned", set(assigned)))
+
+    def drain(self) -> list[tuple[str, set[TopicPartition]]]:
+        out = []
+        while self._events:
+            out.append(self._events.popleft())
+        return out
+
+
+class GroupWatchdog:
+    """Notices a consumer that has not been a stable group member for ``limit_s`` seconds.
+
+    kafka-python 3.0.12 can stall in a rebalance that a metadata change interrupts (seen with a topic created just
+    before the first join): the member stops heartbeating, the broker drops it, and it never joins again. The
+    loop that owns the consumer asks ``stalled()`` and, when true, builds a new consumer; nothing is lost, as
+    uncommitted work is simply consumed again.
+    """
+
+    def __init__(self, consumer: Any, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self.reset(consumer)
+
+    def reset(self, consumer: Any) -> None:
+        self.consumer = consumer
+        self._since = time.monotonic()
+
+    def stalled(self) -> bool:
+        coordinator = getattr(self.consumer, "_coordinator", None)
+        stable = getattr(coordinator, "stable", None)
+        if stable is None or stable():
+            self._since = time.monotonic()
+            return False
+        return time.monotonic() - self._since > self.limit_s

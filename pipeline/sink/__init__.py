@@ -2,8 +2,8 @@
 acknowledged every item. Needs no detectors."""
 from __future__ import annotations
 
-from ._docs import bulk_actions, detection_doc, detection_id, video_update
+from ._docs import BulkKey, bulk_actions, bulk_lines, detection_doc, detection_id, detection_json, video_update
 from ._sink import RETRY_STATUS, BulkRejected, Sink, run_sink
 
-__all__ = ["Sink", "run_sink", "BulkRejected", "RETRY_STATUS", "detection_id", "detection_doc", "video_update",
+__all__ = ["Sink", "run_sink", "BulkRejected", "RETRY_STATUS", "detection_id", "detection_doc", "detection_json", "video_update", "bulk_lines", "BulkKey",
            "bulk_actions"]

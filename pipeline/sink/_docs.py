@@ -3,13 +3,17 @@ update of the video's latest score in ``vigil-videos`` (doc_as_upsert: no script
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from pipeline._messages import ResultMessage
 from pipeline._settings import Settings
 
-__all__ = ["detection_id", "detection_doc", "video_update", "bulk_actions"]
+__all__ = ["detection_id", "detection_doc", "detection_json", "video_update", "bulk_actions", "bulk_lines",
+           "BulkKey"]
+
+BulkKey = tuple[str, str, str]  # (op, index, id): how a bulk response item is matched to its action
 
 
 def detection_id(media_sha256: str, suite_version: str) -> str:
@@ -37,6 +41,18 @@ def detection_doc(result: ResultMessage, *, now: datetime | None = None) -> dict
     return body
 
 
+def detection_json(result: ResultMessage, *, now: datetime | None = None) -> str:
+    """``detection_doc`` serialised: the result's own JSON (pydantic's serialiser) with the index's fields in front,
+    so the bulk request does not serialise the largest part of every document again."""
+    head = json.dumps({
+        "@timestamp": _iso(result.produced_at),
+        "detection_id": detection_id(result.media_sha256, result.suite_version),
+        "event": {"created": _iso(now or datetime.now(UTC)), "dataset": "vigil.detections"},
+    })
+    body = result.model_dump_json(by_alias=True, exclude={"schema_", "produced_at"})
+    return head[:-1] + ("," + body[1:] if body != "{}" else "}")
+
+
 def video_update(result: ResultMessage) -> dict[str, Any]:
     """The partial ``vigil-videos`` document: latest fused score, verdict, reasons, suite and status."""
     return {
@@ -55,7 +71,20 @@ def bulk_actions(result: ResultMessage, settings: Settings) -> list[dict[str, An
     """The two bulk actions of one result: index the detection, upsert the video's latest score."""
     return [
         {"_op_type": "index", "_index": settings.index("detections"),
-         "_id": detection_id(result.media_sha256, result.suite_version), "_source": detection_doc(result)},
+         "_id": detection_id(result.media_sha256, result.suite_version), "_source": detection_json(result)},
         {"_op_type": "update", "_index": settings.index("videos"), "_id": result.video_uid,
          "doc": video_update(result), "doc_as_upsert": True},
+    ]
+
+
+def bulk_lines(result: ResultMessage, settings: Settings) -> list[tuple[BulkKey, bytes]]:
+    """The two actions of ``bulk_actions`` as NDJSON bulk lines (header + body), ready for ``Elasticsearch.bulk``."""
+    detections, videos = settings.index("detections"), settings.index("videos")
+    doc_id = detection_id(result.media_sha256, result.suite_version)
+    index_head = json.dumps({"index": {"_index": detections, "_id": doc_id}})
+    update_head = json.dumps({"update": {"_index": videos, "_id": result.video_uid}})
+    update_body = json.dumps({"doc": video_update(result), "doc_as_upsert": True}, ensure_ascii=False)
+    return [
+        (("index", detections, doc_id), f"{index_head}\n{detection_json(result)}\n".encode()),
+        (("update", videos, result.video_uid), f"{update_head}\n{update_body}\n".encode()),
     ]

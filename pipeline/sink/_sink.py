@@ -1,10 +1,11 @@
 """``vigil sink``: results from Kafka into Elasticsearch, committed only after Elasticsearch acknowledged them.
 
-Results are buffered up to ``sink_bulk_size`` or ``sink_flush_interval_s`` and written with
-``elasticsearch.helpers.streaming_bulk`` (``raise_on_error=False``: every item is inspected). Per item:
+Results are buffered up to ``sink_bulk_size`` or ``sink_flush_interval_s`` and written with the bulk API
+(``Elasticsearch.bulk`` on NDJSON built while decoding; errors are not raised per item: every item is inspected).
+Per item:
 
     2xx                         done
-    429, 5xx, no answer         retried (first inside the bulk helper, then with backoff by the sink)
+    429, 5xx, no answer         retried with backoff (the items still outstanding only)
     other 4xx (mapping errors)  the result is rejected: sent to the dead-letter topic, then done
 
 The consumer's offsets are committed once every result of the buffer is done. While Elasticsearch is down the sink
@@ -19,17 +20,22 @@ import socket
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import elastic_transport
 import elasticsearch
-from elasticsearch.helpers import streaming_bulk
 from kafka import TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
-from pipeline._consume import Backoff, describe, OffsetTracker, Record, commit_offsets
+from pipeline._consume import (
+    Backoff,
+    GroupWatchdog,
+    OffsetTracker,
+    RebalanceEvents,
+    Record,
+    commit_offsets,
+    describe,
+)
 from pipeline._elasticsearch import make_es_client
 from pipeline._exceptions import MessageError, VigilError
 from pipeline._kafka import make_consumer, make_producer
@@ -37,7 +43,7 @@ from pipeline._messages import DeadLetter, ResultMessage, decode, encode
 from pipeline._observe import BATCH_SIZE, CONSUMER_LAG, ERRORS, JOBS, STAGE_SECONDS, log_context, start_metrics, timed
 from pipeline._settings import Settings
 
-from ._docs import bulk_actions
+from ._docs import BulkKey, bulk_lines
 
 __all__ = ["Sink", "run_sink", "BulkRejected", "RETRY_STATUS"]
 
@@ -45,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 COMPONENT = "sink"
 RETRY_STATUS = (429, 500, 502, 503, 504)
+MAX_REQUEST_BYTES = 16 << 20  # a bulk request larger than this is split
 LAG_INTERVAL_S = 5.0
 
 
@@ -56,7 +63,7 @@ class BulkRejected(VigilError):
 class _Pending:
     record: Record
     result: ResultMessage | None
-    actions: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)  # outstanding
+    actions: dict[BulkKey, bytes] = field(default_factory=dict)  # outstanding: NDJSON lines by action
     error: BaseException | None = None
     stage: str = "index"
 
@@ -77,18 +84,6 @@ def _key(op: str, info: dict[str, Any]) -> tuple[str, str, str]:
     return (op, str(info.get("_index")), str(info.get("_id")))
 
 
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-
-    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.sink._on_revoked(revoked)
-
-    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        logger.info("sink: partitions assigned: %s", describe(assigned))
-        self.sink.tracker.assign(assigned)
-
-
 class Sink:
     """consume vigil.results → bulk into vigil-detections / vigil-videos → commit, commit last.
 
@@ -97,16 +92,13 @@ class Sink:
     """
 
     def __init__(self, settings: Settings, *, es: Any = None, consumer: Any = None, producer: Any = None,
-                 bulk: Callable[..., Any] = streaming_bulk) -> None:
+                 max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
         self.settings = settings
         self.es = es if es is not None else make_es_client(settings, max_retries=0)
-        self.consumer = consumer if consumer is not None else make_consumer(
-            settings, settings.sink_group, max_poll_records=settings.sink_bulk_size,
-            session_timeout_ms=settings.worker_session_timeout_ms,
-            heartbeat_interval_ms=max(1000, settings.worker_session_timeout_ms // 3),
-            client_id=f"vigil-sink-{socket.gethostname()}")
+        self.consumer = consumer if consumer is not None else self._new_consumer()
+        self._watchdog = GroupWatchdog(self.consumer, max(30.0, 3 * settings.worker_session_timeout_ms / 1000))
         self.producer = producer if producer is not None else make_producer(settings)
-        self.bulk = bulk
+        self.max_request_bytes = max_request_bytes
         self.tracker = OffsetTracker()
         self.backoff = Backoff(settings.retry_backoff_s, settings.retry_backoff_max_s)
         self._buffer: list[_Pending] = []  # decoded, waiting for the next bulk request
@@ -117,8 +109,32 @@ class Sink:
         self._attempt = 0
         self._retry_at: float | None = None
         self._stop = threading.Event()
+        self._rebalance = RebalanceEvents()
         self._last_lag = 0.0
         self.flushes = 0
+
+    def _new_consumer(self) -> Any:
+        settings = self.settings
+        return make_consumer(
+            settings, settings.sink_group, max_poll_records=settings.sink_bulk_size,
+            max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20,
+            session_timeout_ms=settings.worker_session_timeout_ms,
+            heartbeat_interval_ms=max(1000, settings.worker_session_timeout_ms // 3),
+            client_id=f"vigil-sink-{socket.gethostname()}")
+
+    def _replace_consumer(self) -> None:
+        """A new group member for one stuck in a rebalance (see GroupWatchdog); uncommitted results are redone."""
+        logger.warning("sink: not a stable group member for %.0fs; replacing the consumer", self._watchdog.limit_s)
+        self.tracker.revoke(self.tracker.partitions())
+        self._buffer, self._oldest = [], None
+        try:
+            self.consumer.close(autocommit=False, timeout_ms=5000)
+        except Exception as exc:  # noqa: BLE001 - it is being replaced because it misbehaves
+            logger.warning("sink: closing the stuck consumer failed: %s", exc)
+        self.consumer = self._new_consumer()
+        self._rebalance = RebalanceEvents()
+        self.consumer.subscribe([self.settings.topic_results], listener=self._rebalance)
+        self._watchdog.reset(self.consumer)
 
     # -- lifecycle
     def stop(self, *_: Any) -> None:
@@ -131,7 +147,7 @@ class Sink:
     def run(self, *, max_seconds: float | None = None) -> None:
         logger.info("sink: group %s on %s → %s, %s", self.settings.sink_group, self.settings.topic_results,
                     self.settings.index("detections"), self.settings.index("videos"))
-        self.consumer.subscribe([self.settings.topic_results], listener=_Rebalance(self))
+        self.consumer.subscribe([self.settings.topic_results], listener=self._rebalance)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         try:
             while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
@@ -153,8 +169,11 @@ class Sink:
 
     # -- the loop
     def _tick(self) -> None:
+        if self._watchdog.stalled():
+            self._replace_consumer()
         self._set_paused(len(self._buffer) >= self.settings.sink_bulk_size)
         got = self.consumer.poll(timeout_ms=100 if not (self._buffer or self._inflight) else 10)
+        self._apply_rebalance()  # before the records: they may belong to the new assignment
         for records in got.values():
             for message in records:
                 self._add(Record.from_consumer(message))
@@ -171,7 +190,10 @@ class Sink:
         self._report_lag()
 
     def _add(self, record: Record) -> None:
-        record.generation = self.tracker.add(record.tp, record.offset)
+        generation = self.tracker.add(record.tp, record.offset)
+        if generation is None:  # redelivered after a rebalance; this assignment has it already
+            return
+        record.generation = generation
         if self._oldest is None:
             self._oldest = time.monotonic()
         try:
@@ -180,8 +202,7 @@ class Sink:
             pending = _Pending(record, None, error=exc, stage="parse")
             logger.warning("result at %s@%d is not a valid vigil.result/1: %s", record.tp, record.offset, exc)
         else:
-            actions = bulk_actions(result, self.settings)
-            pending = _Pending(record, result, {(a["_op_type"], a["_index"], a["_id"]): a for a in actions})
+            pending = _Pending(record, result, dict(bulk_lines(result, self.settings)))
         self._buffer.append(pending)
 
     def _set_paused(self, paused: bool) -> None:
@@ -238,42 +259,54 @@ class Sink:
 
     def _write(self, batch: list[_Pending]) -> BaseException | None:
         """One bulk round over the outstanding actions of ``batch`` (bulk thread); returns a transient error."""
-        outstanding = {key: (pending, action) for pending in batch if pending.error is None
-                       for key, action in pending.actions.items()}
+        outstanding = [(key, pending, lines) for pending in batch if pending.error is None
+                       for key, lines in pending.actions.items()]
         if not outstanding:
             return None
-        owner = {key: pending for key, (pending, _) in outstanding.items()}
-        transient: BaseException | None = None
         BATCH_SIZE.labels(COMPONENT).observe(len(batch))
+        transient: BaseException | None = None
         start = time.perf_counter()
-        try:
-            for ok, item in self.bulk(self.es, [a for _, a in outstanding.values()],
-                                      chunk_size=max(500, 2 * self.settings.sink_bulk_size),
-                                      max_retries=2, initial_backoff=0.2, max_backoff=2.0,
-                                      retry_on_status=RETRY_STATUS, raise_on_error=False,
-                                      raise_on_exception=False, yield_ok=True):
-                op, info = next(iter(item.items()))
-                key = _key(op, info)
-                pending = owner.get(key)
-                if pending is None:
-                    continue
-                status = int(info.get("status") or 0)
-                if ok:
-                    pending.actions.pop(key, None)
-                elif status in RETRY_STATUS or status == 0:
-                    ERRORS.labels(COMPONENT, f"http_{status}", "index").inc()
-                    transient = transient or BulkRejected(f"HTTP {status}: {info.get('error')}")
-                else:
-                    error = info.get("error")
-                    reason = error.get("reason") if isinstance(error, dict) else error
-                    kind = error.get("type") if isinstance(error, dict) else "error"
-                    pending.error = BulkRejected(f"{op} {key[1]}/{key[2]}: HTTP {status} {kind}: {reason}")
-                    with log_context(pending.result.video_uid if pending.result else None):
-                        logger.warning("Elasticsearch rejected a document: %s", pending.error)
-        except (elastic_transport.TransportError, elasticsearch.ApiError, OSError) as exc:
-            ERRORS.labels(COMPONENT, type(exc).__name__, "index").inc()
-            transient = exc
+        chunk: list[tuple[BulkKey, _Pending, bytes]] = []
+        size = 0
+        for entry in outstanding + [None]:  # type: ignore[list-item]
+            if entry is not None and (not chunk or size + len(entry[2]) <= self.max_request_bytes):
+                chunk.append(entry)
+                size += len(entry[2])
+                continue
+            transient = self._request(chunk) or transient
+            if entry is not None:
+                chunk, size = [entry], len(entry[2])
         STAGE_SECONDS.labels(COMPONENT, "bulk").observe(time.perf_counter() - start)
+        return transient
+
+    def _request(self, chunk: list[tuple[BulkKey, _Pending, bytes]]) -> BaseException | None:
+        """One bulk request; settles each item: done, rejected (kept for the DLQ) or left for a retry."""
+        try:
+            response = self.es.bulk(operations=b"".join(lines for _, _, lines in chunk))
+        except elasticsearch.ApiError as exc:  # the whole request refused: 429, 5xx (a 4xx here is logged loudly)
+            ERRORS.labels(COMPONENT, f"http_{exc.status_code}", "index").inc()
+            if exc.status_code not in RETRY_STATUS:
+                logger.error("sink: bulk request refused as a whole (HTTP %s): %s", exc.status_code, exc)
+            return exc
+        except (elastic_transport.TransportError, OSError) as exc:
+            ERRORS.labels(COMPONENT, type(exc).__name__, "index").inc()
+            return exc
+        transient: BaseException | None = None
+        for (key, pending, _), item in zip(chunk, response["items"], strict=True):
+            op, info = next(iter(item.items()))
+            status = int(info.get("status") or 0)
+            if 200 <= status < 300:
+                pending.actions.pop(key, None)
+            elif status in RETRY_STATUS or status == 0:
+                ERRORS.labels(COMPONENT, f"http_{status}", "index").inc()
+                transient = transient or BulkRejected(f"HTTP {status}: {info.get('error')}")
+            else:
+                error = info.get("error")
+                reason = error.get("reason") if isinstance(error, dict) else error
+                kind = error.get("type") if isinstance(error, dict) else "error"
+                pending.error = BulkRejected(f"{op} {key[1]}/{key[2]}: HTTP {status} {kind}: {reason}")
+                with log_context(pending.result.video_uid if pending.result else None):
+                    logger.warning("Elasticsearch rejected a document: %s", pending.error)
         return transient
 
     def _dead_letter_rejected(self) -> None:
@@ -294,12 +327,17 @@ class Sink:
             pending.stage = "dead_lettered"
             pending.actions.clear()
 
-    def _on_revoked(self, revoked: set[TopicPartition]) -> None:
-        logger.info("sink: partitions revoked: %s", describe(revoked))
-        commit_offsets(self.consumer, self.tracker)
-        self.tracker.revoke(revoked)
-        # the new owner redoes these; a bulk request already running writes them again, harmlessly (same ids)
-        self._buffer = [p for p in self._buffer if p.record.tp not in revoked]
+    def _apply_rebalance(self) -> None:
+        for kind, partitions in self._rebalance.drain():
+            if kind == "assigned":
+                logger.info("sink: partitions assigned: %s", describe(partitions))
+                self.tracker.assign(partitions)
+                continue
+            # no commit here: the group is already rebalancing; the next owner rewrites what is uncommitted, and
+            # a bulk request still running writes its documents again, harmlessly (same ids)
+            logger.info("sink: partitions revoked: %s", describe(partitions))
+            self.tracker.revoke(partitions)
+            self._buffer = [p for p in self._buffer if p.record.tp not in partitions]
 
     def _report_lag(self) -> None:
         now = time.monotonic()

@@ -18,9 +18,16 @@ from collections.abc import Callable
 from typing import Any
 
 from kafka import TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
-from pipeline._consume import Backoff, describe, MessageRejected, OffsetTracker, Record
+from pipeline._consume import (
+    Backoff,
+    GroupWatchdog,
+    MessageRejected,
+    OffsetTracker,
+    RebalanceEvents,
+    Record,
+    describe,
+)
 from pipeline._kafka import make_consumer, make_producer
 from pipeline._observe import CONSUMER_LAG, start_metrics
 from pipeline._settings import Settings
@@ -47,17 +54,6 @@ def load_suite(settings: Settings) -> SuiteLike:
     return Suite.from_settings(settings, names=settings.worker_detectors or None)
 
 
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-
-    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.worker._on_revoked(revoked)
-
-    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.worker._on_assigned(assigned)
-
-
 class Worker:
     """consume → prepare (decode) → batch → device step → produce (acks=all) → commit, commit last."""
 
@@ -66,13 +62,8 @@ class Worker:
         self.settings = settings
         self.suite = suite if suite is not None else load_suite(settings)
         self.tracker = OffsetTracker()
-        self.consumer = consumer if consumer is not None else make_consumer(
-            settings, settings.worker_group,
-            max_poll_records=max(1, settings.worker_batch_size),
-            max_poll_interval_ms=settings.worker_max_poll_interval_ms,
-            session_timeout_ms=settings.worker_session_timeout_ms,
-            heartbeat_interval_ms=max(1000, settings.worker_session_timeout_ms // 3),
-            client_id=f"vigil-worker-{socket.gethostname()}")
+        self.consumer = consumer if consumer is not None else self._new_consumer()
+        self._watchdog = GroupWatchdog(self.consumer, max(30.0, 3 * settings.worker_session_timeout_ms / 1000))
         self.producer = producer if producer is not None else make_producer(settings)
         backoff = Backoff(settings.retry_backoff_s, settings.retry_backoff_max_s)
         self.policy = BatchPolicy(settings.worker_batch_size, settings.worker_batch_wait_s)
@@ -88,8 +79,34 @@ class Worker:
                                capacity=max(settings.worker_decode_threads * 2, settings.worker_batch_size))
         self._steps = (self.prepare, self.analyse, self.produce, self.dead_letters, self.commit)
         self._held: deque[Record] = deque()
+        self._rebalance = RebalanceEvents()
         self._stop = threading.Event()
         self._last_lag = 0.0
+
+    def _new_consumer(self) -> Any:
+        settings = self.settings
+        return make_consumer(
+            settings, settings.worker_group,
+            max_poll_records=max(1, settings.worker_batch_size),
+            max_poll_interval_ms=settings.worker_max_poll_interval_ms,
+            session_timeout_ms=settings.worker_session_timeout_ms,
+            heartbeat_interval_ms=max(1000, settings.worker_session_timeout_ms // 3),
+            client_id=f"vigil-worker-{socket.gethostname()}")
+
+    def _replace_consumer(self) -> None:
+        """A new group member for one stuck in a rebalance (see GroupWatchdog); uncommitted work is redone."""
+        logger.warning("worker: not a stable group member for %.0fs; replacing the consumer", self._watchdog.limit_s)
+        self.tracker.revoke(self.tracker.partitions())
+        self._held.clear()
+        try:
+            self.consumer.close(autocommit=False, timeout_ms=5000)
+        except Exception as exc:  # noqa: BLE001 - it is being replaced because it misbehaves
+            logger.warning("worker: closing the stuck consumer failed: %s", exc)
+        self.consumer = self._new_consumer()
+        self.commit.consumer = self.consumer
+        self._rebalance = RebalanceEvents()
+        self.consumer.subscribe([self.settings.topic_jobs], listener=self._rebalance)
+        self._watchdog.reset(self.consumer)
 
     # -- lifecycle
     def stop(self, *_: Any) -> None:
@@ -105,7 +122,7 @@ class Worker:
         logger.info("worker: group %s on %s, suite %s, batch %d / %.2fs, %d decode threads",
                     self.settings.worker_group, self.settings.topic_jobs, self.suite.version,
                     self.policy.max_size, self.policy.max_wait_s, self.settings.worker_decode_threads)
-        self.consumer.subscribe([self.settings.topic_jobs], listener=_Rebalance(self))
+        self.consumer.subscribe([self.settings.topic_jobs], listener=self._rebalance)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         try:
             while not self._stop.is_set():
@@ -121,9 +138,13 @@ class Worker:
         return sum(step.pending() for step in self._steps[:-1])
 
     def _tick(self) -> None:
+        if self._watchdog.stalled():
+            self._replace_consumer()
         self._set_paused(bool(self._held))
         timeout_ms = 20 if (self.busy() or self._held) else 200
-        for records in self.consumer.poll(timeout_ms=timeout_ms).values():
+        got = self.consumer.poll(timeout_ms=timeout_ms)
+        self._apply_rebalance()  # before the records: they may belong to the new assignment
+        for records in got.values():
             self._held.extend(Record.from_consumer(r) for r in records)
         self._offer()
         for step in self._steps:
@@ -134,7 +155,12 @@ class Worker:
     def _offer(self) -> None:
         while self._held:
             record = self._held[0]
-            record.generation = self.tracker.add(record.tp, record.offset)
+            if not record.generation:
+                generation = self.tracker.add(record.tp, record.offset)
+                if generation is None:  # redelivered after a rebalance; this assignment has it already
+                    self._held.popleft()
+                    continue
+                record.generation = generation
             try:
                 self.prepare.submit(Work(record))
             except MessageRejected:
@@ -151,9 +177,17 @@ class Worker:
         elif self.consumer.paused():
             self.consumer.resume(*assigned)
 
+    def _apply_rebalance(self) -> None:
+        for kind, partitions in self._rebalance.drain():
+            if kind == "revoked":
+                self._on_revoked(partitions)
+            else:
+                self._on_assigned(partitions)
+
     def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        # no commit here: the group is already rebalancing; what is done but uncommitted is redone by the next
+        # owner, harmlessly (results and documents are idempotent)
         logger.info("partitions revoked: %s", describe(revoked))
-        self.commit.commit_now()
         self.tracker.revoke(revoked)
         self._held = deque(r for r in self._held if r.tp not in revoked)
 
@@ -189,6 +223,7 @@ class Worker:
             while self.busy() and time.monotonic() < deadline:
                 self._set_paused(True)
                 self.consumer.poll(timeout_ms=20)  # heartbeats; nothing is returned from paused partitions
+                self._apply_rebalance()
                 for step in self._steps:
                     step.poll()
             self.commit.commit_now()

@@ -69,12 +69,25 @@ def test_work_of_a_revoked_assignment_is_never_committed() -> None:
     assert tracker.committable() == {TP0: 2}
 
 
-def test_offering_the_same_offset_again_after_backpressure_is_idempotent() -> None:
+def test_records_redelivered_to_the_same_assignment_are_skipped() -> None:
     tracker = OffsetTracker()
     g = tracker.add(TP0, 7)
-    assert tracker.add(TP0, 7) == g
-    with pytest.raises(ValueError, match="out of order"):
-        tracker.add(TP0, 6)
+    tracker.add(TP0, 8)
+    assert tracker.add(TP0, 7) is None and tracker.add(TP0, 6) is None  # the consumer went back: skip them
+    tracker.done(TP0, 7, g)
+    tracker.committed(tracker.committable())
+    assert tracker.add(TP0, 7) is None  # below the committed position
+    assert tracker.add(TP0, 9) == g
+
+
+def test_rebalance_events_are_queued_for_the_main_loop() -> None:
+    from pipeline._consume import RebalanceEvents
+
+    events = RebalanceEvents()
+    events.on_partitions_revoked({TP0})
+    events.on_partitions_assigned({TP0, TP1})
+    assert events.drain() == [("revoked", {TP0}), ("assigned", {TP0, TP1})]
+    assert events.drain() == []
 
 
 def test_describe_partitions_for_logs() -> None:
@@ -340,3 +353,38 @@ def test_analyse_bounds_the_memory_of_waiting_clips() -> None:
     step.submit(big)  # a clip larger than the bound alone is still taken (no deadlock)
     step.join(5)
     step.close()
+
+
+def test_bulk_lines_are_the_bulk_actions_as_ndjson() -> None:
+    from pipeline.sink import bulk_lines
+
+    result = _result()
+    settings = Settings(es_index_prefix="vigil")
+    (key_index, index_lines), (key_update, update_lines) = bulk_lines(result, settings)
+    head, body = [json.loads(line) for line in index_lines.decode().splitlines()]
+    assert key_index == ("index", "vigil-detections", detection_id(result.media_sha256, result.suite_version))
+    assert head == {"index": {"_index": "vigil-detections", "_id": key_index[2]}}
+    expected = detection_doc(result)
+    assert {k: v for k, v in body.items() if k != "event"} == {k: v for k, v in expected.items() if k != "event"}
+    head, body = [json.loads(line) for line in update_lines.decode().splitlines()]
+    assert key_update == ("update", "vigil-videos", "youtube:abc123")
+    assert head == {"update": {"_index": "vigil-videos", "_id": "youtube:abc123"}}
+    assert body == {"doc": video_update(result), "doc_as_upsert": True}
+
+
+def test_group_watchdog_notices_a_member_stuck_in_a_rebalance() -> None:
+    from types import SimpleNamespace
+
+    from pipeline._consume import GroupWatchdog
+
+    state = {"stable": True}
+    consumer = SimpleNamespace(_coordinator=SimpleNamespace(stable=lambda: state["stable"]))
+    watchdog = GroupWatchdog(consumer, limit_s=0.05)
+    assert not watchdog.stalled()
+    state["stable"] = False
+    assert not watchdog.stalled()  # rebalancing for a moment is normal
+    time.sleep(0.08)
+    assert watchdog.stalled()
+    state["stable"] = True
+    assert not watchdog.stalled()
+    assert not GroupWatchdog(object(), limit_s=0).stalled()  # a consumer without a coordinator is never stalled
