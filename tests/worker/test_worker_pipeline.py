@@ -23,6 +23,7 @@ from worker_support import (
     make_clip,
     make_clips,
     produce,
+    sha256_of,
     spawn,
     stop,
     wait_for,
@@ -402,3 +403,29 @@ def test_a_batch_longer_than_max_poll_interval_triggers_no_rebalance(pipeline_se
     assert len(results) == 2  # each job analysed once: no rebalance handed them to anyone again
     assert [r for r in revoked if r] == []  # before the shutdown, only the empty ones of the first join
     assert sum(suite.batches) == 2
+
+
+@pytest.mark.slow
+def test_a_replaced_consumer_carries_on_without_losing_jobs(pipeline_settings: Settings, clip_dir: Path) -> None:
+    """What the group watchdog does to a member stuck in a rebalance: a new consumer, the same jobs, all committed."""
+    settings = pipeline_settings.model_copy(update={"worker_batch_wait_s": 0.0})
+    paths = clips(clip_dir, 6)
+    first = [job_for(settings, path) for path in paths[:3]]
+    produce(settings, settings.topic_jobs, [(j.video_uid.encode(), encode(j)) for j in first])
+    worker = Worker(settings, suite=LightSuite())
+    thread = threading.Thread(target=worker.run, kwargs={"max_seconds": 90})
+    thread.start()
+    try:
+        assert wait_for(lambda: committed_total(settings, settings.worker_group, settings.topic_jobs) == 3, 30)
+        old = worker.consumer
+        stalled = iter([True])
+        worker._watchdog.stalled = lambda: next(stalled, False)  # type: ignore[method-assign]
+        assert wait_for(lambda: worker.consumer is not old, 10)
+        second = [job_for(settings, path) for path in paths[3:]]
+        produce(settings, settings.topic_jobs, [(j.video_uid.encode(), encode(j)) for j in second])
+        assert wait_for(lambda: committed_total(settings, settings.worker_group, settings.topic_jobs) == 6, 60)
+    finally:
+        worker.stop()
+        thread.join(60)
+    results = consume_all(settings, settings.topic_results, expect=20, timeout_s=3)
+    assert {decode(r.value, ResultMessage).media_sha256 for r in results} == {sha256_of(p) for p in paths}
