@@ -150,13 +150,13 @@ def test_worker_killed_mid_batch_loses_and_doubles_nothing(pipeline_settings: Se
     sink = spawn("sink", settings, tmp_path / "sink.log")
     worker = spawn("worker", settings, tmp_path / "worker1.log", **slow)
     try:
-        # wait until some results exist but not all: the worker is in the middle of its batches
-        assert wait_for(lambda: 1 <= len(detections(settings)), timeout_s=90, interval_s=0.5)
+        # wait until the first batch is produced: the next one is on the device (2 s a batch of 4)
+        log1 = tmp_path / "worker1.log"
+        assert wait_for(lambda: log1.read_text().count("scored:") >= 1, timeout_s=90, interval_s=0.1)
         time.sleep(0.5)
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(10)
-        before = len(detections(settings))
-        assert before < len(jobs), "the worker finished before it could be killed"
+        assert log1.read_text().count("scored:") < len(jobs), "the worker finished before it could be killed"
         committed = committed_total(settings, settings.worker_group, settings.topic_jobs)
         assert committed < len(jobs)
         restarted = spawn("worker", settings, tmp_path / "worker2.log", **light_env())
