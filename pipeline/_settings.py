@@ -150,6 +150,8 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(8, ge=1, description="most videos in one device step (batched across videos)")
     worker_batch_wait_s: float = Field(0.5, ge=0, description="longest a decoded video waits for a fuller batch")
     worker_decode_threads: int = Field(2, ge=1, description="threads fetching and decoding media (CPU)")
+    worker_evidence_plots: bool = Field(
+        True, description="store evidence plots (PNG) beside the media and link them from the detection document")
     worker_max_buffered_mb: int = Field(
         4096, ge=1, description="decoded frames and audio waiting for the device, at most (MB); then the worker pauses")
     worker_detectors: CommaList = Field(

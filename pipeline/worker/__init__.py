@@ -17,12 +17,12 @@ from ._exceptions import (
     is_poison,
 )
 from ._media import fetch_media, local_path, sha256_file
-from ._steps import Analyse, Commit, DeadLetters, Failure, Prepare, ProduceResult, SuiteLike, Work
+from ._steps import Analyse, Commit, DeadLetters, Evidence, Failure, Prepare, ProduceResult, SuiteLike, Work
 from ._worker import Worker, load_suite, run_worker
 
 __all__ = [
     "Worker", "run_worker", "load_suite", "SuiteLike", "BatchPolicy",
-    "Prepare", "Analyse", "ProduceResult", "DeadLetters", "Commit", "Work", "Failure",
+    "Prepare", "Analyse", "Evidence", "ProduceResult", "DeadLetters", "Commit", "Work", "Failure",
     "fetch_media", "local_path", "sha256_file",
     "PoisonJob", "MediaMissing", "ChecksumMismatch", "MediaOverCap", "AnalysisFailed", "MediaUnavailable",
     "is_poison",

@@ -1,11 +1,12 @@
 """The worker's processing steps, chained like arroyo strategies::
 
-    Prepare ──▶ Analyse ──▶ ProduceResult ──▶ Commit
-       │           │             (acks=all)     ▲
-       └───────────┴──▶ DeadLetters ────────────┘   poison input / exhausted retries
+    Prepare ──▶ Analyse ──▶ Evidence ──▶ ProduceResult ──▶ Commit
+       │           │          (plots)       (acks=all)     ▲
+       └───────────┴──────────┴──▶ DeadLetters ────────────┘   poison input / exhausted retries
 
 Prepare parses the job, fetches and verifies the media and decodes it (``suite.prepare``) in a small thread pool.
-Analyse batches decoded clips across videos and runs ``suite.analyse`` in one device thread. ProduceResult and
+Analyse batches decoded clips across videos and runs ``suite.analyse`` in one device thread. Evidence (optional,
+``worker_evidence_plots``) renders the result's plots beside the media on its own thread. ProduceResult and
 DeadLetters send with acks=all and hand the work on only once the broker acknowledged it; Commit marks the offset
 done and commits the contiguous done prefix of each partition. Every step is bounded: a full step raises
 MessageRejected and the consumer pauses.
@@ -29,7 +30,8 @@ from ._batching import BatchPolicy
 from ._exceptions import AnalysisFailed, MediaUnavailable, PoisonJob, is_poison
 from ._media import fetch_media
 
-__all__ = ["SuiteLike", "Work", "Failure", "Prepare", "Analyse", "ProduceResult", "DeadLetters", "Commit"]
+__all__ = ["SuiteLike", "Work", "Failure", "Prepare", "Analyse", "Evidence", "ProduceResult", "DeadLetters", "Commit",
+           "result_message"]
 
 logger = logging.getLogger(__name__)
 
@@ -331,6 +333,69 @@ class _Send(ProcessingStep[Any]):
         return len(self._inflight)
 
 
+def result_message(item: Work, suite_version: str) -> ResultMessage:
+    """The ``vigil.result/1`` of an analysed job."""
+    job = item.job
+    assert job is not None
+    return item.result.to_message(video_uid=job.video_uid, suite_version=suite_version, source=job.source,
+                                  extra_timings=dict(item.timings_ms))
+
+
+class Evidence(ProcessingStep[Work]):
+    """Render the evidence plots of each result into the media store, beside the media, on CPU threads so the main
+    loop and the device never wait for matplotlib; their URIs go into ``evidence_uris``. A plot that cannot be
+    written costs the job nothing but the link (``attach_evidence`` logs it)."""
+
+    def __init__(self, store: Any, next_step: ProcessingStep[Work], dead_letters: ProcessingStep[Failure], *,
+                 suite_version: str, threads: int = 1, capacity: int = 16) -> None:
+        self.store = store
+        self.next_step = next_step
+        self.dead_letters = dead_letters
+        self.suite_version = suite_version
+        self.capacity = capacity
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vigil-evidence")
+        self._running: deque[tuple[Work, Future[ResultMessage]]] = deque()
+
+    def submit(self, item: Work) -> None:
+        if len(self._running) >= self.capacity:
+            raise MessageRejected
+        self._running.append((item, self._pool.submit(self._render, item)))
+
+    def _render(self, item: Work) -> ResultMessage:
+        from .._evidence import attach_evidence
+
+        with log_context(item.video_uid):
+            start = time.perf_counter()
+            message = attach_evidence(result_message(item, self.suite_version), self.store)
+            STAGE_SECONDS.labels(COMPONENT, "evidence").observe(time.perf_counter() - start)
+            return message
+
+    def poll(self) -> None:
+        # in order, so results leave in the order their jobs arrived
+        while self._running and self._running[0][1].done():
+            item, future = self._running[0]
+            exc = future.exception()
+            if exc is None:
+                item.result = future.result()
+            else:
+                # the result itself could not be built: the same failure ProduceResult would report
+                logger.error("result of %s cannot be written as vigil.result/1: %s", item.video_uid, exc)
+                self._running.popleft()
+                self.dead_letters.submit(Failure(item, exc, "result"))
+                continue
+            try:
+                self.next_step.submit(item)
+            except MessageRejected:
+                break
+            self._running.popleft()
+
+    def pending(self) -> int:
+        return len(self._running)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 class ProduceResult(_Send):
     """``vigil.result/1`` per analysed job, keyed by video_uid."""
 
@@ -343,17 +408,13 @@ class ProduceResult(_Send):
         self.dead_letters = dead_letters
 
     def submit(self, item: Work) -> None:
-        job = item.job
-        assert job is not None
-        try:
-            message: ResultMessage = item.result.to_message(
-                video_uid=job.video_uid, suite_version=self.suite_version, source=job.source,
-                extra_timings=dict(item.timings_ms))
-        except Exception as exc:  # noqa: BLE001 - a result that cannot be expressed is this job's problem
-            logger.error("result of %s cannot be written as vigil.result/1: %s", job.video_uid, exc)
-            self.dead_letters.submit(Failure(item, exc, "result"))
-            return
-        item.result = message
+        if not isinstance(item.result, ResultMessage):  # the Evidence step may have built it already
+            try:
+                item.result = result_message(item, self.suite_version)
+            except Exception as exc:  # noqa: BLE001 - a result that cannot be expressed is this job's problem
+                logger.error("result of %s cannot be written as vigil.result/1: %s", item.video_uid, exc)
+                self.dead_letters.submit(Failure(item, exc, "result"))
+                return
         item.clip = None  # frames are no longer needed
         super().submit(item)
 

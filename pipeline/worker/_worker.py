@@ -20,6 +20,7 @@ from typing import Any
 from kafka import TopicPartition
 
 from pipeline._consume import (
+    ProcessingStep,
     Backoff,
     GroupWatchdog,
     MessageRejected,
@@ -29,11 +30,12 @@ from pipeline._consume import (
     describe,
 )
 from pipeline._kafka import make_consumer, make_producer
+from pipeline._media_store import MediaStore
 from pipeline._observe import CONSUMER_LAG, start_metrics
 from pipeline._settings import Settings
 
 from ._batching import BatchPolicy
-from ._steps import COMPONENT, Analyse, Commit, DeadLetters, Prepare, ProduceResult, SuiteLike, Work
+from ._steps import COMPONENT, Analyse, Commit, DeadLetters, Evidence, Prepare, ProduceResult, SuiteLike, Work
 
 __all__ = ["Worker", "load_suite", "run_worker"]
 
@@ -71,13 +73,20 @@ class Worker:
         self.dead_letters = DeadLetters(self.producer, settings.topic_dlq, self.commit, backoff=backoff)
         self.produce = ProduceResult(self.producer, settings.topic_results, self.commit, self.dead_letters,
                                      suite_version=self.suite.version, backoff=backoff)
-        self.analyse = Analyse(self.suite, self.produce, self.dead_letters, policy=self.policy,
+        after_analyse: ProcessingStep[Work] = self.produce
+        self.evidence: Evidence | None = None
+        if settings.worker_evidence_plots:
+            self.evidence = Evidence(MediaStore.from_settings(settings), self.produce, self.dead_letters,
+                                     suite_version=self.suite.version)
+            after_analyse = self.evidence
+        self.analyse = Analyse(self.suite, after_analyse, self.dead_letters, policy=self.policy,
                                max_buffered_bytes=settings.worker_max_buffered_mb * 1024 * 1024)
         self.prepare = Prepare(self.suite, self.analyse, self.dead_letters, threads=settings.worker_decode_threads,
                                max_bytes=settings.max_download_mb * 1024 * 1024,
                                retry_attempts=settings.retry_attempts, backoff=backoff,
                                capacity=max(settings.worker_decode_threads * 2, settings.worker_batch_size))
-        self._steps = (self.prepare, self.analyse, self.produce, self.dead_letters, self.commit)
+        self._steps = tuple(step for step in (self.prepare, self.analyse, self.evidence, self.produce,
+                                              self.dead_letters, self.commit) if step is not None)
         self._held: deque[Record] = deque()
         self._rebalance = RebalanceEvents()
         self._stop = threading.Event()

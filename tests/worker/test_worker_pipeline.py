@@ -128,6 +128,10 @@ def test_twenty_jobs_through_worker_and_sink(pipeline_settings: Settings, clip_d
                                                                 "inconclusive")
         assert any(d.get("score") is not None for d in doc["detectors"].values()) or doc["fused"]["score"] is None
         assert "decode" in doc["timings_ms"] and "@timestamp" in doc
+        # evidence plots rendered by the worker, stored beside the media, linked for the dashboards
+        assert doc["evidence_uris"] and all(f"{doc['media_sha256']}.evidence/" in uri for uri in doc["evidence_uris"])
+        assert all(Path(uri.removeprefix("file://")).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+                   for uri in doc["evidence_uris"])
     if real_suite_available():  # the worker ran the real detectors: their names are in every document
         assert all({"lipsync", "spectral"} <= set(doc["detectors"]) for doc in docs)
     by_uid = videos(settings)

@@ -388,3 +388,53 @@ def test_group_watchdog_notices_a_member_stuck_in_a_rebalance() -> None:
     state["stable"] = True
     assert not watchdog.stalled()
     assert not GroupWatchdog(object(), limit_s=0).stalled()  # a consumer without a coordinator is never stalled
+
+
+class _SuiteResult:
+    """Stands where a detectors.SuiteResult goes: builds the result message of one job."""
+
+    def __init__(self, sha: str, broken: bool = False) -> None:
+        self.sha, self.broken = sha, broken
+
+    def to_message(self, *, video_uid: str, suite_version: str, source: object = None,
+                   extra_timings: dict[str, float] | None = None) -> ResultMessage:
+        if self.broken:
+            raise ValueError("score out of range")
+        from pipeline import DetectorOutput, TimelineWindow
+
+        return ResultMessage(video_uid=video_uid, media_sha256=self.sha, suite_version=suite_version, duration_s=4.0,
+                             fused=FusedScore(score=0.2, verdict="no_signal"),
+                             detectors={"lipsync": DetectorOutput(version="1", applicable=True, score=0.2, timeline=[
+                                 TimelineWindow(start_s=0, end_s=4, score=0.2)])},
+                             timings_ms=extra_timings or {})
+
+
+def test_evidence_renders_plots_off_the_main_loop_in_order(tmp_path: Path) -> None:
+    from pipeline import JobMessage, SourceMetadata
+    from pipeline._media_store import MediaStore
+    from pipeline.worker import Evidence
+
+    out, dlq = _Sink(limit=2), _Sink()
+    step = Evidence(MediaStore(str(tmp_path / "store")), out, dlq, suite_version="suite-9", capacity=3)
+    works = []
+    for i in range(4):
+        sha = f"{i:x}" * 64
+        work = _work(i)
+        work.job = JobMessage(video_uid=f"file:{i}", media_uri=f"file:///x/{sha}", media_sha256=sha,
+                              source=SourceMetadata(platform="file", url=f"/x/{i}.mp4"))
+        work.result = _SuiteResult(sha, broken=(i == 2))
+        works.append(work)
+    for work in works[:3]:
+        step.submit(work)
+    with pytest.raises(MessageRejected):  # bounded
+        step.submit(works[3])
+    _drain(step, 10)
+    # the next step took two (its limit), the broken one went to the dead-letter step, in order
+    assert [w.job.video_uid for w in out.items] == ["file:0", "file:1"]
+    assert [f.stage for f in dlq.items] == ["result"] and "score out of range" in str(dlq.items[0].error)
+    for work in out.items:
+        assert isinstance(work.result, ResultMessage) and len(work.result.evidence_uris) >= 1
+        for uri in work.result.evidence_uris:
+            assert Path(uri.removeprefix("file://")).read_bytes().startswith(b"\x89PNG")
+            assert f"{work.job.media_sha256}.evidence/suite-9/" in uri
+    step.close()
