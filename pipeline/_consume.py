@@ -8,6 +8,8 @@ committed only after its output is durable, and only as part of the contiguous d
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
@@ -19,10 +21,13 @@ from kafka import TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
+from ._observe import CONSUMER_LAG
+
 __all__ = ["MessageRejected", "ProcessingStep", "OffsetTracker", "Backoff", "Record", "commit_offsets", "describe",
-           "RebalanceEvents", "GroupWatchdog", "COMMIT_TIMEOUT_MS"]
+           "RebalanceEvents", "GroupWatchdog", "GroupMember", "COMMIT_TIMEOUT_MS", "LAG_INTERVAL_S"]
 
 COMMIT_TIMEOUT_MS = 10_000
+LAG_INTERVAL_S = 5.0  # how often a group member refreshes its consumer-lag gauges
 
 logger = logging.getLogger(__name__)
 
@@ -266,3 +271,109 @@ class GroupWatchdog:
             self._since = time.monotonic()
             return False
         return time.monotonic() - self._since > self.limit_s
+
+
+class GroupMember(ABC):
+    """What the worker and the sink share as consumer-group members: the consumer's lifecycle on one thread.
+
+    Subclasses set ``settings``, ``component`` (metric label), ``topic``, ``consumer`` and ``tracker``, call
+    ``_init_member()``, and implement ``_new_consumer``, ``_on_assigned``, ``_on_revoked`` and
+    ``_forget_uncommitted`` (what to drop when a stuck consumer is replaced).
+    """
+
+    settings: Any
+    component: str
+    topic: str
+    consumer: Any
+    tracker: OffsetTracker
+
+    def _init_member(self, session_timeout_ms: int) -> None:
+        self._watchdog = GroupWatchdog(self.consumer, max(30.0, 3 * session_timeout_ms / 1000))
+        self._rebalance = RebalanceEvents()
+        self._stop = threading.Event()
+        self._last_lag = 0.0
+
+    @abstractmethod
+    def _new_consumer(self) -> Any:
+        """A fresh consumer for this member's group (not yet subscribed)."""
+
+    @abstractmethod
+    def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Partitions this member now owns (applied on the consumer's own thread)."""
+
+    @abstractmethod
+    def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Partitions taken away: forget their uncommitted work (no commit: the group is already rebalancing)."""
+
+    @abstractmethod
+    def _forget_uncommitted(self) -> None:
+        """Drop work not yet committed; called when the consumer is replaced (it is consumed again)."""
+
+    # -- lifecycle
+    def stop(self, *_: Any) -> None:
+        """Stop taking new work; ``run`` finishes what is in flight and returns (signal-handler safe)."""
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def _subscribe(self) -> None:
+        self.consumer.subscribe([self.topic], listener=self._rebalance)
+
+    def _replace_consumer(self) -> None:
+        """A new group member for one stuck in a rebalance (see GroupWatchdog); uncommitted work is redone."""
+        logger.warning("%s: not a stable group member for %.0fs; replacing the consumer", self.component,
+                       self._watchdog.limit_s)
+        self.tracker.revoke(self.tracker.partitions())
+        self._forget_uncommitted()
+        try:
+            self.consumer.close(autocommit=False, timeout_ms=5000)
+        except Exception as exc:  # noqa: BLE001 - it is being replaced because it misbehaves
+            logger.warning("%s: closing the stuck consumer failed: %s", self.component, exc)
+        self.consumer = self._new_consumer()
+        self._rebalance = RebalanceEvents()
+        self._subscribe()
+        self._watchdog.reset(self.consumer)
+
+    # -- the loop's helpers
+    def _check_watchdog(self) -> None:
+        if self._watchdog.stalled():
+            self._replace_consumer()
+
+    def _set_paused(self, paused: bool) -> None:
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return
+        if paused:
+            self.consumer.pause(*assigned)
+        elif self.consumer.paused():
+            self.consumer.resume(*assigned)
+
+    def _apply_rebalance(self) -> None:
+        """Apply the assignment changes the listener queued (before handling the records of the next poll)."""
+        for kind, partitions in self._rebalance.drain():
+            if kind == "assigned":
+                logger.info("%s: partitions assigned: %s", self.component, describe(partitions))
+                self.tracker.assign(partitions)
+                self._on_assigned(partitions)
+            else:
+                logger.info("%s: partitions revoked: %s", self.component, describe(partitions))
+                self.tracker.revoke(partitions)
+                self._on_revoked(partitions)
+
+    def _report_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._last_lag < LAG_INTERVAL_S:
+            return
+        self._last_lag = now
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                position = self.consumer.position(tp, timeout_ms=100)
+            except Exception:  # noqa: BLE001 - a metric is not worth failing for
+                continue
+            if position is not None:
+                CONSUMER_LAG.labels(self.component, tp.topic, str(tp.partition)).set(max(0, high - position))

@@ -15,9 +15,7 @@ resumes by itself.
 from __future__ import annotations
 
 import logging
-import signal
 import socket
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,20 +25,12 @@ import elastic_transport
 import elasticsearch
 from kafka import TopicPartition
 
-from pipeline._consume import (
-    Backoff,
-    GroupWatchdog,
-    OffsetTracker,
-    RebalanceEvents,
-    Record,
-    commit_offsets,
-    describe,
-)
+from pipeline._consume import Backoff, GroupMember, OffsetTracker, Record, commit_offsets
 from pipeline._elasticsearch import make_es_client
 from pipeline._exceptions import MessageError, VigilError
 from pipeline._kafka import make_consumer, make_producer
 from pipeline._messages import DeadLetter, ResultMessage, decode, encode
-from pipeline._observe import BATCH_SIZE, CONSUMER_LAG, ERRORS, JOBS, STAGE_SECONDS, log_context, start_metrics, timed
+from pipeline._observe import BATCH_SIZE, ERRORS, JOBS, STAGE_SECONDS, log_context, start_metrics, timed
 from pipeline._settings import Settings
 
 from ._docs import BulkKey, bulk_lines
@@ -52,7 +42,6 @@ logger = logging.getLogger(__name__)
 COMPONENT = "sink"
 RETRY_STATUS = (429, 500, 502, 503, 504)
 MAX_REQUEST_BYTES = 16 << 20  # a bulk request larger than this is split
-LAG_INTERVAL_S = 5.0
 
 
 class BulkRejected(VigilError):
@@ -84,19 +73,21 @@ def _key(op: str, info: dict[str, Any]) -> tuple[str, str, str]:
     return (op, str(info.get("_index")), str(info.get("_id")))
 
 
-class Sink:
+class Sink(GroupMember):
     """consume vigil.results → bulk into vigil-detections / vigil-videos → commit, commit last.
 
     One bulk request runs at a time in a background thread while the main thread keeps polling and decoding the
     next batch (bounded: at most ``sink_bulk_size`` results wait; beyond that the partitions are paused).
     """
 
+    component = COMPONENT
+
     def __init__(self, settings: Settings, *, es: Any = None, consumer: Any = None, producer: Any = None,
                  max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
         self.settings = settings
         self.es = es if es is not None else make_es_client(settings, max_retries=0)
+        self.topic = settings.topic_results
         self.consumer = consumer if consumer is not None else self._new_consumer()
-        self._watchdog = GroupWatchdog(self.consumer, max(30.0, 3 * settings.worker_session_timeout_ms / 1000))
         self.producer = producer if producer is not None else make_producer(settings)
         self.max_request_bytes = max_request_bytes
         self.tracker = OffsetTracker()
@@ -108,10 +99,8 @@ class Sink:
         self._oldest: float | None = None
         self._attempt = 0
         self._retry_at: float | None = None
-        self._stop = threading.Event()
-        self._rebalance = RebalanceEvents()
-        self._last_lag = 0.0
         self.flushes = 0
+        self._init_member(settings.worker_session_timeout_ms)
 
     def _new_consumer(self) -> Any:
         settings = self.settings
@@ -122,32 +111,13 @@ class Sink:
             heartbeat_interval_ms=max(1000, settings.worker_session_timeout_ms // 3),
             client_id=f"vigil-sink-{socket.gethostname()}")
 
-    def _replace_consumer(self) -> None:
-        """A new group member for one stuck in a rebalance (see GroupWatchdog); uncommitted results are redone."""
-        logger.warning("sink: not a stable group member for %.0fs; replacing the consumer", self._watchdog.limit_s)
-        self.tracker.revoke(self.tracker.partitions())
+    def _forget_uncommitted(self) -> None:
         self._buffer, self._oldest = [], None
-        try:
-            self.consumer.close(autocommit=False, timeout_ms=5000)
-        except Exception as exc:  # noqa: BLE001 - it is being replaced because it misbehaves
-            logger.warning("sink: closing the stuck consumer failed: %s", exc)
-        self.consumer = self._new_consumer()
-        self._rebalance = RebalanceEvents()
-        self.consumer.subscribe([self.settings.topic_results], listener=self._rebalance)
-        self._watchdog.reset(self.consumer)
-
-    # -- lifecycle
-    def stop(self, *_: Any) -> None:
-        self._stop.set()
-
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
 
     def run(self, *, max_seconds: float | None = None) -> None:
         logger.info("sink: group %s on %s → %s, %s", self.settings.sink_group, self.settings.topic_results,
                     self.settings.index("detections"), self.settings.index("videos"))
-        self.consumer.subscribe([self.settings.topic_results], listener=self._rebalance)
+        self._subscribe()
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         try:
             while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
@@ -169,8 +139,7 @@ class Sink:
 
     # -- the loop
     def _tick(self) -> None:
-        if self._watchdog.stalled():
-            self._replace_consumer()
+        self._check_watchdog()
         self._set_paused(len(self._buffer) >= self.settings.sink_bulk_size)
         got = self.consumer.poll(timeout_ms=100 if not (self._buffer or self._inflight) else 10)
         self._apply_rebalance()  # before the records: they may belong to the new assignment
@@ -204,15 +173,6 @@ class Sink:
         else:
             pending = _Pending(record, result, dict(bulk_lines(result, self.settings)))
         self._buffer.append(pending)
-
-    def _set_paused(self, paused: bool) -> None:
-        assigned = self.consumer.assignment()
-        if not assigned:
-            return
-        if paused:
-            self.consumer.pause(*assigned)
-        elif self.consumer.paused():
-            self.consumer.resume(*assigned)
 
     def _launch(self) -> None:
         self.flushes += 1
@@ -327,33 +287,13 @@ class Sink:
             pending.stage = "dead_lettered"
             pending.actions.clear()
 
-    def _apply_rebalance(self) -> None:
-        for kind, partitions in self._rebalance.drain():
-            if kind == "assigned":
-                logger.info("sink: partitions assigned: %s", describe(partitions))
-                self.tracker.assign(partitions)
-                continue
-            # no commit here: the group is already rebalancing; the next owner rewrites what is uncommitted, and
-            # a bulk request still running writes its documents again, harmlessly (same ids)
-            logger.info("sink: partitions revoked: %s", describe(partitions))
-            self.tracker.revoke(partitions)
-            self._buffer = [p for p in self._buffer if p.record.tp not in partitions]
+    def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        pass
 
-    def _report_lag(self) -> None:
-        now = time.monotonic()
-        if now - self._last_lag < LAG_INTERVAL_S:
-            return
-        self._last_lag = now
-        for tp in self.consumer.assignment():
-            high = self.consumer.highwater(tp)
-            if high is None:
-                continue
-            try:
-                position = self.consumer.position(tp, timeout_ms=100)
-            except Exception:  # noqa: BLE001
-                continue
-            if position is not None:
-                CONSUMER_LAG.labels(COMPONENT, tp.topic, str(tp.partition)).set(max(0, high - position))
+    def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        # the next owner rewrites what is uncommitted, and a bulk request still running writes its documents
+        # again, harmlessly (same ids)
+        self._buffer = [p for p in self._buffer if p.record.tp not in revoked]
 
 
 def run_sink(settings: Settings) -> None:

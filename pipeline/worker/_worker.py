@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-import signal
 import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -19,19 +17,10 @@ from typing import Any
 
 from kafka import TopicPartition
 
-from pipeline._consume import (
-    ProcessingStep,
-    Backoff,
-    GroupWatchdog,
-    MessageRejected,
-    OffsetTracker,
-    RebalanceEvents,
-    Record,
-    describe,
-)
+from pipeline._consume import Backoff, GroupMember, MessageRejected, OffsetTracker, ProcessingStep, Record
 from pipeline._kafka import make_consumer, make_producer
 from pipeline._media_store import MediaStore
-from pipeline._observe import CONSUMER_LAG, start_metrics
+from pipeline._observe import start_metrics
 from pipeline._settings import Settings
 
 from ._batching import BatchPolicy
@@ -40,8 +29,6 @@ from ._steps import COMPONENT, Analyse, Commit, DeadLetters, Evidence, Prepare, 
 __all__ = ["Worker", "load_suite", "run_worker"]
 
 logger = logging.getLogger(__name__)
-
-LAG_INTERVAL_S = 5.0
 
 
 def load_suite(settings: Settings) -> SuiteLike:
@@ -56,16 +43,19 @@ def load_suite(settings: Settings) -> SuiteLike:
     return Suite.from_settings(settings, names=settings.worker_detectors or None)
 
 
-class Worker:
+class Worker(GroupMember):
     """consume → prepare (decode) → batch → device step → produce (acks=all) → commit, commit last."""
+
+    component = COMPONENT
 
     def __init__(self, settings: Settings, *, suite: SuiteLike | None = None, consumer: Any = None,
                  producer: Any = None) -> None:
         self.settings = settings
+        self.topic = settings.topic_jobs
         self.suite = suite if suite is not None else load_suite(settings)
         self.tracker = OffsetTracker()
         self.consumer = consumer if consumer is not None else self._new_consumer()
-        self._watchdog = GroupWatchdog(self.consumer, max(30.0, 3 * settings.worker_session_timeout_ms / 1000))
+        self._init_member(settings.worker_session_timeout_ms)
         self.producer = producer if producer is not None else make_producer(settings)
         backoff = Backoff(settings.retry_backoff_s, settings.retry_backoff_max_s)
         self.policy = BatchPolicy(settings.worker_batch_size, settings.worker_batch_wait_s)
@@ -88,9 +78,6 @@ class Worker:
         self._steps = tuple(step for step in (self.prepare, self.analyse, self.evidence, self.produce,
                                               self.dead_letters, self.commit) if step is not None)
         self._held: deque[Record] = deque()
-        self._rebalance = RebalanceEvents()
-        self._stop = threading.Event()
-        self._last_lag = 0.0
 
     def _new_consumer(self) -> Any:
         settings = self.settings
@@ -102,36 +89,19 @@ class Worker:
             heartbeat_interval_ms=max(1000, settings.worker_session_timeout_ms // 3),
             client_id=f"vigil-worker-{socket.gethostname()}")
 
-    def _replace_consumer(self) -> None:
-        """A new group member for one stuck in a rebalance (see GroupWatchdog); uncommitted work is redone."""
-        logger.warning("worker: not a stable group member for %.0fs; replacing the consumer", self._watchdog.limit_s)
-        self.tracker.revoke(self.tracker.partitions())
+    def _forget_uncommitted(self) -> None:
         self._held.clear()
-        try:
-            self.consumer.close(autocommit=False, timeout_ms=5000)
-        except Exception as exc:  # noqa: BLE001 - it is being replaced because it misbehaves
-            logger.warning("worker: closing the stuck consumer failed: %s", exc)
-        self.consumer = self._new_consumer()
+
+    def _replace_consumer(self) -> None:
+        super()._replace_consumer()
         self.commit.consumer = self.consumer
-        self._rebalance = RebalanceEvents()
-        self.consumer.subscribe([self.settings.topic_jobs], listener=self._rebalance)
-        self._watchdog.reset(self.consumer)
-
-    # -- lifecycle
-    def stop(self, *_: Any) -> None:
-        """Stop taking new jobs; ``run`` finishes in-flight work and returns (signal-handler safe)."""
-        self._stop.set()
-
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
 
     def run(self, *, max_seconds: float | None = None) -> None:
         """Consume until ``stop`` (or ``max_seconds``), then shut down cleanly."""
         logger.info("worker: group %s on %s, suite %s, batch %d / %.2fs, %d decode threads",
                     self.settings.worker_group, self.settings.topic_jobs, self.suite.version,
                     self.policy.max_size, self.policy.max_wait_s, self.settings.worker_decode_threads)
-        self.consumer.subscribe([self.settings.topic_jobs], listener=self._rebalance)
+        self._subscribe()
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         try:
             while not self._stop.is_set():
@@ -147,8 +117,7 @@ class Worker:
         return sum(step.pending() for step in self._steps[:-1])
 
     def _tick(self) -> None:
-        if self._watchdog.stalled():
-            self._replace_consumer()
+        self._check_watchdog()
         self._set_paused(bool(self._held))
         timeout_ms = 20 if (self.busy() or self._held) else 200
         got = self.consumer.poll(timeout_ms=timeout_ms)
@@ -177,50 +146,13 @@ class Worker:
                 return
             self._held.popleft()
 
-    def _set_paused(self, paused: bool) -> None:
-        assigned = self.consumer.assignment()
-        if not assigned:
-            return
-        if paused:
-            self.consumer.pause(*assigned)
-        elif self.consumer.paused():
-            self.consumer.resume(*assigned)
-
-    def _apply_rebalance(self) -> None:
-        for kind, partitions in self._rebalance.drain():
-            if kind == "revoked":
-                self._on_revoked(partitions)
-            else:
-                self._on_assigned(partitions)
-
     def _on_revoked(self, revoked: set[TopicPartition]) -> None:
-        # no commit here: the group is already rebalancing; what is done but uncommitted is redone by the next
-        # owner, harmlessly (results and documents are idempotent)
-        logger.info("partitions revoked: %s", describe(revoked))
-        self.tracker.revoke(revoked)
+        # what is done but uncommitted is redone by the next owner, harmlessly (results and documents are idempotent)
         self._held = deque(r for r in self._held if r.tp not in revoked)
 
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
-        logger.info("partitions assigned: %s", describe(assigned))
-        self.tracker.assign(assigned)
         if self._held or self._stop.is_set():
             self.consumer.pause(*assigned)
-
-    def _report_lag(self) -> None:
-        now = time.monotonic()
-        if now - self._last_lag < LAG_INTERVAL_S:
-            return
-        self._last_lag = now
-        for tp in self.consumer.assignment():
-            high = self.consumer.highwater(tp)
-            if high is None:
-                continue
-            try:
-                position = self.consumer.position(tp, timeout_ms=100)
-            except Exception:  # noqa: BLE001 - a metric is not worth failing for
-                continue
-            if position is not None:
-                CONSUMER_LAG.labels(COMPONENT, tp.topic, str(tp.partition)).set(max(0, high - position))
 
     def _shutdown(self) -> None:
         logger.info("worker: stopping; %d jobs in flight, %d not started (handed back)", self.busy(),
