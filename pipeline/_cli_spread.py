@@ -24,15 +24,11 @@ def _fmt(value: Any, digits: int = 0) -> str:
 def spread() -> None:
     """Run one spread refresh now: re-poll counters (no download), snapshots, metrics, re-upload clusters."""
     from . import cli
-    from ._exceptions import VigilError
     from .spread import run_refresh
 
     settings = cli.settings_or_exit()
-    try:
+    with cli.exit_on_error("spread refresh"):
         summary = run_refresh(settings)
-    except VigilError as exc:
-        cli.err_console.print(f"[red]spread refresh failed:[/red] {exc}")
-        raise typer.Exit(1) from exc
     table = Table(title="vigil spread")
     for column in ("video", "views", "views/h", "accel (views/h²)", "engagement", "overperf.", "risk", "note"):
         table.add_column(column, overflow="fold")
@@ -51,15 +47,11 @@ def spread() -> None:
 def alerts() -> None:
     """Evaluate the alert rules now; write new alerts and post them to the configured webhooks."""
     from . import cli
-    from ._exceptions import VigilError
     from .alerts import run_alerts
 
     settings = cli.settings_or_exit()
-    try:
+    with cli.exit_on_error("alerts"):
         result = run_alerts(settings)
-    except VigilError as exc:
-        cli.err_console.print(f"[red]alerts failed:[/red] {exc}")
-        raise typer.Exit(1) from exc
     table = Table(title="vigil alerts")
     for column in ("rule", "video", "risk", "reasons"):
         table.add_column(column, overflow="fold")
@@ -80,15 +72,11 @@ def kibana_import(
 ) -> None:
     """Import the data views, searches, visualizations and dashboards, and create or update the alerting rules."""
     from . import cli
-    from ._exceptions import VigilError
     from .kibana import run_import
 
     settings = cli.settings_or_exit()
-    try:
+    with cli.exit_on_error("kibana import"):
         report = run_import(settings, url)
-    except VigilError as exc:
-        cli.err_console.print(f"[red]kibana import failed:[/red] {exc}")
-        raise typer.Exit(1) from exc
     cli.console.print(f"imported {report.imported} of {report.objects} saved objects")
     for error in report.errors:
         cli.err_console.print(f"[red]{error}[/red]")

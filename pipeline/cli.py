@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -38,6 +40,16 @@ def _root(
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose >= 2 else logging.CRITICAL)
 
 
+@contextmanager
+def exit_on_error(what: str) -> Iterator[None]:
+    """Turn a VigilError into one red line on stderr and exit status 1 (no traceback for expected failures)."""
+    try:
+        yield
+    except VigilError as exc:
+        err_console.print(f"[red]{what} failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
 def settings_or_exit() -> Settings:
     try:
         return get_settings()
@@ -52,11 +64,8 @@ def setup() -> None:
     from ._setup import run_setup
 
     settings = settings_or_exit()
-    try:
+    with exit_on_error("setup"):
         report = run_setup(settings)
-    except VigilError as exc:
-        err_console.print(f"[red]setup failed:[/red] {exc}")
-        raise typer.Exit(1) from exc
     table = Table(title="vigil setup", show_lines=False)
     for column in ("kind", "name", "action", "detail"):
         table.add_column(column)
@@ -98,11 +107,8 @@ def worker() -> None:
     _serve_logging(settings)
     from .worker import run_worker
 
-    try:
+    with exit_on_error("worker"):
         run_worker(settings)
-    except VigilError as exc:
-        err_console.print(f"[red]worker failed:[/red] {exc}")
-        raise typer.Exit(1) from exc
 
 
 @app.command()
@@ -112,11 +118,8 @@ def sink() -> None:
     _serve_logging(settings)
     from .sink import run_sink
 
-    try:
+    with exit_on_error("sink"):
         run_sink(settings)
-    except VigilError as exc:
-        err_console.print(f"[red]sink failed:[/red] {exc}")
-        raise typer.Exit(1) from exc
 
 
 @app.command()
@@ -128,11 +131,8 @@ def submit(
     from ._submit import submit_target
 
     settings = settings_or_exit()
-    try:
+    with exit_on_error("submit"):
         job = submit_target(target, settings, video_uid=uid)
-    except VigilError as exc:
-        err_console.print(f"[red]submit failed:[/red] {exc}")
-        raise typer.Exit(1) from exc
     console.print(f"queued {job.video_uid} on {settings.topic_jobs}: {job.media_uri} (sha256 {job.media_sha256})")
 
 
