@@ -113,3 +113,13 @@ def test_unparseable_environment_value_is_a_config_error(monkeypatch: pytest.Mon
     monkeypatch.setenv("VIGIL_RELEVANCE_TOPICS", "[not json")
     with pytest.raises(ConfigError, match="relevance_topics"):
         load_settings()
+
+
+def test_every_setting_the_readme_names_exists() -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    fields = {f"VIGIL_{name.upper()}" for name in Settings.model_fields}
+    not_settings = {"VIGIL_CONFIG", "VIGIL_STACK_DIR", "VIGIL_TEST_EXTERNAL_STACK", "VIGIL_VENVS", "VIGIL_PYTHON"}
+    named = set(re.findall(r"VIGIL_[A-Z0-9_]*[A-Z0-9]", readme))
+    assert sorted(named - fields - not_settings) == []
