@@ -122,18 +122,22 @@ class UrlPolicy:
             raise UnsafeURL("URL carries credentials", url=url)
         if not self._domain_allowed(host):
             raise UnsafeURL(f"host {host} is not in the domain allowlist", url=url)
-        literal = _literal_address(host)
-        if literal is not None:
-            addresses: Iterable[IPAddress] = [literal]
-        else:
-            try:
-                addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in self.resolver(host)]
-            except (OSError, UnicodeError) as exc:
-                raise UnsafeURL(f"host {host} does not resolve ({exc})", url=url) from exc
-            if not addresses:
-                raise UnsafeURL(f"host {host} does not resolve", url=url)
-        self._check_addresses(addresses, url)
+        self._check_addresses(self._addresses(host, self.resolver, url), url)
         return host
+
+    @staticmethod
+    def _addresses(host: str, resolver: Resolver, where: str) -> list[IPAddress]:
+        """``host`` as a literal address, or what ``resolver`` answers for it; UnsafeURL when it does not resolve."""
+        literal = _literal_address(host.rstrip(".").lower())
+        if literal is not None:
+            return [literal]
+        try:
+            addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in resolver(host)]
+        except (OSError, UnicodeError) as exc:
+            raise UnsafeURL(f"host {host} does not resolve ({exc})", url=where) from exc
+        if not addresses:
+            raise UnsafeURL(f"host {host} does not resolve", url=where)
+        return addresses
 
     def _check_addresses(self, addresses: Iterable[IPAddress], url: str) -> None:
         for address in addresses:
@@ -148,16 +152,7 @@ class UrlPolicy:
         private one a moment later (DNS rebinding) is still refused, and the socket goes to the address checked.
         """
         where = f"{host}:{port}" if port else host
-        literal = _literal_address(host.rstrip(".").lower())
-        if literal is not None:
-            addresses: list[IPAddress] = [literal]
-        else:
-            try:
-                addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in self.connect_resolver(host)]
-            except (OSError, UnicodeError) as exc:
-                raise UnsafeURL(f"host {host} does not resolve ({exc})", url=where) from exc
-            if not addresses:
-                raise UnsafeURL(f"host {host} does not resolve", url=where)
+        addresses = self._addresses(host, self.connect_resolver, where)
         self._check_addresses(addresses, where)
         return [str(a) for a in addresses]
 
