@@ -59,6 +59,8 @@ class DetectorResult:
     timeline: list[Window] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    rank: str | None = None  # high / uncertain / low / not_applicable, from the checkpoint's thresholds
+    annotations: dict[str, Any] = field(default_factory=dict)  # fields for the video document (persons, provenance)
 
     def __post_init__(self) -> None:
         if self.applicable:
@@ -85,7 +87,7 @@ class DetectorResult:
         """The ``vigil.result/1`` form: JSON-friendly evidence (numpy values become lists and floats)."""
         return DetectorOutput(
             version=self.version, applicable=self.applicable,
-            score=None if self.score is None else float(self.score),
+            score=None if self.score is None else float(self.score), rank=self.rank,
             timeline=[TimelineWindow(start_s=max(0.0, float(w.start_s)), end_s=max(0.0, float(w.end_s)),
                                      score=float(np.clip(w.score, 0.0, 1.0))) for w in self.timeline],
             evidence=_jsonable(self.evidence), error=self.error)

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipeline import FusedScore, ResultMessage, SourceMetadata
+from pipeline import FusedScore, ResultMessage, Segment, SourceMetadata
 
-from ._base import Detector, DetectorResult, run_detector
+from ._base import Detector, DetectorResult, _jsonable, run_detector
 from ._clip import Clip
 from ._decode import DEFAULT_FPS, DEFAULT_MAX_SIDE, decode_clip
 from ._exceptions import ModelError
@@ -56,6 +56,15 @@ class SuiteResult:
     results: dict[str, DetectorResult]
     fused: FusedScore
     timings_ms: dict[str, float] = field(default_factory=dict)
+    segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def annotations(self) -> dict[str, Any]:
+        """The video-document fields the detectors contributed (persons, provenance), merged by top-level name."""
+        merged: dict[str, Any] = {}
+        for result in self.results.values():
+            merged.update(result.annotations)
+        return merged
 
     def to_message(self, *, video_uid: str, suite_version: str, source: SourceMetadata | None = None,
                    extra_timings: dict[str, float] | None = None) -> ResultMessage:
@@ -66,6 +75,7 @@ class SuiteResult:
         return ResultMessage(video_uid=video_uid, media_sha256=sha, suite_version=suite_version,
                              duration_s=max(0.0, float(self.clip.duration_s)), fused=self.fused,
                              detectors={name: r.to_output() for name, r in self.results.items()},
+                             segments=self.segments, annotations=_jsonable(self.annotations),
                              timings_ms=timings, source=source)
 
 

@@ -27,7 +27,9 @@ from ._messages import (
     DetectorOutput,
     FusedScore,
     JobMessage,
+    RANKS,
     ResultMessage,
+    Segment,
     SourceMetadata,
     TimelineWindow,
     decode,
@@ -55,5 +57,5 @@ __all__ = [
     "SetupReport", "run_setup", "Check", "run_status",
     # messages
     "JOB_SCHEMA", "RESULT_SCHEMA", "DLQ_SCHEMA", "VERDICTS", "SourceMetadata", "JobMessage", "TimelineWindow",
-    "DetectorOutput", "FusedScore", "ResultMessage", "DeadLetter", "encode", "decode",
+    "DetectorOutput", "FusedScore", "Segment", "RANKS", "ResultMessage", "DeadLetter", "encode", "decode",
 ]

@@ -19,7 +19,7 @@ from ._exceptions import MessageError
 
 __all__ = [
     "JOB_SCHEMA", "RESULT_SCHEMA", "DLQ_SCHEMA", "VERDICTS",
-    "SourceMetadata", "JobMessage", "TimelineWindow", "DetectorOutput", "FusedScore", "ResultMessage",
+    "SourceMetadata", "JobMessage", "TimelineWindow", "DetectorOutput", "FusedScore", "Segment", "ResultMessage", "RANKS",
     "DeadLetter", "decode", "encode",
 ]
 
@@ -80,20 +80,38 @@ class TimelineWindow(_Message):
     score: Probability
 
 
+RANKS = ("high", "uncertain", "low", "not_applicable")
+
+
 class DetectorOutput(_Message):
-    """One detector's result inside ``vigil.result/1``."""
+    """One detector's result inside ``vigil.result/1``. ``rank`` places the score against the checkpoint's own
+    thresholds (high / uncertain / low; not_applicable when the detector could not judge)."""
 
     version: str
     applicable: bool
     score: Probability | None = None
+    rank: Literal["high", "uncertain", "low", "not_applicable"] | None = None
     timeline: list[TimelineWindow] = Field(default_factory=list)
     evidence: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
 
 
 class FusedScore(_Message):
+    """The suite's one score and verdict; ``timeline`` is the fused score per window across detectors."""
+
     score: Probability | None
     verdict: Literal["likely_manipulated", "suspicious", "no_signal", "inconclusive"]
+    reasons: list[str] = Field(default_factory=list)
+    timeline: list[TimelineWindow] = Field(default_factory=list)
+
+
+class Segment(_Message):
+    """A stretch of the clip judged manipulated (a spliced sentence, a stretch out of sync) and who found it."""
+
+    start_s: float = Field(ge=0)
+    end_s: float = Field(ge=0)
+    score: Probability
+    detectors: list[str] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)
 
 
@@ -107,6 +125,10 @@ class ResultMessage(_Message):
     duration_s: float = Field(ge=0)
     fused: FusedScore
     detectors: dict[str, DetectorOutput]
+    segments: list[Segment] = Field(default_factory=list)
+    annotations: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fields detectors contribute to the video document, by top-level name (persons, provenance)")
     timings_ms: dict[str, float] = Field(default_factory=dict)
     evidence_uris: list[str] = Field(default_factory=list)
     source: SourceMetadata | None = None
