@@ -496,3 +496,260 @@ def test_detector_fields_are_mapped_on_a_fresh_index(make_crawl_settings: Any) -
     for name in DETECTORS:  # before any detection was written
         assert types[f"detectors.{name}.score"] == "float" and types[f"detectors.{name}.rank"] == "keyword"
     assert types["segments.score"] == "float" and types["segments.detectors"] == "keyword"
+
+
+# ------------------------------------------------------------------ the import, against a Kibana 8.19 stand-in
+
+def _calls(kibana: FakeKibana, since: int = 0) -> list[tuple[str, str, int]]:
+    """The exchange as (method, path with the rule id as <id>, status)."""
+    out = []
+    for e in kibana.exchanges[since:]:
+        path = e["path"].split("?")[0]
+        for rule_id in kibana.rules:
+            path = path.replace(rule_id, "<id>")
+        out.append((e["method"], path, e["status"]))
+    return out
+
+
+def _kibana_settings(**extra: Any) -> Settings:
+    return Settings(es_index_prefix="vigil", kibana_user="analyst", kibana_password="s3cret", **extra)
+
+
+def _body(exchange: dict[str, Any]) -> Any:
+    return json.loads(exchange["body"])
+
+
+def test_stand_in_refuses_what_kibana_refuses(settings: Settings) -> None:
+    """Not a pass-everything mock: the bodies Kibana's route schemas and rules client refuse get its 400s."""
+    (item, *_) = kibana_rules(settings, load_rules())
+    body = item["body"]
+    action = {"group": "query matched", "id": "slack-1", "params": {"message": "{{context.message}}"},
+              "frequency": {"summary": False, "notify_when": "onThrottleInterval", "throttle": "1d"}}
+    with fake_kibana() as kibana:
+        kibana.add_connector("slack-1")
+        http = httpx.Client(base_url=kibana.url, headers={"kbn-xsrf": "t", "Authorization": "Basic eDp5"})
+
+        def refused(method: str, path: str, payload: Any, status: int = 400) -> str:
+            response = http.request(method, path, json=payload)
+            assert response.status_code == status, response.text
+            return str(response.json()["message"])
+
+        rule = "/api/alerting/rule/" + item["id"]
+        assert "per-action frequency params when notify_when or throttle are defined at the rule level" in refused(
+            "POST", rule, {**body, "actions": [action], "notify_when": "onThrottleInterval", "throttle": "1d"})
+        assert "Actions missing frequency parameters: query matched" in refused(
+            "POST", rule, {**body, "actions": [{k: v for k, v in action.items() if k != "frequency"}]})
+        assert "Invalid action groups: matched" in refused("POST", rule, {**body, "actions": [{**action,
+                                                                                                "group": "matched"}]})
+        assert "cannot be shorter than the schedule interval" in refused("POST", rule, {**body, "actions": [{
+            **action, "frequency": {**action["frequency"], "throttle": "1m"}}]})
+        assert refused("POST", rule, {**body, "params": {**body["params"], "termSize": 5000}}) == \
+            "params invalid: [termSize]: must be less than or equal to 1000"
+        assert refused("POST", rule, {**body, "schedule": {"interval": "15 minutes"}}).startswith(
+            '[request body.schedule.interval]: Invalid duration "15 minutes"')
+        assert refused("POST", rule, {**body, "actions": [{**action, "id": "nope"}]}, 404) == \
+            "Saved object [action/nope] not found"
+        assert http.post(rule, json={**body, "actions": [action]}).status_code == 200
+        current = http.get(rule).json()
+        assert current["actions"][0]["connector_type_id"] == ".slack" and current["actions"][0]["uuid"]
+        update = {k: body[k] for k in ("name", "tags", "schedule", "params")}
+        assert refused("PUT", rule, {**update, "actions": [], "enabled": False}) == \
+            "[request body.enabled]: definition for this key is missing"
+        assert refused("PUT", rule, {**update, "actions": current["actions"]}) == \
+            "[request body.actions.0.connector_type_id]: definition for this key is missing"
+        assert refused("PUT", rule, {"tags": []}) == \
+            "[request body.name]: expected value of type [string] but got [undefined]"
+        assert refused("POST", rule, body, 409) == f"Saved object [alert/{item['id']}] conflict"
+        assert refused("POST", rule + "/_disable", {"untrack": True, "force": 1}) == \
+            "[request body.force]: definition for this key is missing"
+        assert http.post(rule + "/_disable").status_code == 204 and http.get(rule).json()["enabled"] is False
+        assert http.get("/s/elsewhere" + rule).status_code == 404  # no such space
+        assert httpx.post(kibana.url + rule, json=body, headers={"Authorization": "Basic eDp5"}).json()[
+            "message"] == "Request must contain a kbn-xsrf header."
+        assert httpx.get(kibana.url + rule).status_code == 401
+        # saved objects: the import route's own checks, then per-object errors
+        ndjson = to_ndjson(saved_objects(settings))
+        files = {"file": ("vigil.ndjson", ndjson.encode(), "application/ndjson")}
+        both = http.post("/api/saved_objects/_import", params={"overwrite": "true", "createNewCopies": "true"},
+                         files=files)
+        assert both.status_code == 400 and both.json()["message"] == "cannot use [overwrite] with [createNewCopies]"
+        wrong = http.post("/api/saved_objects/_import", files={"file": ("vigil.json", ndjson.encode())})
+        assert wrong.status_code == 400 and wrong.json()["message"] == "Invalid file extension .json"
+        newer = [dict(o) for o in saved_objects(settings)]
+        newer[0] = {**newer[0], "typeMigrationVersion": "8.1.0"}  # a data view above its ceiling (8.0.0)
+        newer.append({"type": "canvas-workpad", "id": "w", "attributes": {}, "references": []})
+        newer.append({"type": "dashboard", "id": "d", "attributes": {"title": "d"}, "typeMigrationVersion": "8.9.0",
+                      "references": [{"name": "panel_0", "type": "visualization", "id": "missing"}]})
+        answer = http.post("/api/saved_objects/_import", params={"overwrite": "true"},
+                           files={"file": ("x.ndjson", to_ndjson(newer).encode())}).json()
+        errors = {e["id"]: e["error"] for e in answer["errors"]}
+        assert answer["success"] is False and set(errors) == {"vigil-videos", "w", "d"}
+        assert "belongs to a more recent version of Kibana [8.1.0] when the last known version is [8.0.0]" in \
+            errors["vigil-videos"]["message"]
+        assert errors["w"] == {"type": "unsupported_type"}
+        assert errors["d"] == {"type": "missing_references", "references": [{"type": "visualization",
+                                                                             "id": "missing"}]}
+        http.close()
+
+
+def test_import_replays_the_kibana_exchange_and_keeps_attached_connectors() -> None:
+    own = _kibana_settings()
+    ruleset = load_rules()
+    with fake_kibana() as kibana:
+        first = run_import(own, kibana.url, rules=ruleset)
+        assert first.ok and first.imported == first.objects == len(saved_objects(own)) == 22
+        assert set(first.rules.values()) == {"created"}
+        assert _calls(kibana) == [("POST", "/api/saved_objects/_import", 200)] + [
+            ("GET", "/api/alerting/rule/<id>", 404), ("POST", "/api/alerting/rule/<id>", 200)] * 3
+        upload = kibana.exchanges[0]
+        assert upload["path"] == "/api/saved_objects/_import?overwrite=true"
+        assert upload["headers"]["Authorization"].startswith("Basic ")
+        assert upload["headers"]["Content-Type"].startswith("multipart/form-data; boundary=")
+        created = {_body(e)["name"]: _body(e) for e in kibana.requests_to("^POST /api/alerting/rule/")}
+        assert all("notify_when" not in b and "throttle" not in b and b["actions"] == [] for b in created.values())
+
+        # in Kibana, an analyst attaches a Slack connector to one rule (the rule form sends this update)
+        kibana.add_connector("slack-newsroom")
+        rid = kibana_rule_id(own, "manipulated-spreading")
+        rule = kibana.rules[rid]
+        analyst = {"name": rule["name"], "tags": rule["tags"], "schedule": rule["schedule"],
+                   "params": rule["params"], "actions": [{
+                       "group": "query matched", "id": "slack-newsroom",
+                       "params": {"message": "{{context.title}} {{context.link}}"},
+                       "frequency": {"summary": False, "notify_when": "onActiveAlert", "throttle": None}}]}
+        put = httpx.put(f"{kibana.url}/api/alerting/rule/{rid}", json=analyst,
+                        headers={"kbn-xsrf": "ui", "Authorization": "Basic eDp5"})
+        assert put.status_code == 200, put.text
+        attached = put.json()["actions"][0]
+
+        # the YAML changes: a rule is switched off, a cooldown shortened
+        edited = ruleset.model_copy(update={"rules": [
+            ruleset.rules[0].model_copy(update={"cooldown": timedelta(hours=12)}),
+            ruleset.rules[1].model_copy(update={"enabled": False}), ruleset.rules[2]]})
+        mark = len(kibana.exchanges)
+        second = run_import(own, kibana.url, rules=edited)
+        assert second.ok and second.rules == {"manipulated-spreading": "updated",
+                                              "reupload-of-flagged": "updated, disabled",
+                                              "flagged-accelerating": "updated"}
+        assert _calls(kibana, mark) == [
+            ("POST", "/api/saved_objects/_import", 200),
+            ("GET", "/api/alerting/rule/<id>", 200), ("PUT", "/api/alerting/rule/<id>", 200),
+            ("GET", "/api/alerting/rule/<id>", 200), ("PUT", "/api/alerting/rule/<id>", 200),
+            ("POST", "/api/alerting/rule/<id>/_disable", 204),
+            ("GET", "/api/alerting/rule/<id>", 200), ("PUT", "/api/alerting/rule/<id>", 200)]
+        assert all(r.get("overwrite") for r in kibana.exchanges[mark]["answer"]["successResults"])
+        update = _body(kibana.requests_to(f"^PUT /api/alerting/rule/{rid}$")[-1])
+        assert set(update) == {"name", "tags", "schedule", "params", "actions"}
+        assert update["actions"] == [{  # kept, in the request's shape, with the YAML cooldown per video
+            "group": "query matched", "id": "slack-newsroom", "params": attached["params"], "uuid": attached["uuid"],
+            "frequency": {"summary": False, "notify_when": "onThrottleInterval", "throttle": "12h"}}]
+        assert kibana.rules[rid]["actions"][0]["id"] == "slack-newsroom"
+        assert kibana.rules[rid]["notify_when"] is None and kibana.rules[rid]["throttle"] is None
+        assert kibana.rules[kibana_rule_id(own, "reupload-of-flagged")]["enabled"] is False
+
+        # and back on: _enable after the update
+        mark = len(kibana.exchanges)
+        third = run_import(own, kibana.url, rules=ruleset)
+        assert third.rules["reupload-of-flagged"] == "updated, enabled"
+        assert ("POST", "/api/alerting/rule/<id>/_enable", 204) in _calls(kibana, mark)
+        assert kibana.rules[kibana_rule_id(own, "reupload-of-flagged")]["enabled"] is True
+        assert all(e["headers"].get("kbn-xsrf") for e in kibana.exchanges if e["method"] != "GET")
+
+
+def test_update_moves_a_rule_from_rule_level_throttle_to_action_frequencies() -> None:
+    """A rule an earlier import created (rule-level notify_when/throttle, an action without frequency) updates."""
+    own = _kibana_settings()
+    (item, *_) = kibana_rules(own, load_rules())
+    with fake_kibana() as kibana:
+        kibana.add_connector("mail", ".email")
+        old = {**item["body"], "notify_when": "onThrottleInterval", "throttle": "1d",
+               "params": {**item["body"]["params"], "groupBy": "all"},
+               "actions": [{"group": "query matched", "id": "mail", "params": {"to": ["desk@example.org"]}}]}
+        created = httpx.post(f"{kibana.url}/api/alerting/rule/{item['id']}", json=old,
+                             headers={"kbn-xsrf": "ui", "Authorization": "Basic eDp5"})
+        assert created.status_code == 200, created.text
+        assert KibanaClient(kibana.url, own).upsert_rule(item["id"], item["body"], item["action_frequency"]) == \
+            "updated"
+        rule = kibana.rules[item["id"]]
+        assert rule["params"]["groupBy"] == "top" and rule["notify_when"] is None and rule["throttle"] is None
+        assert rule["actions"][0]["id"] == "mail" and rule["actions"][0]["frequency"] == item["action_frequency"]
+
+
+def test_summary_actions_keep_their_own_frequency() -> None:
+    from pipeline.kibana import request_actions
+
+    summary = {"group": "query matched", "id": "s", "params": {}, "connector_type_id": ".slack", "uuid": "u",
+               "frequency": {"summary": True, "notify_when": "onActiveAlert", "throttle": None}}
+    per_alert = {**summary, "frequency": {"summary": False, "notify_when": "onActiveAlert", "throttle": None}}
+    freq = {"summary": False, "notify_when": "onThrottleInterval", "throttle": "1d"}
+    kept, changed = request_actions([summary, per_alert], freq)
+    assert kept == {k: v for k, v in summary.items() if k != "connector_type_id"}
+    assert changed["frequency"] == freq and "connector_type_id" not in changed
+
+
+def test_a_second_space_gets_its_own_ids() -> None:
+    with fake_kibana(spaces=("default", "elections")) as kibana:
+        assert run_import(_kibana_settings(), kibana.url).ok
+        mark = len(kibana.exchanges)
+        elections = _kibana_settings(kibana_space="elections")
+        report = run_import(elections, kibana.url)
+        assert report.ok and set(report.rules.values()) == {"created"}, report.errors
+        answer = kibana.exchanges[mark]["answer"]
+        assert kibana.exchanges[mark]["path"].startswith("/s/elections/api/saved_objects/_import")
+        assert not any("destinationId" in r for r in answer["successResults"])  # no copies under random ids
+        assert all(e["path"].startswith("/s/elections/") for e in kibana.exchanges[mark:])
+        again = run_import(elections, kibana.url)
+        assert again.ok and set(again.rules.values()) == {"updated"}
+        spaces = [o["namespaces"][0] for o in kibana.objects.values()]
+        assert spaces.count("default") == spaces.count("elections") == 22
+        assert sorted(r["_space"] for r in kibana.rules.values()) == ["default"] * 3 + ["elections"] * 3
+
+        # what happened before the ids carried the space: copies under random ids, and a 404-then-409 for rules
+        client = KibanaClient(kibana.url, elections)
+        try:
+            copied = client.import_objects(to_ndjson(saved_objects(_kibana_settings())))
+            assert all(r.get("destinationId") for r in copied["successResults"])
+            (item, *_) = kibana_rules(_kibana_settings(), load_rules())
+            with pytest.raises(KibanaRefused, match="another Kibana space") as refused:
+                client.upsert_rule(item["id"], item["body"], item["action_frequency"])
+            assert refused.value.status == 409
+        finally:
+            client.close()
+
+
+def test_import_reports_objects_kibana_refused_or_copied(settings: Settings) -> None:
+    with fake_kibana(spaces=("default", "elections")) as kibana:
+        # the default space's objects already sit in "elections" under the same ids: the import into the default
+        # space gets copies with fresh ids, which the report names
+        elections = KibanaClient(kibana.url, _kibana_settings(kibana_space="elections"))
+        elections.import_objects(to_ndjson(saved_objects(_kibana_settings())))
+        elections.close()
+        report = run_import(_kibana_settings(), kibana.url)
+        assert not report.ok and len(report.errors) == 22
+        assert "imported as a copy with id" in report.errors[0] and "another space" in report.errors[0]
+    with fake_kibana() as kibana:
+        with pytest.raises(KibanaRefused, match="HTTP 404"):
+            run_import(_kibana_settings(kibana_space="missing"), kibana.url)
+
+
+def test_cli_import_and_export(settings: Settings, tmp_path: Path) -> None:
+    with fake_kibana() as kibana:
+        env = settings_env(settings) | {"VIGIL_KIBANA_API_KEY": "a2V5OnNlY3JldA==", "COLUMNS": "200"}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")} | env
+        done = subprocess.run([sys.executable, "-m", "pipeline", "kibana", "import", "--url", kibana.url],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "22 of 22 saved objects" in done.stdout and "manipulated-spreading: created" in done.stdout
+        assert kibana.exchanges[0]["headers"]["Authorization"] == "ApiKey a2V5OnNlY3JldA=="
+        assert "a2V5OnNlY3JldA" not in done.stdout + done.stderr
+        done = subprocess.run([sys.executable, "-m", "pipeline", "kibana", "export", "--out", str(tmp_path)],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "saved_objects.ndjson").read_text() == (ROOT / "infra/kibana/saved_objects.ndjson").read_text()
+        down = subprocess.run([sys.executable, "-m", "pipeline", "kibana", "import", "--url", "http://127.0.0.1:9"],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert down.returncode == 1 and "not reachable" in down.stderr
+        refused = subprocess.run([sys.executable, "-m", "pipeline", "kibana", "import", "--url", kibana.url],
+                                 capture_output=True, text=True, env=env | {"VIGIL_KIBANA_SPACE": "nowhere"},
+                                 timeout=120)
+        assert refused.returncode == 1 and "refused the saved objects (HTTP 404)" in refused.stderr
