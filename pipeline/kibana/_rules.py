@@ -78,12 +78,19 @@ KINDS: dict[str, Callable[[Mapping[str, Any]], tuple[str, list[dict[str, Any]]]]
 }
 
 
+def _duration_text(value: Any) -> str:
+    if isinstance(value, timedelta):
+        return f"{int(value.total_seconds())}s"
+    raise TypeError(f"not JSON: {value!r}")
+
+
 def rule_spec(rule: Any) -> RuleSpec:
     """A `RuleSpec` from a validated rule object (`pipeline.alerts`) or a mapping as written in the YAML."""
     if isinstance(rule, Mapping):
         kind = str(rule.get("kind"))
         if kind not in KINDS:  # a kind pipeline.alerts knows: validate it there, with its messages
-            (validated,) = parse_rules(json.dumps({"rules": [dict(rule)]}), source=f"rule {rule.get('id')}").rules
+            text = json.dumps({"rules": [dict(rule)]}, default=_duration_text)
+            (validated,) = parse_rules(text, source=f"rule {rule.get('id')}").rules
             return rule_spec(validated)
         params = {**_DEFAULTS, **rule}
         missing = [k for k in ("id", "name") if not params.get(k)]
