@@ -38,8 +38,8 @@ from .._exceptions import ConfigError
 from .._settings import Settings
 from ..alerts import RuleSet, format_duration, parse_duration, parse_rules
 
-__all__ = ["kibana_rules", "kibana_rule_id", "kibana_search_body", "kibana_groups", "action_frequency", "rule_spec", "RuleSpec",
-           "KINDS", "RULE_TYPE", "CONSUMER", "TERM_FIELD", "HITS"]
+__all__ = ["kibana_rules", "kibana_rule_id", "kibana_search_body", "kibana_groups", "action_frequency", "rule_spec",
+           "RuleSpec", "KINDS", "RULE_TYPE", "CONSUMER", "TERM_FIELD", "HITS"]
 
 RULE_TYPE = ".es-query"
 CONSUMER = "stackAlerts"

@@ -397,7 +397,8 @@ class FakeKibana:
             raise _error(400, "[request body.file]: expected value of type [Stream] but got [undefined]")
         filename = files[0].get_filename() or ""
         if not filename.endswith(".ndjson"):
-            raise _error(400, f"Invalid file extension {('.' + filename.rsplit('.', 1)[-1]) if '.' in filename else ''}")
+            extension = "." + filename.rsplit(".", 1)[-1] if "." in filename else ""
+            raise _error(400, f"Invalid file extension {extension}")
         payload = files[0].get_payload(decode=True) or b""
         docs = []
         for line in payload.decode("utf-8").splitlines():

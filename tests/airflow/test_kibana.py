@@ -487,6 +487,14 @@ def test_detector_fields_are_mapped_on_a_fresh_index(make_crawl_settings: Any) -
     try:
         fields = es.indices.get_field_mapping(index=st.index("detections"),
                                               fields=["detectors.*", "segments.*"]).body
+        result = ResultMessage(
+            video_uid="youtube:x", media_sha256="b" * 64, suite_version="s1", duration_s=2.0,
+            fused=FusedScore(score=0.7, verdict="suspicious", timeline=[TimelineWindow(start_s=0, end_s=2, score=0.7)]),
+            detectors={"lipsync": DetectorOutput(version="1", applicable=True, score=0.7, rank="high", timeline=[
+                TimelineWindow(start_s=0, end_s=2, score=0.7)], evidence={"offset_ms": -200})},
+            annotations={"persons": [{"name": "Jane Doe"}]}, produced_at=NOW)
+        es.index(index=st.index("detections"), id="d", document=detection_doc(result, now=NOW), refresh=True)
+        after = es.indices.get_mapping(index=st.index("detections")).body
     finally:
         es.close()
     (mapping,) = fields.values()
@@ -494,6 +502,11 @@ def test_detector_fields_are_mapped_on_a_fresh_index(make_crawl_settings: Any) -
     for name in DETECTORS:  # before any detection was written
         assert types[f"detectors.{name}.score"] == "float" and types[f"detectors.{name}.rank"] == "keyword"
     assert types["segments.score"] == "float" and types["segments.detectors"] == "keyword"
+    (props,) = (m["mappings"]["properties"] for m in after.values())
+    lipsync = props["detectors"]["properties"]["lipsync"]["properties"]
+    assert lipsync["timeline"] == {"type": "object", "enabled": False}  # windows are kept, not indexed
+    assert lipsync["evidence"] == {"type": "object", "enabled": False}
+    assert props["annotations"] == {"type": "object", "enabled": False}
 
 
 # ------------------------------------------------------------------ the import, against a Kibana 8.19 stand-in
