@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 #: the fields of the update-rule body Vigil sends (rule type, consumer and enabled are fixed at creation; rule-level
 #: throttle and notify_when are left out on purpose)
 UPDATABLE = ("name", "tags", "schedule", "params", "actions")
+#: import errors that make Kibana write none of the objects (they wait to be resolved)
+RESOLVABLE = ("conflict", "ambiguous_conflict", "missing_references")
 #: the keys of one action in a create or update body (the rule's answer adds connector_type_id and more)
 ACTION_KEYS = ("group", "id", "params", "frequency", "uuid", "alerts_filter", "use_alert_data_for_template")
 
@@ -177,9 +179,14 @@ def run_import(settings: Settings, url: str | None = None, *, rules: RuleSet | N
     kibana = KibanaClient(target, settings, client=client)
     try:
         answer = kibana.import_objects(to_ndjson(objects))
-        report.imported = int(answer.get("successCount", 0))
-        for error in answer.get("errors") or []:
+        errors = answer.get("errors") or []
+        held = [e for e in errors if (e.get("error") or {}).get("type") in RESOLVABLE]
+        report.imported = 0 if held else int(answer.get("successCount", 0))
+        for error in errors:
             report.errors.append(f"{error.get('type')} {error.get('id')}: {json.dumps(error.get('error'))}")
+        if held:  # create_saved_objects.ts: nothing is written while one of these remains
+            report.errors.append("Kibana wrote none of the saved objects: it writes nothing while a conflict or a "
+                                 "missing reference remains")
         for result in answer.get("successResults") or []:
             if result.get("destinationId") and result["destinationId"] != result.get("id"):
                 report.errors.append(f"{result.get('type')} {result.get('id')}: imported as a copy with id "

@@ -167,16 +167,22 @@ def kibana_rules(settings: Settings, ruleset: RuleSet | Iterable[Any]) -> list[d
 
 
 def kibana_search_body(params: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """The search an ``.es-query`` rule with these params runs at ``now``: its query and the time window filter, and
-    with ``groupBy: top`` the terms aggregation whose buckets become alerts (Kibana also adds a ``bucket_selector``
-    for the threshold, a script: `kibana_groups` applies the threshold instead)."""
+    """The search an ``.es-query`` rule with these params runs at ``now`` (the first run, with no previous hits to
+    exclude): its query and the time window filter, and with ``groupBy: top`` no hits but the ``groupAgg`` terms
+    aggregation whose buckets become alerts, each with its ``topHitsAgg`` (as ``fetch_es_query.ts`` and
+    ``build_agg.ts`` build it). Kibana also adds a ``bucket_selector`` for the threshold, a script: `kibana_groups`
+    applies the threshold instead."""
     window = parse_duration(f"{params['timeWindowSize']}{params['timeWindowUnit']}")
     user = json.loads(params["esQuery"])["query"]
+    grouped = bool(params.get("termField"))
     body: dict[str, Any] = {"query": {"bool": {"filter": [user, {"range": {params["timeField"]: {
         "lte": now.isoformat(), "gte": (now - window).isoformat(), "format": "strict_date_optional_time"}}}]}},
-        "size": params["size"]}
-    if params.get("groupBy") == "top":
-        body["aggs"] = {"groupAgg": {"terms": {"field": params["termField"], "size": params["termSize"]}}}
+        "size": 0 if grouped else params["size"], "track_total_hits": True}
+    if grouped:
+        body["aggs"] = {
+            "groupAgg": {"terms": {"field": params["termField"], "size": params.get("termSize") or HITS},
+                         "aggs": {"topHitsAgg": {"top_hits": {"size": min(params["size"], 100)}}}},
+            "groupAggCount": {"stats_bucket": {"buckets_path": "groupAgg._count"}}}
     return body
 
 

@@ -8,13 +8,16 @@ Saved objects ``POST /api/saved_objects/_import`` —
 ``compatibilityMode``; "cannot use [overwrite] with [createNewCopies]"; the multipart ``file`` must end in
 ``.ndjson``: "Invalid file extension …"), ``src/core/packages/saved-objects/import-export-server-internal/src/import/``
 (``import_saved_objects.ts``: ``{success, successCount, successResults?, errors?, warnings}``;
+``lib/create_saved_objects.ts``: while a conflict or missing reference remains, nothing is written, though the other
+objects are listed in ``successResults``;
 ``lib/check_conflicts.ts``: an id of a ``multiple-isolated`` type that lives in another space is unresolvable and
 gets a fresh random ``destinationId``; ``lib/check_origin_conflicts.ts``: a later import into that space overwrites
 the copy whose ``originId`` is the id; ``lib/validate_references.ts``: ``missing_references``; unknown types:
 ``unsupported_type``), and the document migrator
 (``src/core/packages/saved-objects/migration-server-internal/src/document_migrator/``): a document whose
-``typeMigrationVersion`` is above the type's last migration "belongs to a more recent version of Kibana", and is
-refused, per object, as a bad request. `MIGRATION_CEILINGS` holds the last migration of each type.
+``typeMigrationVersion`` is above the type's last migration "belongs to a more recent version of Kibana"
+(``Boom.badData``); ``bulk_create.ts`` migrates outside any per-object catch, so the whole import fails with HTTP 422
+and writes nothing. `MIGRATION_CEILINGS` holds the last migration of each type.
 
 Alerting ``/api/alerting/rule/{id}`` (``x-pack/platform/plugins/shared/alerting/``):
 ``common/routes/rule/apis/create/schemas/v1.ts`` (create body and action schema: ``group?``, ``id``, ``params``,
@@ -24,7 +27,7 @@ Alerting ``/api/alerting/rule/{id}`` (``x-pack/platform/plugins/shared/alerting/
 ``enabled``, ``rule_type_id`` or ``consumer``), ``server/routes/rule/apis/{create,update,get,enable,disable}/`` (the
 routes; ``_enable``/``_disable`` answer 204, ``_disable`` takes ``{untrack?}``),
 ``server/routes/rule/transforms/transform_rule_to_rule_response/v1.ts`` (the answer: actions carry
-``connector_type_id``), ``server/rules_client/lib/validate_actions.ts`` (invalid action groups; "Cannot specify
+``connector_type_id``), ``server/rules_client/lib/validate_actions.ts`` (no actions: nothing to check; duplicated uuids; invalid action groups; "Cannot specify
 per-action frequency params when notify_when or throttle are defined at the rule level"; "Actions missing frequency
 parameters"; "Action frequency cannot be shorter than the schedule interval"), ``server/lib/validate_rule_type_params.ts``
 ("params invalid: …") with ``x-pack/platform/plugins/shared/stack_alerts/server/rule_types/es_query/rule_type_params.ts``
@@ -205,7 +208,8 @@ ACTION = obj({"id": string(), "params": record()}, {
     "use_alert_data_for_template": boolean()})
 _RULE_COMMON_OPTIONAL = {"tags": array(string()), "throttle": nullable(string(validate=_duration)),
                          "params": record(), "actions": array(ACTION), "notify_when": nullable(NOTIFY_WHEN),
-                         "alert_delay": obj({"active": number()}), "flapping": record()}
+                         "alert_delay": obj({"active": number()}), "flapping": nullable(record()),
+                         "artifacts": record()}
 CREATE_BODY = obj({"name": string(), "rule_type_id": string(), "consumer": string(),
                    "schedule": obj({"interval": string(validate=_duration)})},
                   {"enabled": boolean(), **_RULE_COMMON_OPTIONAL})
@@ -218,7 +222,7 @@ DISABLE_BODY = nullable(obj({}, {"untrack": boolean()}))
 
 _ES_QUERY_KEYS = {"size", "timeWindowSize", "excludeHitsFromPreviousRun", "timeWindowUnit", "threshold",
                   "thresholdComparator", "aggType", "aggField", "groupBy", "termField", "termSize", "searchType",
-                  "timeField", "esQuery", "index", "searchConfiguration", "esqlQuery", "sourceFields"}
+                  "timeField", "esQuery", "index", "searchConfiguration", "esqlQuery", "alertType", "sourceFields"}
 ES_QUERY_MAX_HITS_PER_EXECUTION = 10_000
 MAX_GROUPS = 1000
 
@@ -226,7 +230,7 @@ MAX_GROUPS = 1000
 def es_query_params_problems(params: dict[str, Any]) -> list[str]:
     """What EsQueryRuleParamsSchema and its validateParams say about ``params`` (empty: valid)."""
     problems = [f"[{k}]: definition for this key is missing" for k in params if k not in _ES_QUERY_KEYS]
-    search_type = params.get("searchType", "searchSource")
+    search_type = params.get("searchType", "esQuery")
     if search_type not in ("searchSource", "esQuery", "esqlQuery"):
         problems.append(f"[searchType]: unknown search type {search_type!r}")
     size = params.get("size")
@@ -254,9 +258,11 @@ def es_query_params_problems(params: dict[str, Any]) -> list[str]:
         problems.append(f'[groupBy]: invalid groupBy: "{group_by}"')
     if group_by == "top":
         if not params.get("termField"):
-            problems.append("[termField]: termField required when [groupBy] is [top]")
-        if not params.get("termSize"):
-            problems.append("[termSize]: termSize required when [groupBy] is [top]")
+            problems.append("[termField]: termField required when [groupBy] is top")
+        if params.get("termSize") is None:
+            problems.append("[termSize]: termSize required when [groupBy] is top")
+        elif params["termSize"] < 1:
+            problems.append("[termSize]: Value must be equal to or greater than [1].")
         elif params["termSize"] > MAX_GROUPS:
             problems.append(f"[termSize]: must be less than or equal to {MAX_GROUPS}")
     if search_type == "esQuery":
@@ -285,7 +291,7 @@ class _Answer(Exception):
 
 
 def _error(status: int, message: str) -> _Answer:
-    names = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 409: "Conflict"}
+    names = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 409: "Conflict", 422: "Unprocessable Entity"}
     return _Answer(status, {"statusCode": status, "error": names[status], "message": message})
 
 
@@ -385,9 +391,11 @@ class FakeKibana:
         for key in query:
             if key not in ("overwrite", "createNewCopies", "compatibilityMode"):
                 raise _error(400, f"[request query.{key}]: definition for this key is missing")
-        flags = {k: query.get(k, "false") == "true" for k in ("overwrite", "createNewCopies")}
+        flags = {k: query.get(k, "false") == "true" for k in ("overwrite", "createNewCopies", "compatibilityMode")}
         if flags["overwrite"] and flags["createNewCopies"]:
-            raise _error(400, "cannot use [overwrite] with [createNewCopies]")
+            raise _error(400, "[request query]: cannot use [overwrite] with [createNewCopies]")
+        if flags["createNewCopies"] and flags["compatibilityMode"]:
+            raise _error(400, "[request query]: cannot use [createNewCopies] with [compatibilityMode]")
         if not content_type.startswith("multipart/form-data"):
             raise _error(400, "Unsupported Media Type")
         message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
@@ -396,8 +404,8 @@ class FakeKibana:
         if not files:
             raise _error(400, "[request body.file]: expected value of type [Stream] but got [undefined]")
         filename = files[0].get_filename() or ""
-        if not filename.endswith(".ndjson"):
-            extension = "." + filename.rsplit(".", 1)[-1] if "." in filename else ""
+        if not filename.lower().endswith(".ndjson"):
+            extension = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
             raise _error(400, f"Invalid file extension {extension}")
         payload = files[0].get_payload(decode=True) or b""
         docs = []
@@ -407,46 +415,66 @@ class FakeKibana:
                     docs.append(json.loads(line))
                 except ValueError as exc:
                     raise _error(400, f"Unexpected token in JSON: {exc}") from exc
-        in_file = {(d.get("type"), d.get("id")) for d in docs}
+        keys = [f"{d.get('type')}:{d.get('id')}" for d in docs]
+        if repeated := sorted({k for k in keys if keys.count(k) > 1}):
+            raise _error(400, f"Non-unique import objects detected: [{','.join(repeated)}]")
+        # collect_saved_objects.ts: unsupported types
         errors: list[dict[str, Any]] = []
-        results: list[dict[str, Any]] = []
+        collected = []
         for doc in docs:
-            kind, obj_id = doc.get("type"), doc.get("id")
             meta = {"title": (doc.get("attributes") or {}).get("title")}
-            base = {"type": kind, "id": obj_id, "meta": meta}
-            if kind not in MIGRATION_CEILINGS:
-                errors.append({**base, "error": {"type": "unsupported_type"}})
-                continue
-            declared = doc.get("typeMigrationVersion") or "0.0.0"
-            if version_tuple(declared) > version_tuple(MIGRATION_CEILINGS[kind]):
-                errors.append({**base, "error": {"type": "unknown", "statusCode": 400, "message": (
-                    f'Document "{obj_id}" belongs to a more recent version of Kibana [{declared}] when the last '
-                    f'known version is [{MIGRATION_CEILINGS[kind]}].')}})
-                continue
-            if version_tuple(doc.get("coreMigrationVersion") or "0.0.0") > version_tuple(KIBANA_VERSION):
-                errors.append({**base, "error": {"type": "unknown", "statusCode": 400, "message": (
-                    f'Document "{obj_id}" has a coreMigrationVersion above this Kibana ({KIBANA_VERSION}).')}})
-                continue
+            if doc.get("type") not in MIGRATION_CEILINGS:
+                errors.append({"type": doc.get("type"), "id": doc.get("id"), "meta": meta,
+                               "error": {"type": "unsupported_type"}})
+            else:
+                collected.append(doc)
+        # validate_references.ts: references neither in the file nor in this space
+        in_file = {(d["type"], d["id"]) for d in collected}
+        for doc in collected:
             missing = [{"type": r["type"], "id": r["id"]} for r in doc.get("references") or []
                        if (r["type"], r["id"]) not in in_file and not self._visible(space, r["type"], r["id"])]
             if missing:
-                errors.append({**base, "error": {"type": "missing_references", "references": missing}})
+                errors.append({"type": doc["type"], "id": doc["id"], "meta": {"title": doc["attributes"].get("title")},
+                               "error": {"type": "missing_references", "references": missing}})
+        # check_conflicts.ts and check_origin_conflicts.ts: where each object goes
+        failed = {(e["type"], e["id"]) for e in errors}
+        plan = []
+        for doc in collected:
+            if (doc["type"], doc["id"]) in failed:
                 continue
-            target, overwrote = self._destination(space, kind, obj_id, flags)
+            target, overwrite = self._destination(space, doc["type"], doc["id"], flags)
             if target is None:
-                errors.append({**base, "error": {"type": "conflict"}})
+                errors.append({"type": doc["type"], "id": doc["id"], "meta": {"title": doc["attributes"].get("title")},
+                               "error": {"type": "conflict"}})
                 continue
-            self.objects[(kind, target)] = {"namespaces": [space], "originId": obj_id if target != obj_id else None,
-                                            "attributes": doc.get("attributes"),
-                                            "references": doc.get("references") or [],
-                                            "typeMigrationVersion": declared}
-            result = {**base, "managed": False}
-            if target != obj_id:
-                result["destinationId"] = target
-            if overwrote:
+            plan.append((doc, target, overwrite))
+        # create_saved_objects.ts: with a resolvable error nothing is written (the others are listed as they would be)
+        resolvable = any(e["error"]["type"] in ("conflict", "ambiguous_conflict", "missing_references")
+                         for e in errors)
+        if not resolvable:
+            for doc, _, _ in plan:  # bulk_create.ts migrates every document first; a throw fails the request
+                declared = doc.get("typeMigrationVersion") or "0.0.0"
+                if version_tuple(declared) > version_tuple(MIGRATION_CEILINGS[doc["type"]]):
+                    raise _Answer(422, {"statusCode": 422, "error": "Unprocessable Entity", "message": (
+                        f'Document "{doc["id"]}" belongs to a more recent version of Kibana [{declared}] when the '
+                        f'last known version is [{MIGRATION_CEILINGS[doc["type"]]}].')})
+            targets = {(d["type"], d["id"]): t for d, t, _ in plan}
+            for doc, target, _ in plan:
+                refs = [{**r, "id": targets.get((r["type"], r["id"]), r["id"])} for r in doc.get("references") or []]
+                self.objects[(doc["type"], target)] = {
+                    "namespaces": [space], "originId": doc["id"] if target != doc["id"] else None,
+                    "attributes": doc["attributes"], "references": refs,
+                    "typeMigrationVersion": doc.get("typeMigrationVersion")}
+        results = []
+        for doc, target, overwrite in plan:
+            result = {"type": doc["type"], "id": doc["id"], "meta": {"title": doc["attributes"].get("title")},
+                      "managed": bool(doc.get("managed", False))}
+            if overwrite:
                 result["overwrite"] = True
+            if target != doc["id"]:
+                result["destinationId"] = target
             results.append(result)
-        answer: dict[str, Any] = {"success": not errors, "successCount": len(results), "warnings": []}
+        answer: dict[str, Any] = {"successCount": len(results), "success": not errors, "warnings": []}
         if results:
             answer["successResults"] = results
         if errors:
@@ -490,29 +518,33 @@ class FakeKibana:
         if problems := es_query_params_problems(data.get("params") or {}):
             raise _error(400, f"params invalid: {problems[0]}")
         actions = data.get("actions") or []
+        if not actions:
+            return
         for action in actions:
             connector = self.connectors.get(action["id"])
             if connector is None or connector["space"] != space:
                 raise _error(404, f"Saved object [action/{action['id']}] not found")
         errors = []
-        bad_groups = sorted({a.get("group", "query matched") for a in actions} - set(ES_QUERY_ACTION_GROUPS))
-        if bad_groups:
-            errors.append(f"Invalid action groups: {', '.join(bad_groups)}")
+        uuids = [a["uuid"] for a in actions if a.get("uuid")]  # the route fills in missing ones
+        if len(set(uuids)) < len(uuids):
+            errors.append("Actions have duplicated UUIDs")
+        groups = [a.get("group", "query matched") for a in actions]
+        if bad := [g for g in groups if g not in ES_QUERY_ACTION_GROUPS]:
+            errors.append(f"Invalid action groups: {', '.join(bad)}")
         rule_level = "notify_when" in data or bool(data.get("throttle"))  # typeof notifyWhen !== 'undefined'
-        with_frequency = [a.get("group", "query matched") for a in actions if a.get("frequency")]
-        if rule_level and with_frequency:
-            errors.append("Cannot specify per-action frequency params when notify_when or throttle are defined at "
-                          f"the rule level: {', '.join(with_frequency)}")
-        if not rule_level:
-            missing = [a.get("group", "query matched") for a in actions if not a.get("frequency")]
-            if missing:
-                errors.append(f"Actions missing frequency parameters: {', '.join(missing)}")
-            interval = _seconds(data["schedule"]["interval"])
-            short = [a.get("group", "query matched") for a in actions if (a.get("frequency") or {}).get("throttle")
-                     and _seconds(a["frequency"]["throttle"]) < interval]
-            if short:
-                errors.append(f"Action frequency cannot be shorter than the schedule interval of "
-                              f"{data['schedule']['interval']}: {', '.join(short)}")
+        if rule_level:
+            if with_frequency := [g for g, a in zip(groups, actions) if a.get("frequency")]:
+                errors.append("Cannot specify per-action frequency params when notify_when or throttle are defined "
+                              f"at the rule level: {', '.join(with_frequency)}")
+        elif missing := [g for g, a in zip(groups, actions) if not a.get("frequency")]:
+            errors.append(f"Actions missing frequency parameters: {', '.join(missing)}")
+        interval = _seconds(data["schedule"]["interval"])
+        short = [f"{g} ({a['frequency']['throttle']})" for g, a in zip(groups, actions)
+                 if (a.get("frequency") or {}).get("notify_when") == "onThrottleInterval"
+                 and _seconds(a["frequency"]["throttle"]) < interval]
+        if short:
+            errors.append(f"Action frequency cannot be shorter than the schedule interval of "
+                          f"{data['schedule']['interval']}: {', '.join(short)}")
         if errors:
             raise _error(400, "Failed to validate actions due to the following "
                               + ("error: " + errors[0] if len(errors) == 1 else

@@ -283,7 +283,7 @@ def test_rule_params_pass_the_es_query_schema(settings: Settings) -> None:
     with pytest.raises(SchemaError, match="definition for this key is missing"):
         CREATE_BODY({**rules[0]["body"], "notifyWhen": "onActiveAlert"}, "")
     assert es_query_params_problems({**rules[0]["body"]["params"], "termSize": None}) == [
-        "[termSize]: termSize required when [groupBy] is [top]"]
+        "[termSize]: termSize required when [groupBy] is top"]
 
 
 def test_watched_person_rule_from_a_mapping(settings: Settings) -> None:
@@ -446,8 +446,9 @@ def test_every_kibana_rule_query_raises_one_alert_per_expected_video(fixture_sta
         for item in kibana_rules(st, load_rules()):
             params = item["body"]["params"]
             response = es.search(index=params["index"], **kibana_search_body(params, NOW))
-            assert sorted(h["_id"] for h in response["hits"]["hits"]) == expected[item["rule"]], item["rule"]
             assert kibana_groups(params, response) == expected[item["rule"]], item["rule"]  # alert ids: the uids
+            for bucket in response["aggregations"]["groupAgg"]["buckets"]:  # each alert's context: its video
+                assert [h["_id"] for h in bucket["topHitsAgg"]["hits"]["hits"]] == [bucket["key"]]
     finally:
         es.close()
 
@@ -583,23 +584,33 @@ def test_stand_in_refuses_what_kibana_refuses(settings: Settings) -> None:
         files = {"file": ("vigil.ndjson", ndjson.encode(), "application/ndjson")}
         both = http.post("/api/saved_objects/_import", params={"overwrite": "true", "createNewCopies": "true"},
                          files=files)
-        assert both.status_code == 400 and both.json()["message"] == "cannot use [overwrite] with [createNewCopies]"
+        assert both.status_code == 400
+        assert both.json()["message"] == "[request query]: cannot use [overwrite] with [createNewCopies]"
         wrong = http.post("/api/saved_objects/_import", files={"file": ("vigil.json", ndjson.encode())})
         assert wrong.status_code == 400 and wrong.json()["message"] == "Invalid file extension .json"
         newer = [dict(o) for o in saved_objects(settings)]
         newer[0] = {**newer[0], "typeMigrationVersion": "8.1.0"}  # a data view above its ceiling (8.0.0)
-        newer.append({"type": "canvas-workpad", "id": "w", "attributes": {}, "references": []})
-        newer.append({"type": "dashboard", "id": "d", "attributes": {"title": "d"}, "typeMigrationVersion": "8.9.0",
-                      "references": [{"name": "panel_0", "type": "visualization", "id": "missing"}]})
+        above = http.post("/api/saved_objects/_import", params={"overwrite": "true"},
+                          files={"file": ("x.ndjson", to_ndjson(newer).encode())})
+        assert above.status_code == 422 and above.json()["message"] == (
+            'Document "vigil-videos" belongs to a more recent version of Kibana [8.1.0] when the last known version '
+            "is [8.0.0].")
+        assert not kibana.objects  # the whole import failed
+        odd = [*saved_objects(settings),
+               {"type": "canvas-workpad", "id": "w", "attributes": {}, "references": []},
+               {"type": "dashboard", "id": "d", "attributes": {"title": "d"}, "typeMigrationVersion": "8.9.0",
+                "references": [{"name": "panel_0", "type": "visualization", "id": "missing"}]}]
         answer = http.post("/api/saved_objects/_import", params={"overwrite": "true"},
-                           files={"file": ("x.ndjson", to_ndjson(newer).encode())}).json()
+                           files={"file": ("x.ndjson", to_ndjson(odd).encode())}).json()
         errors = {e["id"]: e["error"] for e in answer["errors"]}
-        assert answer["success"] is False and set(errors) == {"vigil-videos", "w", "d"}
-        assert "belongs to a more recent version of Kibana [8.1.0] when the last known version is [8.0.0]" in \
-            errors["vigil-videos"]["message"]
+        assert answer["success"] is False and set(errors) == {"w", "d"}
         assert errors["w"] == {"type": "unsupported_type"}
         assert errors["d"] == {"type": "missing_references", "references": [{"type": "visualization",
                                                                              "id": "missing"}]}
+        assert answer["successCount"] == 22 and not kibana.objects  # listed, but nothing written
+        twice = to_ndjson(saved_objects(settings)[:1] * 2).encode()
+        assert http.post("/api/saved_objects/_import", files={"file": ("x.ndjson", twice)}).json()["message"] == \
+            "Non-unique import objects detected: [index-pattern:vigil-videos]"
         http.close()
 
 
@@ -741,6 +752,22 @@ def test_import_reports_objects_kibana_refused_or_copied(settings: Settings) -> 
     with fake_kibana() as kibana:
         with pytest.raises(KibanaRefused, match="HTTP 404"):
             run_import(_kibana_settings(kibana_space="missing"), kibana.url)
+
+
+def test_import_reports_that_kibana_wrote_nothing_while_a_reference_is_missing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.kibana._client as client_module
+
+    def with_dangling(settings: Settings) -> list[dict[str, Any]]:
+        return [*saved_objects(settings), {"type": "dashboard", "id": "x", "attributes": {"title": "x"},
+                                           "typeMigrationVersion": "8.9.0",
+                                           "references": [{"name": "panel_0", "type": "search", "id": "gone"}]}]
+
+    monkeypatch.setattr(client_module, "saved_objects", with_dangling)
+    with fake_kibana() as kibana:
+        report = run_import(_kibana_settings(), kibana.url)
+        assert not kibana.objects and report.imported == 0 and not report.ok
+        assert "missing_references" in report.errors[0] and "wrote none" in report.errors[-1]
 
 
 def test_cli_import_and_export(settings: Settings, tmp_path: Path) -> None:
