@@ -528,10 +528,12 @@ class FakeKibana:
         uuids = [a["uuid"] for a in actions if a.get("uuid")]  # the route fills in missing ones
         if len(set(uuids)) < len(uuids):
             errors.append("Actions have duplicated UUIDs")
-        groups = [a.get("group", "query matched") for a in actions]
+        groups = [a.get("group") or "default" for a in actions]
         if bad := [g for g in groups if g not in ES_QUERY_ACTION_GROUPS]:
             errors.append(f"Invalid action groups: {', '.join(bad)}")
-        rule_level = "notify_when" in data or bool(data.get("throttle"))  # typeof notifyWhen !== 'undefined'
+        # transform_*_body/v1.ts pass notify_when and throttle on only when truthy; validate_actions.ts then asks
+        # `typeof notifyWhen !== 'undefined'` and `Boolean(throttle)`
+        rule_level = bool(data.get("notify_when")) or bool(data.get("throttle"))
         if rule_level:
             if with_frequency := [g for g, a in zip(groups, actions) if a.get("frequency")]:
                 errors.append("Cannot specify per-action frequency params when notify_when or throttle are defined "
@@ -551,7 +553,7 @@ class FakeKibana:
                                  f"{len(errors)} errors:\n- " + "\n- ".join(errors)))
 
     def _store_actions(self, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{"group": a.get("group", "query matched"), "id": a["id"], "params": a.get("params", {}),
+        return [{"group": a.get("group") or "default", "id": a["id"], "params": a.get("params", {}),
                  "connector_type_id": self.connectors[a["id"]]["connector_type_id"],
                  **({"frequency": a["frequency"]} if a.get("frequency") else {}),
                  "uuid": a.get("uuid") or str(uuid.uuid4()),
