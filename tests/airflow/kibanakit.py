@@ -1,7 +1,8 @@
 """A local stand-in for the parts of Kibana 8.19 that `vigil kibana import` talks to, answering as Kibana's own route
 schemas and services do, so the import's requests are checked, not just recorded. No Kibana can run here; every rule
 below is written from Kibana's source, and each names the file it models (paths of the 8.19 tree; before the 8.18
-relocation the same files lay under ``src/plugins/…``, ``x-pack/plugins/…`` and ``packages/core/…``):
+relocation the same files lay under ``src/plugins/…``, ``x-pack/plugins/…`` and ``packages/core/…``). Which of them
+were read, and which are written from memory of the source, is said at the end.
 
 Saved objects ``POST /api/saved_objects/_import`` —
 ``src/core/packages/saved-objects/server-internal/src/routes/import.ts`` (query ``overwrite``, ``createNewCopies``,
@@ -10,8 +11,9 @@ Saved objects ``POST /api/saved_objects/_import`` —
 (``import_saved_objects.ts``: ``{success, successCount, successResults?, errors?, warnings}``;
 ``lib/create_saved_objects.ts``: while a conflict or missing reference remains, nothing is written, though the other
 objects are listed in ``successResults``;
-``lib/check_conflicts.ts``: an id of a ``multiple-isolated`` type that lives in another space is unresolvable and
-gets a fresh random ``destinationId``; ``lib/check_origin_conflicts.ts``: a later import into that space overwrites
+``lib/check_conflicts.ts``: an id of a multi-namespace type (data views are ``multiple``, the others
+``multiple-isolated``) that lives in another space is unresolvable and gets a fresh random ``destinationId``;
+``lib/check_origin_conflicts.ts``: a later import into that space overwrites
 the copy whose ``originId`` is the id; ``lib/validate_references.ts``: ``missing_references``; unknown types:
 ``unsupported_type``), and the document migrator
 (``src/core/packages/saved-objects/migration-server-internal/src/document_migrator/``): a document whose
@@ -26,8 +28,10 @@ Alerting ``/api/alerting/rule/{id}`` (``x-pack/platform/plugins/shared/alerting/
 ``schedule``, ``throttle?``, ``params``, ``actions``, ``notify_when?``, ``alert_delay?``, ``flapping?``; no
 ``enabled``, ``rule_type_id`` or ``consumer``), ``server/routes/rule/apis/{create,update,get,enable,disable}/`` (the
 routes; ``_enable``/``_disable`` answer 204, ``_disable`` takes ``{untrack?}``),
-``server/routes/rule/transforms/transform_rule_to_rule_response/v1.ts`` (the answer: actions carry
-``connector_type_id``), ``server/rules_client/lib/validate_actions.ts`` (no actions: nothing to check; duplicated uuids; invalid action groups; "Cannot specify
+``server/routes/rule/apis/{create,update}/transforms/transform_*_body/v1.ts`` (an action without ``group`` is
+``default``; rule-level ``notify_when``/``throttle`` pass on only when set), ``rewriteActionsRes`` (the answer: actions
+carry ``connector_type_id``), ``server/rules_client/lib/validate_actions.ts`` (no actions: nothing to check;
+duplicated uuids; invalid action groups; "Cannot specify
 per-action frequency params when notify_when or throttle are defined at the rule level"; "Actions missing frequency
 parameters"; "Action frequency cannot be shorter than the schedule interval"), ``server/lib/validate_rule_type_params.ts``
 ("params invalid: …") with ``x-pack/platform/plugins/shared/stack_alerts/server/rule_types/es_query/rule_type_params.ts``
@@ -38,6 +42,15 @@ Request bodies are checked as ``@kbn/config-schema`` checks them: an unknown key
 ``[request body.<path>]: definition for this key is missing``, a missing one
 ``[request body.<path>]: expected value of type [<type>] but got [undefined]``; durations follow
 ``validateDuration`` (``^[1-9][0-9]*[smhd]$``).
+
+Read in Kibana's public repository (main branch) while writing this: the import route, ``import_saved_objects.ts``,
+``collect_saved_objects.ts``, ``check_conflicts.ts``, ``create_saved_objects.ts``, the migrator's downgrade check and
+``bulk_create.ts``, the type migration maps of `MIGRATION_CEILINGS`, the update body schema, both body transforms,
+``rewriteActionsRes``, ``validate_actions.ts``, ``rule_type_params.ts``, ``fetch_es_query.ts`` and ``build_agg.ts``
+(the grouped search of `pipeline.kibana.kibana_search_body`), the rule type's ``multiple-isolated`` registration, and
+the dashboard drilldown's and options list's reference names. From memory of the source, not re-read: the create body
+schema, the enable/disable routes, ``check_origin_conflicts.ts``, ``validate_references.ts``,
+``validate_rule_type_params.ts`` and @kbn/config-schema's exact messages.
 """
 from __future__ import annotations
 
@@ -59,19 +72,25 @@ __all__ = ["FakeKibana", "fake_kibana", "MIGRATION_CEILINGS", "KIBANA_VERSION", 
 
 KIBANA_VERSION = "8.19.0"
 
-#: the last stack-version migration of each importable type: a declared typeMigrationVersion above it is refused.
-#: (Types that later moved to model versions, 10.x.0 virtual versions, accept these and run their model versions.)
+#: a floor under each importable type's last migration (``maxVersion(latest migrate, latest convert)`` in
+#: document_migrator): a declared typeMigrationVersion at or under it imports; above the real one, the import fails.
+#: Types that moved to model versions (10.x.0 virtual versions) accept these too and run their model versions.
 MIGRATION_CEILINGS = {
-    # src/platform/plugins/shared/data_views/server/saved_objects/data_views.ts (migrations 7.6.0, 7.11.0, 8.0.0)
+    # src/platform/plugins/shared/data_views/server/saved_objects/data_views.ts: migrations up to 7.11.0
+    # (index_pattern_migrations.ts), convertToMultiNamespaceTypeVersion 8.0.0
     "index-pattern": "8.0.0",
-    # src/platform/plugins/shared/saved_search/server/saved_objects/search_migrations.ts
+    # src/platform/plugins/shared/saved_search/server/saved_objects/search_migrations.ts: up to 7.9.3 plus the
+    # search-source migrations merged in; converted to a multi-namespace type in 8.0.0
     "search": "8.0.0",
-    # src/platform/plugins/shared/visualizations/server/migrations/visualization_saved_object_migrations.ts
-    # (8.1.0 renames the pie's addLegend to legendDisplay; the last is 8.5.0)
+    # src/platform/plugins/shared/visualizations/server/migrations/visualization_saved_object_migrations.ts:
+    # 8.1.0 updatePieVisApi (addLegend -> legendDisplay), 8.3.0, 8.5.0 removeExclamationCircleIcon
     "visualization": "8.5.0",
-    # x-pack/platform/plugins/shared/lens/server/migrations/saved_object_migrations.ts (not used by Vigil's objects)
+    # x-pack/platform/plugins/shared/lens/server/migrations/saved_object_migrations.ts (8.9.0 metric formatter;
+    # not used by Vigil's objects)
     "lens": "8.9.0",
-    # src/platform/plugins/shared/dashboard/server/dashboard_saved_object/migrations/dashboard_saved_object_migrations.ts
+    # src/platform/plugins/shared/dashboard/server/dashboard_saved_object/migrations/
+    # dashboard_saved_object_migrations.ts: its own up to 7.17.3, merged with every embeddable's migrations (by-value
+    # panels), which reach 8.9.0 through Lens
     "dashboard": "8.9.0",
 }
 ES_QUERY_ACTION_GROUPS = ("query matched", "recovered")  # es_query/action_context.ts, rule_type.ts
