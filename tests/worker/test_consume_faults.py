@@ -207,3 +207,67 @@ def test_dlq_replay_of_a_job_fixed_upstream_reaches_the_worker_again(fault_setti
     again = consume_all(settings, settings.topic_jobs, expect=2, timeout_s=3)
     assert len(again) == 2 and again[1].value == again[0].value  # the original job, byte for byte
     assert dict(again[1].headers)["__vigil.replayed_from"].startswith(settings.topic_dlq.encode())
+
+
+def _results(n: int, prefix: str = "k", start: int = 0) -> list[ResultMessage]:
+    return [ResultMessage(video_uid=f"test:{prefix}{i}", media_sha256=f"{start + i:064x}", suite_version="suite-x",
+                          duration_s=2.0, fused=FusedScore(score=(i % 100) / 100, verdict="no_signal"), detectors={})
+            for i in range(n)]
+
+
+@pytest.mark.slow
+def test_sink_killed_mid_stream_loses_and_doubles_nothing(fault_settings: Settings, tmp_path: Path) -> None:
+    """SIGKILL while the sink writes, restart: every result ends as exactly one detections document."""
+    import os
+    import signal
+
+    from worker_support import spawn, stop
+
+    settings = fault_settings.model_copy(update={"sink_bulk_size": 10, "sink_flush_interval_s": 0.0})
+    results = _results(2000)
+    produce(settings, settings.topic_results, [(r.video_uid.encode(), encode(r)) for r in results])
+    sink = spawn("sink", settings, tmp_path / "sink1.log")
+    try:
+        assert wait_for(lambda: _es_count(settings, "detections") >= 50, 60, 0.05)
+        os.killpg(sink.pid, signal.SIGKILL)
+        sink.wait(10)
+        written = _es_count(settings, "detections")
+        assert written < len(results), "the sink finished before it could be killed"
+        assert committed_total(settings, settings.sink_group, settings.topic_results) <= written
+        restarted = spawn("sink", settings, tmp_path / "sink2.log")
+        try:
+            assert wait_for(lambda: committed_total(settings, settings.sink_group, settings.topic_results)
+                            == len(results), 120, 0.5), (tmp_path / "sink2.log").read_text()[-3000:]
+        finally:
+            assert stop(restarted) == 0
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+    assert _es_count(settings, "detections") == len(results)  # redone writes hit the same ids
+    assert _es_count(settings, "videos") == len(results)
+
+
+def test_a_replaced_sink_consumer_and_a_second_sink_lose_nothing(fault_settings: Settings) -> None:
+    """The watchdog's replacement of a stuck member, then a rebalance onto a second sink: all written once."""
+    settings = fault_settings
+    first, second = _results(40, "a"), _results(40, "b", start=40)
+    produce(settings, settings.topic_results, [(r.video_uid.encode(), encode(r)) for r in first])
+    sink = Sink(settings)
+    thread = _run(sink)
+    other: Sink | None = None
+    try:
+        assert wait_for(lambda: committed_total(settings, settings.sink_group, settings.topic_results) == 40, 30)
+        old = sink.consumer
+        stalled = iter([True])
+        sink._watchdog.stalled = lambda: next(stalled, False)  # type: ignore[method-assign]
+        assert wait_for(lambda: sink.consumer is not old, 10)
+        other = Sink(settings)
+        other_thread = _run(other)
+        assert wait_for(lambda: bool(other.consumer.assignment()) and bool(sink.consumer.assignment()), 40, 0.2)
+        produce(settings, settings.topic_results, [(r.video_uid.encode(), encode(r)) for r in second])
+        assert wait_for(lambda: committed_total(settings, settings.sink_group, settings.topic_results) == 80, 60)
+    finally:
+        _finish(sink, thread)
+        if other is not None:
+            _finish(other, other_thread)
+    assert _es_count(settings, "detections") == 80
