@@ -600,3 +600,22 @@ def test_requeued_job_carries_the_next_attempt() -> None:
     message = requeue_out("vigil.jobs")(work)
     assert message.topic == "vigil.jobs" and decode(message.value, JobMessage).attempt == 3
     assert dict(message.headers)["__vigil.requeued_from"] == b"jobs:0:5"
+
+
+def test_lag_gauges_of_revoked_partitions_are_removed() -> None:
+    from types import SimpleNamespace
+
+    from pipeline._observe import CONSUMER_LAG
+    from pipeline.sink import Sink
+
+    consumer = SimpleNamespace(pause=lambda *a: None, assignment=lambda: set(), paused=lambda: set())
+    sink = Sink(Settings(topic_results="lag-test.results"), es=object(), consumer=consumer, producer=object())
+    tp = TopicPartition("lag-test.results", 3)
+    CONSUMER_LAG.labels("sink", tp.topic, "3").set(12)
+    sink._rebalance.on_partitions_assigned({tp})
+    sink._apply_rebalance()
+    sink._rebalance.on_partitions_revoked({tp})
+    sink._apply_rebalance()
+    samples = [s for metric in CONSUMER_LAG.collect() for s in metric.samples
+               if s.labels.get("topic") == tp.topic]
+    assert samples == []  # not left stale at its last value
