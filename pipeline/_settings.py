@@ -150,8 +150,12 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(8, ge=1, description="most videos in one device step (batched across videos)")
     worker_batch_wait_s: float = Field(0.5, ge=0, description="longest a decoded video waits for a fuller batch")
     worker_decode_threads: int = Field(2, ge=1, description="threads fetching and decoding media (CPU)")
-    worker_evidence_plots: bool = Field(
-        True, description="store evidence plots (PNG) beside the media and link them from the detection document")
+    worker_face_crops: int = Field(
+        4, ge=0, le=32, description="face-crop keyframes (small JPEGs) stored beside the media per video, where the "
+        "detectors fired most; 0 = none. Plots are drawn where they are viewed, never in the worker")
+    worker_device_retries: int = Field(
+        3, ge=1, description="transient device failures (out of memory, CUDA error) one clip may have in a worker "
+        "before its job is handed back to vigil.jobs as attempt + 1")
     worker_max_buffered_mb: int = Field(
         4096, ge=1, description="decoded frames and audio waiting for the device, at most (MB); then the worker pauses")
     worker_detectors: CommaList = Field(
@@ -164,7 +168,8 @@ class Settings(BaseSettings):
         10_000, ge=6_000, description="Kafka session timeout: how soon a dead worker's partitions move on")
     worker_shutdown_timeout_s: float = Field(
         60.0, ge=0, description="on SIGTERM, how long in-flight work may take to finish before it is handed back")
-    retry_attempts: int = Field(5, ge=1, description="tries for a transient error (store, broker) before the DLQ")
+    retry_attempts: int = Field(
+        5, ge=1, description="tries for a transient error (store, broker; a job's attempts on the device) before the DLQ")
     retry_backoff_s: float = Field(0.5, ge=0, description="first wait between tries; doubles each time")
     retry_backoff_max_s: float = Field(30.0, ge=0, description="longest wait between tries")
     sink_bulk_size: int = Field(200, ge=1, description="results per Elasticsearch bulk request")

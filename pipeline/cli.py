@@ -326,9 +326,10 @@ def version() -> None:
 
 
 def _register_more() -> None:
-    from ._cli_spread import register
+    from . import _cli_dlq, _cli_spread
 
-    register(app)
+    _cli_spread.register(app)
+    _cli_dlq.register(app)
 
 
 _register_more()
