@@ -697,6 +697,29 @@ def test_update_moves_a_rule_from_rule_level_throttle_to_action_frequencies() ->
         assert rule["actions"][0]["id"] == "mail" and rule["actions"][0]["frequency"] == item["action_frequency"]
 
 
+def test_update_failures_name_the_rule_and_kibanas_reason() -> None:
+    own = _kibana_settings()
+    (item, *_) = kibana_rules(own, load_rules())
+    with fake_kibana() as kibana:
+        kibana.add_connector("gone")
+        client = KibanaClient(kibana.url, own)
+        try:
+            assert client.upsert_rule(item["id"], item["body"], item["action_frequency"]) == "created"
+            attach = {k: item["body"][k] for k in ("name", "tags", "schedule", "params")} | {"actions": [{
+                "group": "query matched", "id": "gone", "params": {},
+                "frequency": {"summary": False, "notify_when": "onActiveAlert", "throttle": None}}]}
+            assert httpx.put(f"{kibana.url}/api/alerting/rule/{item['id']}", json=attach,
+                             headers={"kbn-xsrf": "ui", "Authorization": "Basic eDp5"}).status_code == 200
+            del kibana.connectors["gone"]  # the connector was deleted in Kibana since
+            with pytest.raises(KibanaRefused, match=r"update of rule 'Vigil: .*HTTP 404.*action/gone"):
+                client.upsert_rule(item["id"], item["body"], item["action_frequency"])
+            kibana.rules[item["id"]]["rule_type_id"] = ".index-threshold"  # someone else's rule under this id
+            with pytest.raises(KibanaRefused, match="is a '.index-threshold' rule, not '.es-query'"):
+                client.upsert_rule(item["id"], item["body"], item["action_frequency"])
+        finally:
+            client.close()
+
+
 def test_summary_actions_keep_their_own_frequency() -> None:
     from pipeline.kibana import request_actions
 
