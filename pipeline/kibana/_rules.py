@@ -19,7 +19,8 @@ actions attached there and gives each per-alert action the YAML cooldown as its 
 
 Rule kinds: whatever `pipeline.alerts` validates (a rule object brings its own `filters()` and time field), plus
 kinds this module knows by name for rules given as mappings (`KINDS`): ``watched_person`` — a flagged video of a
-watched person, ``persons.name`` present and ``fused.score`` ≥ ``min_score``, within ``window``.
+watched person, ``persons.name`` present and ``fused.score`` ≥ ``min_score``, scored (``scored_at``) within
+``window``, optionally only the enrolled ``persons`` named or the ``roles`` given (as `pipeline.alerts` words it).
 
 Ids: a stable UUID per index prefix and YAML rule id, and per space outside the default one (rule ids are unique
 across all Kibana spaces).
@@ -68,8 +69,13 @@ class RuleSpec:
 
 
 def _watched_person(params: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    return "spread.updated", [{"exists": {"field": "persons.name"}},
-                              {"range": {"fused.score": {"gte": float(params["min_score"])}}}]
+    """Scored within the window, flagged, an enrolled person seen (only ``persons`` / ``roles`` when given)."""
+    found: list[dict[str, Any]] = [{"exists": {"field": "persons.name"}},
+                                   {"range": {"fused.score": {"gte": float(params["min_score"])}}}]
+    for key, field_name in (("persons", "persons.name"), ("roles", "persons.role")):
+        if params.get(key):
+            found.append({"terms": {field_name: [str(v) for v in params[key]]}})
+    return "scored_at", found
 
 
 #: kinds built here from a mapping: kind -> (params with defaults) -> (time field, filters)

@@ -29,7 +29,7 @@ from spreadkit import fixture_videos, index_videos
 from pipeline import Settings, make_es_client
 from pipeline._elasticsearch import load_index_templates
 from pipeline._messages import DetectorOutput, FusedScore, ResultMessage, TimelineWindow
-from pipeline.alerts import load_rules
+from pipeline.alerts import RuleSet, format_duration, load_rules
 from pipeline._exceptions import ConfigError
 from pipeline.kibana import (DETECTORS, TYPE_MIGRATION, KibanaClient, KibanaRefused, kibana_groups, kibana_rule_id,
                              kibana_rules, kibana_search_body, object_id, run_import, saved_objects, to_ndjson)
@@ -264,7 +264,8 @@ def test_rule_params_pass_the_es_query_schema(settings: Settings) -> None:
 
     ruleset = load_rules()
     rules = kibana_rules(settings, ruleset)
-    assert len(rules) == 3 and len({r["id"] for r in rules}) == 3
+    assert len(rules) == len(ruleset.rules) >= 3 and len({r["id"] for r in rules}) == len(rules)
+    known = {"manipulated-spreading": "1d", "reupload-of-flagged": "7d", "flagged-accelerating": "6h"}
     for item, rule in zip(rules, ruleset.rules):
         body, params = item["body"], item["body"]["params"]
         CREATE_BODY(body, "")
@@ -273,9 +274,9 @@ def test_rule_params_pass_the_es_query_schema(settings: Settings) -> None:
         assert params["groupBy"] == "top" and params["termField"] == "video_uid"  # one alert per video
         assert "notify_when" not in body and "throttle" not in body  # Kibana refuses them beside action frequencies
         FREQUENCY(item["action_frequency"], "")
+        size, unit = format_duration(rule.cooldown)
         assert item["action_frequency"] == {"summary": False, "notify_when": "onThrottleInterval",
-                                            "throttle": {"manipulated-spreading": "1d", "reupload-of-flagged": "7d",
-                                                         "flagged-accelerating": "6h"}[item["rule"]]}
+                                            "throttle": known.get(item["rule"], f"{size}{unit}")}
         assert body["enabled"] is rule.enabled
         assert item["id"][14] == "4"  # a UUID v4 layout, as the create-rule API asks for
     again = kibana_rules(settings, load_rules())
@@ -293,8 +294,11 @@ def test_watched_person_rule_from_a_mapping(settings: Settings) -> None:
     assert not es_query_params_problems(params)
     assert json.loads(params["esQuery"])["query"]["bool"]["filter"] == [
         {"exists": {"field": "persons.name"}}, {"range": {"fused.score": {"gte": 0.6}}}]
-    assert (params["timeWindowSize"], params["timeWindowUnit"]) == (6, "h")
+    assert (params["timeWindowSize"], params["timeWindowUnit"], params["timeField"]) == (6, "h", "scored_at")
     assert item["action_frequency"]["throttle"] == "12h" and item["body"]["schedule"] == {"interval": "15m"}
+    (narrow,) = kibana_rules(settings, [{**WATCHED, "persons": ["Jane Doe"], "roles": ["candidate"]}])
+    assert json.loads(narrow["body"]["params"]["esQuery"])["query"]["bool"]["filter"][2:] == [
+        {"terms": {"persons.name": ["Jane Doe"]}}, {"terms": {"persons.role": ["candidate"]}}]
     assert item["body"]["tags"] == ["vigil", "vigil-rule:watched-person-flagged", "watched_person", "critical"]
     (plain,) = kibana_rules(settings, [{"id": "wp", "name": "Watched", "kind": "watched_person"}])
     assert json.loads(plain["body"]["params"]["esQuery"])["query"]["bool"]["filter"][1] == {
@@ -443,7 +447,9 @@ def test_every_kibana_rule_query_raises_one_alert_per_expected_video(fixture_sta
                 "flagged-accelerating": ["youtube:faster"]}
     es = make_es_client(st)
     try:
-        for item in kibana_rules(st, load_rules()):
+        items = [i for i in kibana_rules(st, load_rules()) if i["rule"] in expected]
+        assert {i["rule"] for i in items} == set(expected)
+        for item in items:
             params = item["body"]["params"]
             response = es.search(index=params["index"], **kibana_search_body(params, NOW))
             assert kibana_groups(params, response) == expected[item["rule"]], item["rule"]  # alert ids: the uids
@@ -456,7 +462,7 @@ def test_every_kibana_rule_query_raises_one_alert_per_expected_video(fixture_sta
 @pytest.mark.elasticsearch
 def test_watched_person_rule_finds_flagged_videos_of_enrolled_people(make_crawl_settings: Any) -> None:
     st = make_crawl_settings()
-    base = fixture_videos(NOW)["youtube:hot"]
+    base = {**fixture_videos(NOW)["youtube:hot"], "scored_at": (NOW - timedelta(hours=1)).isoformat()}
     person = [{"name": "Jane Doe", "role": "candidate", "face_similarity": 0.81, "voice_similarity": 0.4,
                "voice_match": False}]
     index_videos(st, {
@@ -466,19 +472,24 @@ def test_watched_person_rule_finds_flagged_videos_of_enrolled_people(make_crawl_
                                "fused": {"score": 0.2, "verdict": "no_signal"}},
         "youtube:nobody": {**base, "video_uid": "youtube:nobody"},
         "youtube:jane-old": {**base, "video_uid": "youtube:jane-old", "persons": person,
-                             "spread": {**base["spread"], "updated": (NOW - timedelta(hours=9)).isoformat()}},
+                             "scored_at": (NOW - timedelta(hours=9)).isoformat()},
+        "youtube:official": {**base, "video_uid": "youtube:official",
+                             "persons": [{**person[0], "name": "John Roe", "role": "official"}]},
     })
     (item,) = kibana_rules(st, [WATCHED])
     params = item["body"]["params"]
+    (only,) = kibana_rules(st, [{**WATCHED, "roles": ["candidate"]}])
     es = make_es_client(st)
     try:
         response = es.search(index=params["index"], **kibana_search_body(params, NOW))
+        candidates = es.search(index=params["index"], **kibana_search_body(only["body"]["params"], NOW))
         counts = es.search(index=st.index("videos"), size=0,
                            aggs={"p": {"terms": {"field": "persons.name"}}})["aggregations"]["p"]["buckets"]
     finally:
         es.close()
-    assert kibana_groups(params, response) == ["youtube:jane", "youtube:jane2"]
-    assert counts == [{"key": "Jane Doe", "doc_count": 4}]  # what the overview's person control lists
+    assert kibana_groups(params, response) == ["youtube:jane", "youtube:jane2", "youtube:official"]
+    assert kibana_groups(only["body"]["params"], candidates) == ["youtube:jane", "youtube:jane2"]
+    assert counts == [{"key": "Jane Doe", "doc_count": 4}, {"key": "John Roe", "doc_count": 1}]  # the control's list
 
 
 @pytest.mark.elasticsearch
@@ -616,7 +627,7 @@ def test_stand_in_refuses_what_kibana_refuses(settings: Settings) -> None:
 
 def test_import_replays_the_kibana_exchange_and_keeps_attached_connectors() -> None:
     own = _kibana_settings()
-    ruleset = load_rules()
+    ruleset = RuleSet(rules=load_rules().rules[:3])  # the exchange below is of these three
     with fake_kibana() as kibana:
         first = run_import(own, kibana.url, rules=ruleset)
         assert first.ok and first.imported == first.objects == len(saved_objects(own)) == 22
@@ -747,7 +758,8 @@ def test_a_second_space_gets_its_own_ids() -> None:
         assert again.ok and set(again.rules.values()) == {"updated"}
         spaces = [o["namespaces"][0] for o in kibana.objects.values()]
         assert spaces.count("default") == spaces.count("elections") == 22
-        assert sorted(r["_space"] for r in kibana.rules.values()) == ["default"] * 3 + ["elections"] * 3
+        n = len(load_rules().rules)
+        assert sorted(r["_space"] for r in kibana.rules.values()) == ["default"] * n + ["elections"] * n
 
         # what happened before the ids carried the space: copies under random ids, and a 404-then-409 for rules
         client = KibanaClient(kibana.url, elections)
