@@ -101,7 +101,7 @@ class NonVerbal(ModelDetector[_Windows, dict[str, Any]]):
     """Non-verbal sounds (cough, sneeze, laugh, throat-clearing) without the face motion that goes with them."""
 
     name = "nonverbal"
-    version = "1.0"
+    code_version = "1.0"
     task = "audio-classification"
     checkpoint_field = "nonverbal_checkpoint"
 
@@ -131,6 +131,10 @@ class NonVerbal(ModelDetector[_Windows, dict[str, Any]]):
             # AudioSet classifiers are multi-label (trained with a sigmoid per class)
             single = getattr(loaded.model.config, "problem_type", None) == "single_label_classification"
             self.activation = "softmax" if single else "sigmoid"
+
+    def label_map(self) -> dict[str, Any]:
+        labels = self.loaded.id2label
+        return {"labels": labels, "meaning": {i: f"event ({label})" for i, label in sorted(self.events.items())}}
 
     def preprocess(self, clip: Clip) -> _Windows | NotApplicable:
         if not clip.has_audio:
@@ -184,7 +188,7 @@ class NonVerbal(ModelDetector[_Windows, dict[str, Any]]):
             event.strength = float(min(1.0, max(geo / need_geo, pix / need_pix)))
             event.mismatch = event.confidence * (1.0 - event.strength)
         checked = [e for e in events if e.mismatch is not None]
-        evidence: dict[str, Any] = {"events": [e.as_evidence() for e in events], "checkpoint": self.loaded.checkpoint}
+        evidence: dict[str, Any] = {"events": [e.as_evidence() for e in events], **self.checkpoint_evidence()}
         if not checked:
             return DetectorResult.not_applicable(self.name, self.version, "no face visible during the events",
                                                  **evidence)

@@ -66,7 +66,7 @@ class VoiceSynthetic(ModelDetector[_Speech, dict[str, Any]]):
     """Speech classifier: probability that the voice was synthesised or converted."""
 
     name = "voice_synthetic"
-    version = "1.0"
+    code_version = "1.1"  # 1.1: speech found by silero-vad
     task = "audio-classification"
     checkpoint_field = "voice_synthetic_checkpoint"
 
@@ -90,6 +90,10 @@ class VoiceSynthetic(ModelDetector[_Speech, dict[str, Any]]):
                                                setting=setting_name("voice_synthetic_fake_label"),
                                                checkpoint=loaded.checkpoint)
         logger.info("voice_synthetic: synthetic = %s", [loaded.id2label[i] for i in self.fake_indices])
+
+    def label_map(self) -> dict[str, Any]:
+        labels = self.loaded.id2label
+        return {"labels": labels, "meaning": {i: f"synthetic ({labels[i]})" for i in self.fake_indices}}
 
     def preprocess(self, clip: Clip) -> _Speech | NotApplicable:
         if not clip.has_audio:
@@ -127,7 +131,7 @@ class VoiceSynthetic(ModelDetector[_Speech, dict[str, Any]]):
         score = top_k_mean(probs, self.top_fraction)
         order = np.argsort(-probs)[:3]
         evidence = {
-            "checkpoint": self.loaded.checkpoint,
+            **self.checkpoint_evidence(),
             "speech_s": round(float(raw["speech_s"]), 3),
             "n_windows": int(probs.size),
             "most_synthetic_s": [[round(float(starts[i]), 3), round(float(ends[i]), 3)] for i in order],
