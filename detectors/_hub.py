@@ -222,8 +222,8 @@ def _fetch(repo_id: str, revision: str | None, cache: Path, where: str) -> Check
     except (HfHubHTTPError, httpx2.TransportError, OSError) as exc:
         logger.warning("%s: the hub cannot be reached (%s); trying the local cache", where, exc)
         return _from_cache(repo_id, revision, cache, where, offline=False)
-    if revision and not is_commit(revision):
-        _write_ref(cache, repo_id, revision, commit)
+    if not is_commit(revision or "main"):
+        _write_ref(cache, repo_id, revision or "main", commit)  # so an offline start finds the same commit
     files = tuple(f for f in wanted if (path / f).is_file())
     return Checkpoint(name=repo_id, source="hub", path=path, revision=revision, commit=commit, files=files)
 

@@ -300,11 +300,15 @@ class ModelDetector(Detector[Inputs, Raw]):
     def _on_load(self, loaded: LoadedModel) -> None:
         """Hook: read what the detector needs from the checkpoint (labels, input sizes)."""
 
+    def meaning(self, id2label: Mapping[int, str]) -> dict[int, str]:
+        """{index: label} of the outputs the detector reads (fake, synthetic or event labels); ModelError naming the
+        setting when the labels do not say (``LABEL_0``/``LABEL_1``, ambiguous names). Subclasses implement it."""
+        raise NotImplementedError
+
     def label_map(self) -> dict[str, Any]:
-        """What the outputs mean, for ``vigil models list|verify``: {"labels": id2label, "meaning": {index: label}}
-        (subclasses fill ``meaning``: the fake or event outputs)."""
-        loaded = self.loaded
-        return {"labels": loaded.id2label, "meaning": {}}
+        """What the loaded checkpoint's outputs mean: {"labels": id2label, "meaning": {index: label}}."""
+        labels = self.loaded.id2label
+        return {"labels": labels, "meaning": self.meaning(labels)}
 
     def checkpoint_evidence(self) -> dict[str, Any]:
         """Evidence keys every result of this detector carries: which checkpoint, at which commit."""

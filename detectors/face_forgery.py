@@ -16,6 +16,7 @@ there, so fusion does not let it decide the verdict on its own.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,15 +98,14 @@ class FaceForgery(ModelDetector[_Crops, dict[str, Any]]):
         if load:
             self.load()
 
-    def _on_load(self, loaded: LoadedModel) -> None:
-        self.fake_indices = fake_label_indices(loaded.id2label, self.fake_label,
-                                               setting=setting_name("face_forgery_fake_label"),
-                                               checkpoint=loaded.checkpoint)
-        logger.info("face_forgery: fake = %s", [loaded.id2label[i] for i in self.fake_indices])
+    def meaning(self, id2label: Mapping[int, str]) -> dict[int, str]:
+        indices = fake_label_indices(id2label, self.fake_label, setting=setting_name("face_forgery_fake_label"),
+                                     checkpoint=self.checkpoint or "")
+        return {i: str(id2label[i]) for i in indices}
 
-    def label_map(self) -> dict[str, Any]:
-        labels = self.loaded.id2label
-        return {"labels": labels, "meaning": {i: f"fake ({labels[i]})" for i in self.fake_indices}}
+    def _on_load(self, loaded: LoadedModel) -> None:
+        self.fake_indices = sorted(self.meaning(loaded.id2label))
+        logger.info("face_forgery: fake = %s", [loaded.id2label[i] for i in self.fake_indices])
 
     def preprocess(self, clip: Clip) -> _Crops | NotApplicable:
         if not clip.faces:

@@ -17,6 +17,7 @@ Not applicable without audio, without a face, or when no event is found.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -124,17 +125,17 @@ class NonVerbal(ModelDetector[_Windows, dict[str, Any]]):
         if load:
             self.load()
 
+    def meaning(self, id2label: Mapping[int, str]) -> dict[int, str]:
+        events = event_label_indices(id2label, self.event_labels, setting=setting_name("nonverbal_event_labels"),
+                                     checkpoint=self.checkpoint or "")
+        return {i: str(id2label[i]) for i in sorted(events)}
+
     def _on_load(self, loaded: LoadedModel) -> None:
-        self.events = event_label_indices(loaded.id2label, self.event_labels,
-                                          setting=setting_name("nonverbal_event_labels"), checkpoint=loaded.checkpoint)
+        self.events = self.meaning(loaded.id2label)
         if self.activation == "auto":
             # AudioSet classifiers are multi-label (trained with a sigmoid per class)
             single = getattr(loaded.model.config, "problem_type", None) == "single_label_classification"
             self.activation = "softmax" if single else "sigmoid"
-
-    def label_map(self) -> dict[str, Any]:
-        labels = self.loaded.id2label
-        return {"labels": labels, "meaning": {i: f"event ({label})" for i, label in sorted(self.events.items())}}
 
     def preprocess(self, clip: Clip) -> _Windows | NotApplicable:
         if not clip.has_audio:

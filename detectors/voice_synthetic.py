@@ -13,6 +13,7 @@ Which output means synthetic is read from the checkpoint's ``id2label`` (spoof, 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,15 +86,14 @@ class VoiceSynthetic(ModelDetector[_Speech, dict[str, Any]]):
         if load:
             self.load()
 
-    def _on_load(self, loaded: LoadedModel) -> None:
-        self.fake_indices = fake_label_indices(loaded.id2label, self.fake_label,
-                                               setting=setting_name("voice_synthetic_fake_label"),
-                                               checkpoint=loaded.checkpoint)
-        logger.info("voice_synthetic: synthetic = %s", [loaded.id2label[i] for i in self.fake_indices])
+    def meaning(self, id2label: Mapping[int, str]) -> dict[int, str]:
+        indices = fake_label_indices(id2label, self.fake_label, setting=setting_name("voice_synthetic_fake_label"),
+                                     checkpoint=self.checkpoint or "")
+        return {i: str(id2label[i]) for i in indices}
 
-    def label_map(self) -> dict[str, Any]:
-        labels = self.loaded.id2label
-        return {"labels": labels, "meaning": {i: f"synthetic ({labels[i]})" for i in self.fake_indices}}
+    def _on_load(self, loaded: LoadedModel) -> None:
+        self.fake_indices = sorted(self.meaning(loaded.id2label))
+        logger.info("voice_synthetic: synthetic = %s", [loaded.id2label[i] for i in self.fake_indices])
 
     def preprocess(self, clip: Clip) -> _Speech | NotApplicable:
         if not clip.has_audio:

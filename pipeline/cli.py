@@ -329,6 +329,9 @@ def _register_more() -> None:
     from ._cli_spread import register
 
     register(app)
+    from ._cli_models import register as register_models
+
+    register_models(app)
 
 
 _register_more()
