@@ -208,7 +208,7 @@ def _fetch(repo_id: str, revision: str | None, cache: Path, where: str) -> Check
 
     endpoint = hub_endpoint()
     try:
-        info = HfApi(endpoint=endpoint).model_info(repo_id, revision=revision)
+        info = HfApi(endpoint=endpoint).model_info(repo_id, revision=revision or "main")
         commit = str(info.sha)
         wanted = _loadable(s.rfilename for s in (info.siblings or []))
         path = Path(snapshot_download(repo_id, revision=commit, cache_dir=str(cache), allow_patterns=wanted,
