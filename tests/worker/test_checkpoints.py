@@ -325,9 +325,21 @@ def crowd_noise(seconds: float, rng: np.random.Generator) -> np.ndarray:
     return (0.3 * x / np.abs(x).max()).astype(np.float32)
 
 
+def melody(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """A harmonic lead line with vibrato (pitch, harmonics and a 5 Hz wobble, like a voice) over a music bed."""
+    t = np.arange(int(seconds * AUDIO_RATE)) / AUDIO_RATE
+    per_note = int(np.ceil(t.size / 16))
+    f = np.repeat(rng.choice([262.0, 294.0, 330.0, 392.0, 440.0], 16), per_note)[:t.size]
+    phase = 2 * np.pi * np.cumsum(f * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))) / AUDIO_RATE
+    lead = sum(np.sin(h * phase) / h ** 1.5 for h in range(1, 8))
+    attack = np.tile(np.minimum(1.0, np.linspace(0, 8, per_note)), 16)[:t.size]
+    return (0.3 * lead * attack / np.abs(lead).max() + 0.5 * music_bed(seconds, rng)).astype(np.float32)
+
+
 def test_music_beds_and_crowd_noise_are_not_speech() -> None:
     rng = np.random.default_rng(0)
     assert speech_segments(music_bed(6.0, rng), AUDIO_RATE) == []
+    assert speech_segments(melody(6.0, rng), AUDIO_RATE) == []
     assert speech_segments(crowd_noise(6.0, rng), AUDIO_RATE) == []
     assert speech_segments((0.2 * rng.standard_normal(3 * AUDIO_RATE)).astype(np.float32), AUDIO_RATE) == []
 

@@ -141,6 +141,10 @@ def test_list_reads_only_the_cache_and_pull_refuses_offline(tmp_path: Path) -> N
         entry = next(e for e in json.loads(invoke(["models", "list", "--json"], env).stdout)
                      if e["detector"] == "face_forgery")
         assert entry["commit"] == commit and entry["safetensors"] and entry["meaning"] == {"0": "Deepfake"}
+        carried = invoke(["models", "pull", "face_forgery", "--to", str(tmp_path / "usb")], env)
+        assert carried.exit_code == 0, carried.output
+        assert (tmp_path / "usb" / "models--prithivMLmods--Deepfake-Detection-Exp-02-21" / "snapshots" / commit /
+                "model.safetensors").is_file()
         nothing = invoke(["models", "export", str(tmp_path / "out"), "voice_synthetic"], env)
         assert nothing.exit_code == 1 and "nothing to export" in nothing.output
         unknown = invoke(["models", "list", "spectral"], env)
