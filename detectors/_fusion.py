@@ -274,8 +274,8 @@ def rank_of(result: DetectorResult) -> str:
 def _judge(verdict: str, applicable: Mapping[str, DetectorResult]) -> tuple[str, str]:
     """The verdict after asking who may decide: (verdict, caveat or "")."""
     deciders = {n: r for n, r in applicable.items() if r.evidence.get("decides_alone") is not False}
-    others = sorted(set(applicable) - set(deciders))
-    if verdict in ("likely_manipulated", "suspicious") and not any(r.flagged for r in deciders.values()):
+    others = sorted(n for n in set(applicable) - set(deciders) if applicable[n].flagged)
+    if verdict in ("likely_manipulated", "suspicious") and others and not any(r.flagged for r in deciders.values()):
         why = "; ".join(str(applicable[n].evidence.get("rank_reason") or n) for n in others)
         return "suspicious", f"only detectors that cannot decide alone flagged it ({why})"
     if verdict == "no_signal" and not any(rank_of(r) == "low" for r in deciders.values()):

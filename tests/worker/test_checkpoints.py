@@ -256,6 +256,14 @@ def test_many_faces_keep_the_face_model_from_deciding_alone(twin_dirs: dict[str,
     assert fusion.fuse({"face_forgery": cleared}).verdict == "inconclusive"
 
 
+def test_moderate_scores_that_add_up_are_not_capped() -> None:
+    fusion = Fusion()
+    lipsync = DetectorResult(name="lipsync", version="1.0", applicable=True, score=0.45, evidence={})
+    spectral = DetectorResult(name="spectral", version="1.0", applicable=True, score=0.45, evidence={})
+    fused = fusion.fuse({"lipsync": fusion.calibrate(lipsync), "spectral": fusion.calibrate(spectral)})
+    assert fused.verdict == "suspicious" and not any("cannot decide alone" in r for r in fused.reasons)
+
+
 def face(score: float, checkpoint: str = "dima806/deepfake_vs_real_image_detection") -> DetectorResult:
     return DetectorResult(name="face_forgery", version="1.1+x", applicable=True, score=score,
                           evidence={"checkpoint": checkpoint, "checkpoint_id": f"{checkpoint}@{'0' * 40}"})
