@@ -87,7 +87,8 @@ class DetectorResult:
         """The ``vigil.result/1`` form: JSON-friendly evidence (numpy values become lists and floats)."""
         return DetectorOutput(
             version=self.version, applicable=self.applicable,
-            score=None if self.score is None else float(self.score), rank=self.rank,
+            score=None if self.score is None else float(self.score),
+            rank=self.rank or (None if self.applicable else "not_applicable"),
             timeline=[TimelineWindow(start_s=max(0.0, float(w.start_s)), end_s=max(0.0, float(w.end_s)),
                                      score=float(np.clip(w.score, 0.0, 1.0))) for w in self.timeline],
             evidence=_jsonable(self.evidence), error=self.error)

@@ -146,6 +146,20 @@ class Settings(BaseSettings):
     nonverbal_event_threshold: float = Field(0.3, gt=0, lt=1, description="event probability that counts as an event")
     nonverbal_batch_size: int = Field(16, ge=1, description="audio windows per model call")
 
+    # -- model revisions and managed checkpoints (`vigil models`)
+    # A hub checkpoint is loaded at its revision (a commit hash pins it; a branch or tag follows it). The resolved
+    # commit (or, for a local directory, a hash of its weights) is part of the detector's version, so of the suite
+    # version and the detection id. HF_HOME / HF_HUB_CACHE say where the hub cache lives, HF_HUB_OFFLINE=1 forbids
+    # the network (README, "Models: pull once, run air-gapped").
+    face_forgery_revision: str | None = Field(
+        None, description="revision of face_forgery_checkpoint: commit hash (pinned), tag or branch; empty = main")
+    voice_synthetic_revision: str | None = Field(
+        None, description="revision of voice_synthetic_checkpoint: commit hash (pinned), tag or branch; empty = main")
+    nonverbal_revision: str | None = Field(
+        None, description="revision of nonverbal_checkpoint: commit hash (pinned), tag or branch; empty = main")
+    face_forgery_max_faces: int = Field(
+        1, ge=1, description="most faces on screen at once for face_forgery to decide alone (crowds, split screens)")
+
     # -- worker and sink
     worker_batch_size: int = Field(8, ge=1, description="most videos in one device step (batched across videos)")
     worker_batch_wait_s: float = Field(0.5, ge=0, description="longest a decoded video waits for a fuller batch")
