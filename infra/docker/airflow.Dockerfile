@@ -38,7 +38,7 @@ ENV PATH=/opt/vigil/venvs/airflow/bin:$PATH \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
     VIGIL_WATCHLIST=/opt/vigil/src/infra/watchlists/example.yaml \
     VIGIL_MEDIA_STORE=/var/lib/vigil/media
-RUN install -d -o 10001 -g 0 -m 0770 /opt/airflow /opt/airflow/logs /var/lib/vigil/media
+RUN install -d -o 10001 -g 0 -m 0770 /opt/airflow /opt/airflow/logs /opt/airflow/auth /var/lib/vigil/media
 USER 10001:0
 WORKDIR /opt/airflow
 EXPOSE 8080
