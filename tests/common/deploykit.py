@@ -7,7 +7,6 @@ it; nothing here downloads anything.
 """
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -50,7 +49,8 @@ def shared_schema(name: str) -> Path:
 
 
 def load_all(path: Path) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the CRDs are megabytes
+    return [doc for doc in yaml.load_all(path.read_text(), Loader=loader) if doc]
 
 
 # -- kustomize
@@ -97,21 +97,30 @@ def one(docs: tuple[dict[str, Any], ...], kind: str, name: str) -> dict[str, Any
 
 # -- schemas for kubeconform
 
-def standalone_kubernetes_schemas(out: Path) -> Path:
-    """kubernetes-validate's schemas of KUBERNETES_VERSION, rewritten so kubeconform resolves their references
-    locally: their ``$id`` points at kubernetes.io and their ``$ref``s at ``/api/_definitions.json`` (which only
-    kubernetes-validate's own loader maps to the file beside them)."""
+def standalone_kubernetes_schemas(out: Path, kinds: set[tuple[str, str]]) -> Path:
+    """kubernetes-validate's schemas of KUBERNETES_VERSION for ``kinds`` ((apiVersion, kind) pairs), rewritten so
+    kubeconform resolves their references locally: their ``$id`` points at kubernetes.io and their ``$ref``s at
+    ``/api/_definitions.json`` (which only kubernetes-validate's own loader maps to the file beside them)."""
     source = TOOLS / "k8s-schemas" / f"v{KUBERNETES_VERSION}-local-strict"
     if not source.is_dir():
         pytest.skip(f"Kubernetes schemas missing ({source}): run infra/tools (PyPI kubernetes-validate)")
     target = out / f"v{KUBERNETES_VERSION}-standalone-strict"
     target.mkdir(parents=True, exist_ok=True)
-    for schema_file in source.glob("*.json"):
+    wanted = {"_definitions.json"} | {schema_name(api_version, kind) for api_version, kind in kinds}
+    for schema_file in (source / name for name in wanted):
+        if not schema_file.is_file():
+            continue  # a custom resource: its schema comes from its CRD
         text = schema_file.read_text().replace('"$ref": "/api/_definitions.json#', '"$ref": "_definitions.json#')
         schema = json.loads(text)
         schema.pop("$id", None)
         (target / schema_file.name).write_text(json.dumps(schema))
     return out
+
+
+def schema_name(api_version: str, kind: str) -> str:
+    """kubeconform's ``{{ .ResourceKind }}{{ .KindSuffix }}.json``: deployment-apps-v1.json, secret-v1.json."""
+    group, _, version = api_version.rpartition("/")
+    return f"{kind.lower()}{'-' + group.split('.')[0] if group else ''}-{version}.json"
 
 
 def _strict(node: Any) -> Any:
@@ -146,20 +155,20 @@ def crd_schemas(crd_files: list[Path], out: Path) -> list[str]:
             group = crd["spec"]["group"]
             kind = crd["spec"]["names"]["kind"]
             for version in crd["spec"]["versions"]:
-                schema = _strict(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
-                name = f"{kind.lower()}-{group.split('.')[0]}-{version['name']}.json"
+                schema = _strict(version["schema"]["openAPIV3Schema"])
+                name = schema_name(f"{group}/{version['name']}", kind)
                 (target / name).write_text(json.dumps(schema))
             kinds.append(kind)
     return kinds
 
 
-def kubeconform(manifests: Path, schema_dir: Path) -> list[dict[str, Any]]:
-    """kubeconform --strict over a file of manifests with local schemas only; one result per resource."""
+def kubeconform(manifests: list[Path], schema_dir: Path) -> list[dict[str, Any]]:
+    """kubeconform --strict over files of manifests with local schemas only; one result per resource."""
     binary = tool("kubeconform")
     location = str(schema_dir) + "/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/" \
         "{{ .ResourceKind }}{{ .KindSuffix }}.json"
     done = subprocess.run([binary, "-strict", "-output", "json", "-verbose", "-kubernetes-version",
-                           KUBERNETES_VERSION, "-schema-location", location, str(manifests)],
+                           KUBERNETES_VERSION, "-schema-location", location, *map(str, manifests)],
                           capture_output=True, text=True)
     try:
         report = json.loads(done.stdout)
