@@ -4,7 +4,8 @@
 #
 #   docker build -f infra/docker/service.Dockerfile -t vigil-service .        (from the repository root)
 #   docker run --env-file vigil.env vigil-service                              (the sink)
-#   docker run --env-file vigil.env -p 8080:8080 vigil-service console --host 0.0.0.0 --port 8080
+#   docker run --env-file vigil.env -p 8080:8080 --health-cmd 'vigil-healthcheck http://127.0.0.1:8080/healthz' \
+#     vigil-service console --host 0.0.0.0 --port 8080
 #
 # The environment is `infra/install <SIDE>`; the sink lives on the worker side (README, "Architecture"), so SIDE
 # defaults to worker. The console's health endpoint is /healthz; the sink's is the metrics port.

@@ -10,9 +10,9 @@
 # `vigil models export DIR`> (infra/docker/models/README.md). HF_HUB_OFFLINE=1: nothing is fetched at start.
 # torch's wheel brings its own CUDA 13.2 libraries; the `base` flavour of the CUDA image adds only the driver glue
 # (NVIDIA_* variables the container toolkit reads), which keeps the image several GB smaller than `runtime`.
-# Pin the base by digest for production: FROM nvidia/cuda:13.2.0-base-ubuntu24.04@sha256:<digest>.
+# Pin the base by digest for production: FROM nvidia/cuda:13.2.1-base-ubuntu24.04@sha256:<digest>.
 
-FROM nvidia/cuda:13.2.0-base-ubuntu24.04 AS base
+FROM nvidia/cuda:13.2.1-base-ubuntu24.04 AS base
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \

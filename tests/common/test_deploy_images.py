@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import http.server
+import os
 import re
 import shlex
 import socket
@@ -106,8 +107,9 @@ def test_each_image_installs_its_side() -> None:
 def test_the_install_script_accepts_the_images_options(tmp_path: Path) -> None:
     """infra/install parses --no-system and --extra before the side; an unknown side still fails clearly."""
     done = subprocess.run(["bash", str(ROOT / "infra" / "install"), "--no-system", "--extra", "postgres", "nowhere"],
-                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-                                                               "VIGIL_VENVS": str(tmp_path / "venvs")})
+                          capture_output=True, text=True,
+                          env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "VIGIL_PYTHON": sys.executable,
+                               "VIGIL_VENVS": str(tmp_path / "venvs")})
     assert done.returncode == 2, done.stderr
     assert "unknown side: nowhere" in done.stderr
     assert "apt-get" not in done.stderr  # --no-system: no system tools looked for
