@@ -103,6 +103,9 @@ def test_workers_reserve_nvidia_gpus_one_device_each() -> None:
     devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
     assert services["worker"]["environment"]["VIGIL_DEVICE"] == "cuda:0"
+    # workers never talk to Elasticsearch: neither its password nor its CA is theirs
+    assert not any(key.startswith("VIGIL_ES_") for key in services["worker"]["environment"])
+    assert not any("certs" in volume for volume in services["worker"]["volumes"])
     seen = {"cuda:0"}
     for name, service in extra.items():
         assert service["extends"] == {"file": "compose.yaml", "service": "worker"}, name
