@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from deploykit import COMPOSE, ROOT, shared_schema
+from deploykit import COMPOSE, ROOT, shared_schema, tool
 
 COMPOSE_FILES = sorted(COMPOSE.glob("compose*.yaml"))
 ONE_SHOT = {"es-setup", "vigil-setup", "airflow-init"}
@@ -174,3 +174,49 @@ def test_es_setup_refuses_to_run_without_the_passwords(tmp_path: Path) -> None:
     done = subprocess.run(["bash", str(COMPOSE / "es-setup.sh")], capture_output=True, text=True, cwd=tmp_path,
                           env={"PATH": "/usr/bin:/bin"})
     assert done.returncode != 0 and "set ELASTIC_PASSWORD in infra/compose/.env" in done.stderr
+
+
+# -- what Docker Compose itself makes of the files (its own loader: interpolation, merge keys, `extends`, the
+# second file over the first), without a Docker engine
+
+def compose_config(tmp_path: Path, env: dict[str, str], *files: str) -> subprocess.CompletedProcess[str]:
+    binary = tool("docker-compose")
+    env_file = tmp_path / "test.env"
+    env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
+    args = [binary, "--project-directory", str(COMPOSE), "--env-file", str(env_file)]
+    for name in files:
+        args += ["-f", str(COMPOSE / name)]
+    return subprocess.run([*args, "config", "--format", "json"], capture_output=True, text=True, cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+
+
+def filled_example() -> dict[str, str]:
+    return {key: f"test-{key.lower().replace('_', '-')}-0123456789abcdef" for key in example_env()}
+
+
+def test_docker_compose_resolves_both_files(tmp_path: Path) -> None:
+    done = compose_config(tmp_path, filled_example(), "compose.yaml", "compose.gpus.yaml")
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    workers = {name: s for name, s in services.items() if name.startswith("worker")}
+    assert sorted(workers) == ["worker", "worker-1", "worker-2", "worker-3"]
+    for name, worker in workers.items():
+        # `extends` carried the whole worker over, GPU reservation and health check included
+        assert worker["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia", name
+        assert worker["healthcheck"]["test"] == ["CMD", "vigil-healthcheck", "metrics"], name
+        assert worker["environment"]["VIGIL_KAFKA_BOOTSTRAP"] == "kafka:9092", name
+        assert "VIGIL_ES_PASSWORD" not in worker["environment"], name
+    assert sorted(w["environment"]["VIGIL_DEVICE"] for w in workers.values()) == [f"cuda:{i}" for i in range(4)]
+    # the merge keys reached every Airflow component, and the secrets arrived from the env file
+    scheduler = services["airflow-scheduler"]["environment"]
+    assert scheduler["VIGIL_ES_PASSWORD"] == filled_example()["VIGIL_ES_PASSWORD"]
+    assert scheduler["AIRFLOW__CORE__FERNET_KEY"] == filled_example()["AIRFLOW_FERNET_KEY"]
+    assert services["vigil-setup"]["depends_on"]["kibana"]["condition"] == "service_healthy"
+
+
+def test_docker_compose_refuses_to_start_without_a_password(tmp_path: Path) -> None:
+    env = filled_example()
+    del env["ELASTIC_PASSWORD"]
+    done = compose_config(tmp_path, env, "compose.yaml")
+    assert done.returncode != 0
+    assert "set ELASTIC_PASSWORD in infra/compose/.env" in done.stderr
