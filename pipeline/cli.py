@@ -329,6 +329,9 @@ def _register_more() -> None:
     from ._cli_spread import register
 
     register(app)
+    from ._cli_console import register as register_console
+
+    register_console(app)
 
 
 _register_more()
