@@ -106,9 +106,11 @@ def detector_rows(detection: Mapping[str, Any] | None) -> list[dict[str, Any]]:
         evidence = out.get("evidence") or {}
         reasons = evidence.get("reasons") or ([evidence["reason"]] if evidence.get("reason") else [])
         offsets = {k: v for k, v in evidence.items() if "offset" in k and isinstance(v, int | float)}
+        facts = {k: v for k, v in evidence.items() if k not in offsets and k not in ("reasons", "reason")
+                 and (isinstance(v, int | float | bool) or (isinstance(v, str) and len(v) <= 120))}
         rows.append({"name": name, "version": out.get("version"), "applicable": out.get("applicable"),
                      "score": out.get("score"), "rank": out.get("rank"), "error": out.get("error"),
-                     "reasons": [str(r) for r in reasons][:10], "offsets": offsets,
+                     "reasons": [str(r) for r in reasons][:10], "offsets": offsets, "facts": facts,
                      "keyframes_s": evidence.get("keyframe_times_s") or evidence.get("keyframes_s") or [],
                      "timeline": out.get("timeline") or [],
                      "flagged": flagged_windows(out.get("timeline") or [])})
