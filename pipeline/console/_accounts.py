@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 Role = Literal["analyst", "admin"]
 ROLES: tuple[Role, ...] = ("analyst", "admin")
 TOKEN_PREFIX = "vgl_"
+TOKEN_CACHE_S = 5.0
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-@")
 MAPPINGS = {
     "dynamic": False,
@@ -80,6 +82,7 @@ class Accounts:
         self.index = accounts_index(settings)
         self.hasher = PasswordHasher()
         self._ready = False
+        self._token_cache: dict[str, tuple[float, User | None]] = {}
 
     def ensure_index(self) -> None:
         if self._ready:
@@ -199,15 +202,25 @@ class Accounts:
                                   source=False)["hits"]["hits"]
             for hit in hits:
                 self.es.update(index=self.index, id=hit["_id"], doc={"revoked": True}, refresh="wait_for")
+                self._token_cache.pop(hit["_id"].removeprefix("token:"), None)
         return len(hits)
 
     def user_for_token(self, token: str) -> User | None:
+        """The token's user, unless the token is unknown or revoked or the user is gone. Answers are kept for
+        ``TOKEN_CACHE_S`` seconds, so a revocation takes effect within that time."""
         if not token.startswith(TOKEN_PREFIX):
             return None
-        doc = self._get(f"token:{_token_hash(token)}")
-        if not doc or doc.get("revoked"):
-            return None
-        return self.user(doc["name"])
+        digest = _token_hash(token)
+        now = time.monotonic()
+        cached = self._token_cache.get(digest)
+        if cached and now - cached[0] < TOKEN_CACHE_S:
+            return cached[1]
+        doc = self._get(f"token:{digest}")
+        user = None if not doc or doc.get("revoked") else self.user(doc["name"])
+        if len(self._token_cache) > 10_000:
+            self._token_cache.clear()
+        self._token_cache[digest] = (now, user)
+        return user
 
     # ------------------------------------------------------------ the session key
     def session_secret(self) -> str:

@@ -22,6 +22,7 @@ import elasticsearch
 from elasticsearch import Elasticsearch
 
 from .._elasticsearch import es_errors
+from .._exceptions import ServiceUnavailable
 from .._settings import Settings
 
 __all__ = ["QueueFilters", "QueueIndex", "effective_score", "FLAG_THRESHOLD", "ANALYST_VERDICTS"]
@@ -174,35 +175,55 @@ class QueueIndex:
     def queue(self, filters: QueueFilters, *, page: int = 1, size: int | None = None) -> QueuePage:
         size = size or self.settings.console_page_size
         page = max(1, page)
-        start = min((page - 1) * size, MAX_WINDOW - size)
+        start = max(0, min((page - 1) * size, MAX_WINDOW - size))
         tiers = self._tiers(filters)
+        # one round trip: the tiers' counts (a filters aggregation) and, speculatively, the first tier's page
+        counts_body = {"size": 0, "track_total_hits": False, "query": {"bool": {"filter": filters.clauses()}},
+                       "aggs": {"tiers": {"filters": {"filters": {
+                           "growing": {"bool": {"filter": [_GROWING], "must_not": [_AUTHENTIC]}},
+                           "growth_unknown": {"bool": {"must_not": [_AUTHENTIC, _GROWING]}},
+                           "judged_authentic": _AUTHENTIC}}}}}
+        name, query, sort = tiers[0]
+        first_body = {"query": query, "sort": sort, "from": start, "size": size, "_source": QUEUE_FIELDS,
+                      "track_total_hits": False}
         with es_errors(self.settings):
-            counts = self.es.msearch(searches=[line for _, query, _ in tiers for line in (
-                {"index": self.videos}, {"query": query, "size": 0, "track_total_hits": True})])
-        sizes = [r["hits"]["total"]["value"] if "hits" in r else 0 for r in counts["responses"]]
+            responses = self.es.msearch(searches=[{"index": self.videos}, counts_body,
+                                                  {"index": self.videos}, first_body])["responses"]
+        for response in responses:
+            if "error" in response:
+                raise ServiceUnavailable(f"the queue query failed: {response['error']}", service="elasticsearch",
+                                         hint="run `vigil setup`")
+        buckets = responses[0]["aggregations"]["tiers"]["buckets"]
+        sizes = [buckets[t[0]]["doc_count"] for t in tiers]
         items: list[dict[str, Any]] = []
         offset = start
-        for (name, query, sort), count in zip(tiers, sizes):
+        for i, ((name, query, sort), count) in enumerate(zip(tiers, sizes)):
             if len(items) >= size:
                 break
             if offset >= count:
                 offset -= count
                 continue
-            want = size - len(items)
-            with es_errors(self.settings):
-                response = self.es.search(index=self.videos, query=query, sort=sort, from_=offset, size=want,
-                                          source_includes=QUEUE_FIELDS, track_total_hits=False)
-            for hit in response["hits"]["hits"]:
-                doc = hit["_source"]
-                doc["queue_tier"] = name
-                doc["effective_score"] = effective_score(doc)
-                vph = (doc.get("spread") or {}).get("views_per_hour")
-                doc["effective_risk"] = (round(doc["effective_score"] * max(vph, 0.0), 3)
-                                         if doc["effective_score"] is not None and vph is not None else None)
-                items.append(doc)
+            if i == 0:
+                hits = responses[1]["hits"]["hits"]
+            else:
+                with es_errors(self.settings):
+                    hits = self.es.search(index=self.videos, query=query, sort=sort, from_=offset,
+                                          size=size - len(items), source_includes=QUEUE_FIELDS,
+                                          track_total_hits=False)["hits"]["hits"]
+            for hit in hits:
+                items.append(self._item(hit["_source"], name))
             offset = 0
         return QueuePage(items=items, total=sum(sizes), page=page, size=size, tiers=dict(zip(
             [t[0] for t in tiers], sizes)))
+
+    @staticmethod
+    def _item(doc: dict[str, Any], tier: str) -> dict[str, Any]:
+        doc["queue_tier"] = tier
+        doc["effective_score"] = effective_score(doc)
+        vph = (doc.get("spread") or {}).get("views_per_hour")
+        doc["effective_risk"] = (round(doc["effective_score"] * max(vph, 0.0), 3)
+                                 if doc["effective_score"] is not None and vph is not None else None)
+        return doc
 
     def counters(self, filters: QueueFilters | None = None) -> dict[str, Any]:
         """Live counters: videos by status, flagged, flagged without a verdict, verdicts by kind, open alerts."""
