@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "vigil_session"
+ADDRESS_FACTOR = 4  # failed logins allowed per client address = this × VIGIL_CONSOLE_LOGIN_MAX_FAILURES
 _FACE = re.compile(r"/faces/(\d+)\.(?:jpe?g|png|webp)$")
 
 
@@ -142,7 +143,9 @@ def create_app(settings: Settings, *, es: Elasticsearch | None = None) -> FastAP
     accounts = Accounts(es, settings)
     index = QueueIndex(es, settings)
     store = MediaStore.from_settings(settings)
-    throttle = LoginThrottle(settings.console_login_max_failures, settings.console_login_lockout_s)
+    # per user name, and per client address with a looser limit (several people may share one address)
+    throttles = (LoginThrottle(settings.console_login_max_failures, settings.console_login_lockout_s),
+                 LoginThrottle(settings.console_login_max_failures * ADDRESS_FACTOR, settings.console_login_lockout_s))
     templates = _templates()
     app = FastAPI(title="Vigil console", docs_url=None, redoc_url=None, openapi_url=None)
     app.middleware("http")(add_security_headers)
@@ -224,19 +227,21 @@ def create_app(settings: Settings, *, es: Elasticsearch | None = None) -> FastAP
         password = _str(form.get("password"))
         target = _local(_str(form.get("next")) or "/")
         client = request.client.host if request.client else "unknown"
-        keys = (f"user:{name}", f"addr:{client}")
+        keys = (name, client)
         try:
-            throttle.check(*keys)
+            for throttle, key in zip(throttles, keys):
+                throttle.check(key)
         except LoginThrottled as exc:
             response = page(request, "login.html", status=429, next=target, error=str(exc))
             response.headers["Retry-After"] = str(int(exc.retry_after_s) + 1)
             return response
         user = accounts.authenticate(name, password)
         if user is None:
-            throttle.failed(*keys)
+            for throttle, key in zip(throttles, keys):
+                throttle.failed(key)
             logger.info("console: failed login for %r from %s", name, client)
             return page(request, "login.html", status=401, next=target, error="wrong user name or password")
-        throttle.succeeded(*keys)
+        throttles[0].succeeded(name)
         request.session.clear()
         request.session["user"] = user.name
         csrf_token(request.session)  # a fresh token for the new session

@@ -1,8 +1,8 @@
 """Login throttling, CSRF tokens and the security headers of every response.
 
-Throttling counts failed logins per user name and per client address in a sliding window
-(``VIGIL_CONSOLE_LOGIN_MAX_FAILURES`` within ``VIGIL_CONSOLE_LOGIN_LOCKOUT_S``); while either is over the limit a
-login is refused before the password is checked. The counts live in the console process (a restart forgets them).
+Throttling counts failed logins per user name (``VIGIL_CONSOLE_LOGIN_MAX_FAILURES`` within
+``VIGIL_CONSOLE_LOGIN_LOCKOUT_S``) and per client address (four times as many), in a sliding window; while either is
+over its limit a login is refused (429) before the password is checked. The counts live in the console process (a restart forgets them).
 
 CSRF: each session holds a random token; every form carries it in a hidden ``csrf_token`` field (scripts send it as
 ``X-CSRF-Token``), and a POST whose token is missing or different is refused with 403. Bearer-token requests carry

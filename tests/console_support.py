@@ -13,7 +13,7 @@ import requests
 from pipeline import Settings, make_es_client
 from pipeline.console import Accounts
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 PASSWORDS = {"ana": "analyst-pass-1", "root": "admin-pass-12"}
 
 
@@ -34,11 +34,12 @@ def add_accounts(settings: Settings) -> None:
 
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
-    from worker_support import settings_env
+    """The environment of a `vigil` subprocess with these settings (tests/worker on the path for the light suite)."""
+    from conftest import settings_env
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
-    env.update(settings_env(settings))
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests" / "worker"), env.get("PYTHONPATH", "")])
+    env = settings_env(settings)
+    env["VIGIL_WORKER_DETECTORS"] = ",".join(settings.worker_detectors)  # this list takes commas only, not JSON
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests" / "worker"), os.environ.get("PYTHONPATH", "")])
     env.update(extra)
     return env
 
