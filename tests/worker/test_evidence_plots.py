@@ -48,3 +48,19 @@ def test_no_timeline_means_no_timeline_plot_and_a_broken_store_costs_no_score(tm
     blocked.write_text("a file where the store's directory should be")
     same = attach_evidence(message, MediaStore(str(blocked)))
     assert same.evidence_uris == []
+
+
+def test_report_plots_come_from_a_stored_detection_document(tmp_path: Path) -> None:
+    """The same PNGs from the document the sink stored (index fields and all) as from the result."""
+    from pipeline._evidence import write_report
+    from pipeline._messages import Segment
+    from pipeline.sink import detection_doc
+
+    message = result("ab" * 32, lipsync=DetectorOutput(version="1", applicable=True, score=0.91, timeline=[
+        TimelineWindow(start_s=0, end_s=3, score=0.2), TimelineWindow(start_s=3, end_s=6, score=0.95)]))
+    message = message.model_copy(update={"segments": [Segment(start_s=3, end_s=6, score=0.95,
+                                                              detectors=["lipsync"])]})
+    files = write_report(detection_doc(message), tmp_path / "report")
+    assert sorted(f.name for f in files) == ["scores.png", "timeline.png"]
+    assert all(f.read_bytes()[:8] == PNG for f in files)
+    assert render_timeline(detection_doc(message)) == render_timeline(message)
