@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +51,28 @@ def console(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
         _video("file:low", 0.2, title="<img src=x onerror=alert(1)>"),
         _video("tiktok:unscored", None, 50.0, status="queued"),
     ]
+    # face crops beside the media (as the worker stores them), a spread history and a re-upload cluster
+    faces = media / sha[:2] / f"{sha}.evidence" / "suite-1" / "faces"
+    faces.mkdir(parents=True)
+    (faces / "1500.jpg").write_bytes(b"\xff\xd8\xff\xe0 a face crop")
+    docs[4].update(detection_id="det-1", cluster={"id": "c-1", "size": 2, "original": True},
+                   url={"full": "javascript:alert(1)"})
+    docs[5].update(cluster={"id": "c-1", "size": 2, "original": False}, url={"full": "https://example.org/v/low"})
+    es.index(index=settings.index("detections"), id="det-1", document={
+        "video_uid": "file:submitted", "media_sha256": sha, "suite_version": "suite-1", "duration_s": 8.0,
+        "fused": {"score": 0.7, "verdict": "suspicious", "timeline": [{"start_s": 0, "end_s": 4, "score": 0.2},
+                                                                      {"start_s": 4, "end_s": 8, "score": 0.8}]},
+        "segments": [{"start_s": 4, "end_s": 8, "score": 0.8, "detectors": ["lipsync"], "reasons": ["out of sync"]}],
+        "detectors": {"lipsync": {"version": "1", "applicable": True, "score": 0.8, "evidence": {"offset_ms": 300},
+                                  "timeline": [{"start_s": 4, "end_s": 8, "score": 0.8}]}},
+        "evidence_uris": [faces.joinpath("1500.jpg").as_uri(), (media / sha[:2] / f"{sha}.mp4").as_uri()]})
+    for hours, views in ((3, 100), (2, 900), (1, 4000)):
+        es.index(index=settings.index("spread"), document={
+            "video_uid": "file:submitted", "views": views, "views_per_hour": views / 2,
+            "@timestamp": (datetime.now(UTC) - timedelta(hours=hours)).isoformat()})
     for doc in docs:
         es.index(index=settings.index("videos"), id=doc["video_uid"], document=doc)
-    es.indices.refresh(index=settings.index("videos"))
+    es.indices.refresh(index=[settings.index("videos"), settings.index("detections"), settings.index("spread")])
     add_accounts(settings)
     proc, base = start_console(settings, tmp / "console.log")
     try:
@@ -190,3 +210,60 @@ def test_media_range_requests(console: dict[str, Any]) -> None:
                           timeout=10)
     assert beyond.status_code == 416 and beyond.headers["Content-Range"] == f"bytes */{len(payload)}"
     assert requests.get(f"{base}/media/file:low", headers=auth, timeout=10).status_code == 404  # no file stored
+
+
+def test_video_page_shows_evidence_spread_and_cluster(console: dict[str, Any]) -> None:
+    base = console["base"]
+    session = login(base, "ana")
+    page = session.get(f"{base}/videos/file:submitted", timeout=10).text
+    assert 'class="timeline"' in page and 'class="flagged"' in page and 'class="segment"' in page
+    assert 'class="mark" data-seek="4' in page  # the segment on the player's timeline
+    assert 'src="/evidence/det-1/0"' in page and "1.5 s" in page  # the face crop at 1500 ms
+    assert 'class="spread"' in page and "3 snapshots" in page
+    assert 'href="/videos/file%3Alow"' in page and 'href="https://example.org/v/low"' in page  # the cluster
+    assert "javascript:alert" not in page  # a platform URL that is not http(s) is never a link
+    crop = session.get(f"{base}/evidence/det-1/0", timeout=10)
+    assert crop.status_code == 200 and crop.content.startswith(b"\xff\xd8") and crop.headers["content-type"] == \
+        "image/jpeg"
+    assert session.get(f"{base}/evidence/det-1/1", timeout=10).status_code == 404  # listed, but not a face crop
+    assert session.get(f"{base}/evidence/det-1/7", timeout=10).status_code == 404
+    api = session.get(f"{base}/api/videos/file:submitted", timeout=10).json()
+    assert api["face_crops"] == [{"index": 0, "t_s": 1.5}] and len(api["spread_history"]) == 3
+    assert [m["video_uid"] for m in api["cluster"]] == ["file:low", "file:submitted"] or len(api["cluster"]) == 2
+    assert api["detectors"][0]["offsets"] == {"offset_ms": 300} and api["detectors"][0]["flagged"] == [[4.0, 8.0]]
+
+
+def test_without_elasticsearch_health_says_so_and_pages_fail_plainly(stack_env: dict[str, str],
+                                                                      tmp_path: Path, unused_port: int) -> None:
+    settings = settings_for(stack_env, tmp_path, es_url=f"https://127.0.0.1:{unused_port}",
+                            console_secret_key="a-key-for-this-test", es_request_timeout_s=2)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "console", "--port", str(port := _free())],
+                            cwd=ROOT, env=env_for(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        health = None
+        for _ in range(100):
+            try:
+                health = requests.get(f"{base}/healthz", timeout=10)
+                break
+            except requests.ConnectionError:
+                import time
+
+                time.sleep(0.3)
+        assert health is not None and health.status_code == 503
+        assert health.json() == {"status": "degraded", "elasticsearch": "unreachable"}
+        api = requests.get(f"{base}/api/queue", headers={"Authorization": "Bearer vgl_x"}, timeout=30)
+        assert api.status_code in (401, 503)
+        page = requests.get(f"{base}/login", timeout=30)
+        assert page.status_code == 200  # the login form needs no Elasticsearch
+        password = settings.es_password.get_secret_value() if settings.es_password else "absent"
+        assert password not in page.text and str(unused_port) not in api.text
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _free() -> int:
+    from console_support import free_port
+
+    return free_port()
