@@ -13,7 +13,7 @@ from ._queries import FLAG_THRESHOLD
 
 __all__ = ["timeline_svg", "spread_svg", "flagged_windows"]
 
-WIDTH, ROW_H, PAD_L, PAD_R = 760, 46, 130, 12
+WIDTH, ROW_H, PAD_L, PAD_R = 760, 46, 130, 28
 
 
 def _num(value: Any) -> float | None:
@@ -107,11 +107,12 @@ def spread_svg(snapshots: Sequence[Mapping[str, Any]]) -> Markup | None:
     t0, t1 = points[0][0], max(points[-1][0], points[0][0] + 1)
     vmax = max((p[1] or 0 for p in points), default=0) or 1
     rmax = max((p[2] or 0 for p in points), default=0) or 1
-    x = lambda t: 70 + plot_w * (t - t0) / (t1 - t0)  # noqa: E731
+    bar_w = max(plot_w / max(len(points), 1) * 0.6, 2)
+    margin = bar_w / 2 + 2  # bars stay inside the plot
+    x = lambda t: 70 + margin + (plot_w - 2 * margin) * (t - t0) / (t1 - t0)  # noqa: E731
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="spread" viewBox="0 0 {WIDTH} {height}" width="100%" '
              f'role="img" aria-label="spread over time">',
              f'<rect class="band" x="70" y="{top}" width="{plot_w}" height="{bottom - top}"/>']
-    bar_w = max(plot_w / max(len(points), 1) * 0.6, 2)
     for moment, _, rate in points:
         if rate is not None:
             h = (bottom - top) * max(rate, 0) / rmax
