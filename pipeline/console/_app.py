@@ -403,11 +403,16 @@ def create_app(settings: Settings, *, es: Elasticsearch | None = None) -> FastAP
         return page(request, "admin.html", users=users, tokens={u.name: accounts.tokens(u.name) for u in users},
                     message=request.query_params.get("message"))
 
-    @app.post("/admin/users")
-    async def admin_add_user(request: Request) -> Response:
+    async def admin_form(request: Request) -> Any:
+        """The posted form of an admin page, after the role and CSRF checks."""
         require(request, admin=True)
         form = await request.form()
         check_csrf(request, _str(form.get("csrf_token")))
+        return form
+
+    @app.post("/admin/users")
+    async def admin_add_user(request: Request) -> Response:
+        form = await admin_form(request)
         try:
             added = accounts.add_user(_str(form.get("username")), _str(form.get("role")), _str(form.get("password")))
         except ConsoleError as exc:
@@ -417,9 +422,7 @@ def create_app(settings: Settings, *, es: Elasticsearch | None = None) -> FastAP
 
     @app.post("/admin/tokens/revoke")
     async def admin_revoke(request: Request) -> Response:
-        require(request, admin=True)
-        form = await request.form()
-        check_csrf(request, _str(form.get("csrf_token")))
+        form = await admin_form(request)
         try:
             count = accounts.revoke(_str(form.get("username")), _str(form.get("token_id")) or "all")
         except ConsoleError as exc:
