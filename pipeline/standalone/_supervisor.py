@@ -214,6 +214,7 @@ def run_standalone(settings: Settings, *, watchlist: str | Path | None = None, h
                   f"environment ({_venvs() / 'airflow'}) can import what it needs", file=sys.stderr)
             continue
         supervisor.cycles.append(Cycle(name, [python, "-m", "pipeline", *args], every))
+        print(f"[standalone] {name} cycle every {every:.0f} s with {python}", file=sys.stderr)
 
     if install_signals:
         previous = {sig: signal.signal(sig, lambda *_: supervisor.stopping.set())
