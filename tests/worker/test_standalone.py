@@ -108,3 +108,19 @@ def test_standalone_crawls_scores_serves_and_stops_cleanly(stack_env: dict[str, 
         assert "[standalone] stopped" in log.read_text()
         with pytest.raises(requests.ConnectionError):
             requests.get(f"{base}/healthz", timeout=2)
+
+
+def test_standalone_with_elasticsearch_down_says_so_and_starts_nothing(stack_env: dict[str, str],
+                                                                       tmp_path: Path) -> None:
+    port = free_port()
+    settings = settings_for(stack_env, tmp_path, es_url=f"https://127.0.0.1:{free_port()}", es_request_timeout_s=2)
+    marker = f"standalone-{uuid.uuid4().hex}"
+    try:
+        done = subprocess.run([sys.executable, "-m", "pipeline", "standalone", "--port", str(port)], cwd=ROOT,
+                              env=env_for(settings, VIGIL_TEST_MARK=marker), capture_output=True, text=True,
+                              timeout=300)
+    finally:
+        remove_test_objects(settings.model_copy(update={"es_url": stack_env["VIGIL_ES_URL"]}))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "standalone failed" in done.stderr and "not reachable" in done.stderr
+    assert _marked(marker) == []
