@@ -8,7 +8,7 @@
     ├── vigil console               child (http://127.0.0.1:8080 by default)
     └── vigil crawl / spread / alerts   children on timers (the same pipeline cycle functions the DAGs call)
 
-Every child runs in a process group of its own; Ctrl-C (SIGINT) or SIGTERM stops the cycles, the console, the
+Every child runs in a process group of its own, and gets SIGTERM should the supervisor be killed; Ctrl-C (SIGINT) or SIGTERM stops the cycles, the console, the
 worker and the sink in that order, each group with SIGTERM, then SIGKILL after a grace period: nothing is left.
 """
 from __future__ import annotations

@@ -106,7 +106,8 @@ class Supervisor:
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         logger.info("standalone: starting %s: %s", name, " ".join(argv))
-        return subprocess.Popen(argv, env=self.env, start_new_session=True, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(argv, env=self.env, start_new_session=True, stdin=subprocess.DEVNULL,
+                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
 
     def tick(self, now: float) -> None:
         for child in self.children:
@@ -150,6 +151,13 @@ class Supervisor:
             _signal_group(proc, signal.SIGKILL)  # whatever is left in its group (yt-dlp's ffmpeg, say)
             if proc.poll() is None:
                 proc.wait(10)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the supervisor dies, even by SIGKILL (Linux prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:

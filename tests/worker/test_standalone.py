@@ -124,3 +124,34 @@ def test_standalone_with_elasticsearch_down_says_so_and_starts_nothing(stack_env
     assert done.returncode == 1, done.stdout + done.stderr
     assert "standalone failed" in done.stderr and "not reachable" in done.stderr
     assert _marked(marker) == []
+
+
+def test_children_stop_when_the_supervisor_is_killed(stack_env: dict[str, str], tmp_path: Path) -> None:
+    """SIGKILL leaves the supervisor no chance to clean up: its children still stop (they die with their parent)."""
+    port = free_port()
+    settings = settings_for(stack_env, tmp_path, worker_session_timeout_ms=6000, worker_shutdown_timeout_s=5)
+    marker = f"standalone-{uuid.uuid4().hex}"
+    log = tmp_path / "standalone.log"
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "standalone", "--port", str(port)], cwd=ROOT,
+                            env=env_for(settings, VIGIL_WORKER_SUITE="worker_support:make_suite",
+                                        VIGIL_TEST_MARK=marker), stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    try:
+        def up() -> bool:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        assert wait_for(up, timeout_s=120), log.read_text()[-3000:]
+        assert "no crawl cycle" in log.read_text()  # no watchlist given
+        assert len(_marked(marker)) >= 4
+        proc.kill()
+        proc.wait(10)
+        assert wait_for(lambda: _marked(marker) == [], timeout_s=60), _marked(marker)
+    finally:
+        for pid in _marked(marker):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        remove_test_objects(settings)
