@@ -9,32 +9,22 @@ timeline when there is one, the manipulated segments shaded, the 0.5 flag line, 
 
 Rendering uses matplotlib's object API with the Agg canvas (no pyplot, no global state: safe in threads).
 matplotlib is a worker-side dependency; nothing on the Airflow side imports this module.
-
-Until the worker's Evidence step is gone, `attach_evidence` / `store_evidence` still store the PNGs beside the
-media (``<store>/<sha[:2]>/<sha>.evidence/<suite_version>/``) for a worker that calls them.
 """
 from __future__ import annotations
 
 import io
-import logging
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._exceptions import ServiceUnavailable
-from ._media_store import MediaStore
 from ._messages import ResultMessage
 
 ResultLike = ResultMessage | Mapping[str, Any]
 
-__all__ = ["render_timeline", "render_scores", "write_report", "as_result", "store_evidence", "attach_evidence",
-           "evidence_dir"]
+__all__ = ["render_timeline", "render_scores", "write_report", "as_result"]
 
-logger = logging.getLogger(__name__)
 
 FLAG_THRESHOLD = 0.5
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _figure(width: float = 8.0, height: float = 3.2) -> tuple[Any, Any]:
@@ -123,40 +113,3 @@ def write_report(result: ResultLike, directory: str | Path) -> list[Path]:
             (directory / name).write_bytes(data)
             written.append(directory / name)
     return written
-
-
-def evidence_dir(store: MediaStore, result: ResultMessage) -> str:
-    """The store path evidence of this result goes to (beside the media file)."""
-    sha = result.media_sha256
-    return f"{store.root}/{sha[:2]}/{sha}.evidence/{_SAFE.sub('_', result.suite_version)}"
-
-
-def store_evidence(result: ResultMessage, store: MediaStore) -> list[str]:
-    """Render and store the plots; returns their URIs (idempotent: same result, same paths)."""
-    plots = {"timeline.png": render_timeline(result), "scores.png": render_scores(result)}
-    directory = evidence_dir(store, result)
-    uris = []
-    try:
-        store.fs.makedirs(directory, exist_ok=True)
-        for name, data in plots.items():
-            if data is None:
-                continue
-            path = f"{directory}/{name}"
-            store.fs.pipe_file(path, data)
-            uris.append(store.fs.unstrip_protocol(path))
-    except OSError as exc:
-        raise ServiceUnavailable(f"cannot write evidence plots to the media store {store.location}: {exc}",
-                                 service="media-store", hint="check VIGIL_MEDIA_STORE and its permissions") from exc
-    logger.debug("stored %d evidence plots for %s", len(uris), result.video_uid)
-    return uris
-
-
-def attach_evidence(result: ResultMessage, store: MediaStore) -> ResultMessage:
-    """The result with its evidence plots stored and their URIs in ``evidence_uris`` (a failure is logged, the
-    result goes on without plots: evidence never costs a score)."""
-    try:
-        uris = store_evidence(result, store)
-    except Exception as exc:  # noqa: BLE001 - plots are a convenience; the score must not be lost over them
-        logger.warning("no evidence plots for %s: %s", result.video_uid, exc)
-        return result
-    return result.model_copy(update={"evidence_uris": [*result.evidence_uris, *uris]})

@@ -338,12 +338,11 @@ def version() -> None:
 
 
 def _register_more() -> None:
-    from ._cli_spread import register
+    """Commands that live in modules of their own (each has a ``register(app)``)."""
+    from . import _cli_console, _cli_dlq, _cli_models, _cli_spread
 
-    register(app)
-    from ._cli_console import register as register_console
-
-    register_console(app)
+    for module in (_cli_spread, _cli_dlq, _cli_models, _cli_console):
+        module.register(app)
 
 
 _register_more()

@@ -54,7 +54,7 @@ def scored(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
 
     tmp = tmp_path_factory.mktemp("console")
     settings = settings_for(stack_env, tmp, worker_batch_size=2, worker_batch_wait_s=0.5, sink_flush_interval_s=0.3,
-                            worker_detectors=["lipsync"], worker_evidence_plots=False)
+                            worker_detectors=["lipsync"])
     run_setup(settings)
     es = make_es_client(settings)
     desynced = make_talking_clip(tmp / "desynced.mp4", offset_ms=400.0, seed=1)
