@@ -151,6 +151,9 @@ def test_video_page_plays_media_with_ranges_and_marks_the_flagged_window(scored:
     assert page.locator("svg.marks rect.mark").count() >= 1
     assert "mouth" in page.locator("table.detectors").inner_text() or "ms" in page.locator(
         "table.detectors").inner_text()
+    # the worker's face-crop keyframes, served through the console from the media store
+    assert page.locator(".faces img").count() >= 1
+    page.wait_for_function("[...document.querySelectorAll('.faces img')].every(i => i.complete && i.naturalWidth > 0)")
     page.locator("svg.marks rect.mark").first.click()  # jumps the player to the flagged window
     page.screenshot(path=str(shots / "video_desynced.png"), full_page=True)
 
