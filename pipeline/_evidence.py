@@ -1,34 +1,30 @@
-"""Evidence plots for analysts: PNGs rendered from a ``vigil.result/1`` and stored beside the media they describe.
+"""Evidence plots for analysts, drawn from stored data where they are viewed: PNGs for `vigil scan --report`
+(and anything else that wants files), from a ``vigil.result/1`` or the ``vigil-detections`` document the sink
+stored from it. The console draws the same timelines as inline SVG (pipeline/console/_charts.py); the worker stores
+data only (scores, timelines, evidence, segments, face-crop URIs), no pictures.
 
-Two plots per result: ``timeline.png`` (every applicable detector's per-window score along the video, the 0.5 flag
-line, the fused verdict in the title) and ``scores.png`` (each detector's score, not-applicable ones greyed with
-their reason). They go to ``<store>/<sha[:2]>/<sha>.evidence/<suite_version>/`` and their URIs into
-``evidence_uris``, which the sink copies into the detection document for Kibana's drill-down.
+Two plots per result: ``timeline.png`` (every applicable detector's per-window score along the video, the fused
+timeline when there is one, the manipulated segments shaded, the 0.5 flag line, the fused verdict in the title) and
+``scores.png`` (each detector's score, not-applicable ones greyed with their reason). `write_report` writes both.
 
-Rendering uses matplotlib's object API with the Agg canvas (no pyplot, no global state: safe in worker threads).
+Rendering uses matplotlib's object API with the Agg canvas (no pyplot, no global state: safe in threads).
 matplotlib is a worker-side dependency; nothing on the Airflow side imports this module.
-
-The worker's hook, one line after the result message is built::
-
-    message = attach_evidence(message, store)   # store = MediaStore.from_settings(settings)
 """
 from __future__ import annotations
 
 import io
-import logging
-import re
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from ._exceptions import ServiceUnavailable
-from ._media_store import MediaStore
 from ._messages import ResultMessage
 
-__all__ = ["render_timeline", "render_scores", "store_evidence", "attach_evidence", "evidence_dir"]
+ResultLike = ResultMessage | Mapping[str, Any]
 
-logger = logging.getLogger(__name__)
+__all__ = ["render_timeline", "render_scores", "write_report", "as_result"]
+
 
 FLAG_THRESHOLD = 0.5
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _figure(width: float = 8.0, height: float = 3.2) -> tuple[Any, Any]:
@@ -46,22 +42,36 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
-def render_timeline(result: ResultMessage) -> bytes | None:
-    """PNG of the per-window scores of every detector that has a timeline; None when none has one."""
+def as_result(result: ResultLike) -> ResultMessage:
+    """A ResultMessage from itself or from a stored ``vigil-detections`` document (its index-only fields dropped)."""
+    if isinstance(result, ResultMessage):
+        return result
+    fields = set(ResultMessage.model_fields) | {"schema"}
+    return ResultMessage.model_validate({k: v for k, v in result.items() if k in fields and k != "schema"})
+
+
+def render_timeline(result: ResultLike) -> bytes | None:
+    """PNG of the per-window scores of every detector that has a timeline (and the fused timeline), manipulated
+    segments shaded; None when nothing has a timeline."""
+    result = as_result(result)
     series = {name: out.timeline for name, out in sorted(result.detectors.items()) if out.applicable and out.timeline}
+    if result.fused.timeline:
+        series = {"fused": result.fused.timeline, **series}
     if not series:
         return None
     figure, axes = _figure()
+    for segment in result.segments:
+        axes.axvspan(segment.start_s, segment.end_s, color="firebrick", alpha=0.12, linewidth=0)
     for name, windows in series.items():
         xs, ys = [], []
         for window in windows:
             xs += [window.start_s, window.end_s]
             ys += [window.score, window.score]
-        axes.plot(xs, ys, label=name, linewidth=1.6)
+        axes.plot(xs, ys, label=name, linewidth=2.4 if name == "fused" else 1.6)
     axes.axhline(FLAG_THRESHOLD, color="firebrick", linestyle="--", linewidth=1, label="flag threshold")
     axes.set_xlim(0, max(result.duration_s, max(w.end_s for ws in series.values() for w in ws)))
     axes.set_ylim(0, 1)
-    axes.set_xlabel("seconds into the video")
+    axes.set_xlabel("seconds into the video" + (" (shaded: manipulated segments)" if result.segments else ""))
     axes.set_ylabel("manipulation score")
     fused = result.fused
     score = "n/a" if fused.score is None else f"{fused.score:.2f}"
@@ -71,8 +81,9 @@ def render_timeline(result: ResultMessage) -> bytes | None:
     return _png(figure)
 
 
-def render_scores(result: ResultMessage) -> bytes:
+def render_scores(result: ResultLike) -> bytes:
     """PNG bar chart of each detector's score; detectors that did not apply are grey and say why."""
+    result = as_result(result)
     names = sorted(result.detectors)
     figure, axes = _figure(6.0, 0.5 + 0.45 * max(len(names), 1))
     for i, name in enumerate(names):
@@ -92,38 +103,13 @@ def render_scores(result: ResultMessage) -> bytes:
     return _png(figure)
 
 
-def evidence_dir(store: MediaStore, result: ResultMessage) -> str:
-    """The store path evidence of this result goes to (beside the media file)."""
-    sha = result.media_sha256
-    return f"{store.root}/{sha[:2]}/{sha}.evidence/{_SAFE.sub('_', result.suite_version)}"
-
-
-def store_evidence(result: ResultMessage, store: MediaStore) -> list[str]:
-    """Render and store the plots; returns their URIs (idempotent: same result, same paths)."""
-    plots = {"timeline.png": render_timeline(result), "scores.png": render_scores(result)}
-    directory = evidence_dir(store, result)
-    uris = []
-    try:
-        store.fs.makedirs(directory, exist_ok=True)
-        for name, data in plots.items():
-            if data is None:
-                continue
-            path = f"{directory}/{name}"
-            store.fs.pipe_file(path, data)
-            uris.append(store.fs.unstrip_protocol(path))
-    except OSError as exc:
-        raise ServiceUnavailable(f"cannot write evidence plots to the media store {store.location}: {exc}",
-                                 service="media-store", hint="check VIGIL_MEDIA_STORE and its permissions") from exc
-    logger.debug("stored %d evidence plots for %s", len(uris), result.video_uid)
-    return uris
-
-
-def attach_evidence(result: ResultMessage, store: MediaStore) -> ResultMessage:
-    """The result with its evidence plots stored and their URIs in ``evidence_uris`` (a failure is logged, the
-    result goes on without plots: evidence never costs a score)."""
-    try:
-        uris = store_evidence(result, store)
-    except Exception as exc:  # noqa: BLE001 - plots are a convenience; the score must not be lost over them
-        logger.warning("no evidence plots for %s: %s", result.video_uid, exc)
-        return result
-    return result.model_copy(update={"evidence_uris": [*result.evidence_uris, *uris]})
+def write_report(result: ResultLike, directory: str | Path) -> list[Path]:
+    """Write ``timeline.png`` (when there is a timeline) and ``scores.png`` into ``directory``; returns the files."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, data in (("timeline.png", render_timeline(result)), ("scores.png", render_scores(result))):
+        if data is not None:
+            (directory / name).write_bytes(data)
+            written.append(directory / name)
+    return written

@@ -223,6 +223,27 @@ class Settings(BaseSettings):
     kibana_ca_file: Path | None = Field(None, description="CA certificate of Kibana's HTTPS certificate")
     kibana_space: str | None = Field(None, description="Kibana space to import into; empty = the default space")
 
+    # -- analyst console and `vigil standalone` (pipeline/console, pipeline/standalone)
+    console_host: str = Field("127.0.0.1", description="address `vigil console` listens on")
+    console_port: int = Field(8080, ge=1, le=65535, description="port `vigil console` listens on")
+    console_secret_key: SecretStr | None = Field(
+        None, description="key signing console session cookies; empty = one generated and kept in the accounts index")
+    console_session_max_age_s: int = Field(8 * 3600, ge=60, description="how long a console login lasts (seconds)")
+    console_secure_cookies: bool = Field(
+        False, description="mark session cookies Secure (set when the console is served over HTTPS)")
+    console_login_max_failures: int = Field(
+        5, ge=1, description="failed logins per user or address within the lockout window before logins are refused")
+    console_login_lockout_s: float = Field(900.0, gt=0, description="the login lockout window (seconds)")
+    console_page_size: int = Field(50, ge=1, le=500, description="videos per queue page")
+    standalone_crawl_every_s: float = Field(
+        1800.0, gt=0, description="`vigil standalone`: seconds between crawl cycles (the crawl DAG's 30 minutes)")
+    standalone_spread_every_s: float = Field(
+        3600.0, gt=0, description="`vigil standalone`: seconds between spread refreshes (refresh_spread's hour)")
+    standalone_alerts_every_s: float = Field(
+        900.0, gt=0, description="`vigil standalone`: seconds between alert evaluations (the alerts DAG's 15 minutes)")
+    standalone_local_stack: bool = Field(
+        True, description="`vigil standalone` starts infra/local/stack when VIGIL_ES_URL is not set")
+
     @field_validator("worker_detectors", mode="before")
     @classmethod
     def _split_detector_names(cls, value: Any) -> Any:
@@ -281,7 +302,7 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     # -- derived names, so every caller spells them the same way
-    def index(self, name: Literal["videos", "detections", "spread", "alerts"]) -> str:
+    def index(self, name: Literal["videos", "detections", "spread", "alerts", "verdicts"]) -> str:
         """The concrete index (or, for spread, the write alias) name: ``vigil-videos`` with the default prefix."""
         return f"{self.es_index_prefix}-{name}"
 

@@ -233,8 +233,9 @@ def eval_(
 
 @app.command()
 def calibrate(
-    dataset: Annotated[Path, typer.Argument(
-        help="folder with real/ and fake/, a CSV path,label[,group], or the items.csv of `vigil eval`", exists=True)],
+    dataset: Annotated[Optional[Path], typer.Argument(
+        help="folder with real/ and fake/, a CSV path,label[,group], or the items.csv of `vigil eval`", exists=True)
+                       ] = None,
     out: Annotated[Path, typer.Option("--out", help="calibration JSON to write", dir_okay=False)
                    ] = Path("calibration.json"),
     base: Annotated[Optional[Path], typer.Option(help="calibration whose thresholds and unfitted parts are kept "
@@ -243,6 +244,8 @@ def calibrate(
     detectors: Annotated[Optional[str], typer.Option(help="detectors to run, comma-separated (default: the suite)")
                          ] = None,
     batch: Annotated[int, typer.Option(min=1, help="videos analysed together on the device")] = 4,
+    from_verdicts: Annotated[bool, typer.Option("--from-verdicts", help="fit on the analysts' verdicts in "
+                                                "vigil-verdicts (the console) instead of a dataset")] = False,
 ) -> None:
     """Fit per-detector Platt scaling and fusion weights on labelled media; write the versioned calibration JSON
     (use it with VIGIL_CALIBRATION_FILE)."""
@@ -252,7 +255,16 @@ def calibrate(
     settings = settings_or_exit()
     try:
         base_calibration = load_calibration(base or settings.calibration_file)
-        if dataset.is_file() and dataset.suffix == ".csv" and "fused_score" in dataset.read_text().split("\n", 1)[0]:
+        if from_verdicts:
+            from ._elasticsearch import make_es_client
+            from .console._training import verdict_items
+
+            with exit_on_error("calibrate"):
+                results, names = verdict_items(make_es_client(settings), settings)
+            dataset = Path(settings.index("verdicts"))
+        elif dataset is None:
+            raise ConfigError("give a DATASET, or --from-verdicts")
+        elif dataset.is_file() and dataset.suffix == ".csv" and "fused_score" in dataset.read_text().split("\n", 1)[0]:
             results, names = read_items_csv(dataset)
         else:
             results, names = _run_dataset(dataset, settings, detectors, batch)
@@ -327,9 +339,9 @@ def version() -> None:
 
 def _register_more() -> None:
     """Commands that live in modules of their own (each has a ``register(app)``)."""
-    from . import _cli_dlq, _cli_models, _cli_spread
+    from . import _cli_console, _cli_dlq, _cli_models, _cli_spread
 
-    for module in (_cli_spread, _cli_dlq, _cli_models):
+    for module in (_cli_spread, _cli_dlq, _cli_models, _cli_console):
         module.register(app)
 
 

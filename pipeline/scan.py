@@ -107,7 +107,7 @@ def run_scan(target: str, settings: Settings, *, json_path: Path | None = None, 
         files: list[Path] = []
         if report_dir is not None:
             say("plotting the report")
-            files = write_report(result, Path(report_dir))
+            files = write_report(result, Path(report_dir), message=message)
             message = message.model_copy(update={"evidence_uris": [f.resolve().as_uri() for f in files]})
         if json_path is not None:
             json_path = Path(json_path)
@@ -120,16 +120,21 @@ def run_scan(target: str, settings: Settings, *, json_path: Path | None = None, 
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def write_report(result: SuiteResult, directory: Path) -> list[Path]:
-    """PNG plots of a result: score timeline per detector, lip-sync offset over time, correlation vs lag, and the
-    spectrum against the camera band. Returns the files written."""
+def write_report(result: SuiteResult, directory: Path, *, message: ResultMessage | None = None) -> list[Path]:
+    """PNG plots of a result: score timeline per detector and per-detector scores (`pipeline._evidence`, the same
+    renderer for any stored result), lip-sync offset over time, correlation vs lag, and the spectrum against the
+    camera band. Returns the files written."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    from ._evidence import write_report as write_evidence
+
     directory.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    if message is None:
+        message = result.to_message(video_uid="file:report", suite_version="report")
+    written: list[Path] = write_evidence(message, directory)
 
     def save(fig: Any, name: str) -> None:
         path = directory / name
@@ -137,21 +142,6 @@ def write_report(result: SuiteResult, directory: Path) -> list[Path]:
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
-
-    duration = max(result.clip.duration_s, 1e-3)
-    fig, ax = plt.subplots(figsize=(9, 3.5))
-    for name, r in result.results.items():
-        if r.applicable and r.timeline:
-            xs = [(w.start_s + w.end_s) / 2 for w in r.timeline]
-            ax.plot(xs, [w.score for w in r.timeline], marker="o", label=f"{name} ({r.score:.2f})")
-        elif r.applicable:
-            ax.hlines(r.score, 0, duration, label=f"{name} ({r.score:.2f})")
-    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="flag threshold")
-    ax.set(xlim=(0, duration), ylim=(-0.02, 1.02), xlabel="time (s)", ylabel="score",
-           title=f"Detector scores over time: {result.fused.verdict}"
-                 + (f" ({result.fused.score:.2f})" if result.fused.score is not None else ""))
-    ax.legend(loc="upper right", fontsize=8)
-    save(fig, "timeline.png")
 
     lipsync = result.results.get("lipsync")
     if lipsync is not None and lipsync.applicable:
@@ -163,7 +153,7 @@ def write_report(result: SuiteResult, directory: Path) -> list[Path]:
         ax.axhline(ev.get("offset_ms", 0.0), color="red", label=f"clip offset {ev.get('offset_ms', 0):.0f} ms")
         ax.axhspan(-125, 45, color="green", alpha=0.12, label="imperceptible (ITU-R BT.1359)")
         ax.set(xlabel="time (s)", ylabel="offset (ms, > 0: audio later)", title="Lip-sync offset over time",
-               xlim=(0, duration), ylim=(-1050, 1050))
+               xlim=(0, max(result.clip.duration_s, 1e-3)), ylim=(-1050, 1050))
         ax.legend(loc="upper right", fontsize=8)
         save(fig, "lipsync_offset.png")
 

@@ -86,9 +86,10 @@ def remove_test_objects(settings: Settings) -> None:
         admin.close()
     es = make_es_client(settings)
     prefix = settings.es_index_prefix
-    indices = [settings.index(n) for n in ("videos", "detections", "alerts")] + [f"{prefix}-spread-000001"]
+    indices = [settings.index(n) for n in ("videos", "detections", "alerts", "verdicts")] + [f"{prefix}-spread-000001",
+                                                                                    f"{prefix}-console-users"]
     es.options(ignore_status=404).indices.delete(index=",".join(indices), ignore_unavailable=True)
-    for name in ("videos", "detections", "spread", "alerts"):
+    for name in ("videos", "detections", "spread", "alerts", "verdicts"):
         es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{name}")
     for name in ("settings", "spread-ilm"):
         es.options(ignore_status=404).cluster.delete_component_template(name=f"{prefix}-{name}")

@@ -11,6 +11,10 @@ Rule kinds (thresholds inclusive; times like ``90m``, ``2h``, ``7d``):
   ``min_acceleration`` an hour (views/h²) while at ≥ ``min_views_per_hour``, spread updated within ``window``.
 
 An alert is not raised again for the same rule and video within ``cooldown``.
+
+An analyst's verdict (``analyst.verdict``, recorded in the console) outranks the models: a video judged
+``authentic`` raises no alert, and one judged ``manipulated`` counts as manipulation score 1 (and its risk as
+1 × views per hour).
 """
 from __future__ import annotations
 
@@ -117,6 +121,8 @@ class _RuleBase(BaseModel):
                                     {"range": {self.time_field: {"gte": since.isoformat(), "lte": now.isoformat()}}}]}}
 
     def matches(self, doc: Mapping[str, Any], now: datetime) -> bool:
+        if analyst_verdict(doc) == "authentic":
+            return False
         moment = _parse_time(get_field(doc, self.time_field))
         if moment is None or not (now - self.window <= moment <= now):
             return False
@@ -135,8 +141,47 @@ def _at_least(doc: Mapping[str, Any], field: str, threshold: float) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value >= threshold
 
 
+# -- the analyst's verdict outranks the models (kept in filters(), so Kibana's equivalent rules say it too)
+_JUDGED_MANIPULATED = {"term": {"analyst.verdict": "manipulated"}}
+NOT_JUDGED_AUTHENTIC = {"bool": {"must_not": [{"term": {"analyst.verdict": "authentic"}}]}}
+
+
+def analyst_verdict(doc: Mapping[str, Any]) -> str | None:
+    return get_field(doc, "analyst.verdict")
+
+
+def score_filter(min_score: float) -> dict[str, Any]:
+    """Manipulation score ≥ min_score, where an analyst's `manipulated` counts as 1."""
+    return {"bool": {"should": [{"range": {"fused.score": {"gte": min_score}}}, _JUDGED_MANIPULATED],
+                     "minimum_should_match": 1}}
+
+
+def risk_filter(min_risk: float) -> dict[str, Any]:
+    """Risk ≥ min_risk, where an analyst's `manipulated` makes the risk the views per hour."""
+    return {"bool": {"should": [{"range": {"risk": {"gte": min_risk}}},
+                                {"bool": {"filter": [_JUDGED_MANIPULATED,
+                                                     {"range": {"spread.views_per_hour": {"gte": min_risk}}}]}}],
+                     "minimum_should_match": 1}}
+
+
+def _score_at_least(doc: Mapping[str, Any], threshold: float) -> bool:
+    return analyst_verdict(doc) == "manipulated" or _at_least(doc, "fused.score", threshold)
+
+
+def _risk_at_least(doc: Mapping[str, Any], threshold: float) -> bool:
+    if analyst_verdict(doc) == "manipulated":
+        return _at_least(doc, "spread.views_per_hour", threshold)
+    return _at_least(doc, "risk", threshold)
+
+
 def _fmt(value: Any, digits: int = 0) -> str:
     return "unknown" if value is None else f"{value:,.{digits}f}"
+
+
+def _analyst_reason(doc: Mapping[str, Any]) -> list[str]:
+    if analyst_verdict(doc) != "manipulated":
+        return []
+    return [f"judged manipulated by analyst {get_field(doc, 'analyst.analyst') or 'unknown'}"]
 
 
 class RiskRule(_RuleBase):
@@ -147,17 +192,18 @@ class RiskRule(_RuleBase):
     min_risk: float = Field(gt=0)
 
     def filters(self) -> list[dict[str, Any]]:
-        return [{"range": {"fused.score": {"gte": self.min_score}}},
+        return [NOT_JUDGED_AUTHENTIC, score_filter(self.min_score),
                 {"range": {"spread.views_per_hour": {"gte": self.min_views_per_hour}}},
-                {"range": {"risk": {"gte": self.min_risk}}}]
+                risk_filter(self.min_risk)]
 
     def conditions(self, doc: Mapping[str, Any]) -> bool:
-        return (_at_least(doc, "fused.score", self.min_score)
+        return (_score_at_least(doc, self.min_score)
                 and _at_least(doc, "spread.views_per_hour", self.min_views_per_hour)
-                and _at_least(doc, "risk", self.min_risk))
+                and _risk_at_least(doc, self.min_risk))
 
     def reasons(self, doc: Mapping[str, Any]) -> list[str]:
-        return [f"manipulation score {_fmt(get_field(doc, 'fused.score'), 2)} "
+        return [*_analyst_reason(doc),
+                f"manipulation score {_fmt(get_field(doc, 'fused.score'), 2)} "
                 f"({get_field(doc, 'fused.verdict') or 'no verdict'})",
                 f"{_fmt(get_field(doc, 'spread.views_per_hour'))} views/hour, risk {_fmt(get_field(doc, 'risk'))} "
                 f"≥ {_fmt(self.min_risk)}",
@@ -172,7 +218,7 @@ class ClusterMemberRule(_RuleBase):
     _time_field: str = "first_seen"
 
     def filters(self) -> list[dict[str, Any]]:
-        return [{"term": {"cluster.original": False}},
+        return [NOT_JUDGED_AUTHENTIC, {"term": {"cluster.original": False}},
                 {"range": {"cluster.size": {"gte": self.min_cluster_size}}},
                 {"range": {"cluster.max_score": {"gte": self.min_score}}}]
 
@@ -197,17 +243,17 @@ class AccelerationRule(_RuleBase):
     min_views_per_hour: float = Field(0.0, ge=0)
 
     def filters(self) -> list[dict[str, Any]]:
-        return [{"range": {"fused.score": {"gte": self.min_score}}},
+        return [NOT_JUDGED_AUTHENTIC, score_filter(self.min_score),
                 {"range": {"spread.acceleration": {"gte": self.min_acceleration}}},
                 {"range": {"spread.views_per_hour": {"gte": self.min_views_per_hour}}}]
 
     def conditions(self, doc: Mapping[str, Any]) -> bool:
-        return (_at_least(doc, "fused.score", self.min_score)
+        return (_score_at_least(doc, self.min_score)
                 and _at_least(doc, "spread.acceleration", self.min_acceleration)
                 and _at_least(doc, "spread.views_per_hour", self.min_views_per_hour))
 
     def reasons(self, doc: Mapping[str, Any]) -> list[str]:
-        return [f"manipulation score {_fmt(get_field(doc, 'fused.score'), 2)}",
+        return [*_analyst_reason(doc), f"manipulation score {_fmt(get_field(doc, 'fused.score'), 2)}",
                 f"accelerating: +{_fmt(get_field(doc, 'spread.acceleration'))} views/hour per hour, now "
                 f"{_fmt(get_field(doc, 'spread.views_per_hour'))} views/hour"]
 

@@ -19,7 +19,7 @@ from pipeline.scan import ScanError, run_scan
 
 pytestmark = pytest.mark.slow  # each scan decodes, tracks and runs the detectors (~2 s)
 
-REPORT = {"timeline.png", "lipsync_offset.png", "lipsync_correlation.png", "spectral_spectrum.png"}
+REPORT = {"timeline.png", "scores.png", "lipsync_offset.png", "lipsync_correlation.png", "spectral_spectrum.png"}
 
 
 @pytest.fixture
