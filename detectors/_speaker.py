@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,9 @@ _INSTALL_HINT = "run `infra/install worker` (it installs resemblyzer==0.1.4 with
 
 def _import_resemblyzer() -> Any:
     try:
-        import resemblyzer
+        with warnings.catch_warnings():  # resemblyzer imports scipy.ndimage.morphology, deprecated in SciPy 1.x
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import resemblyzer
     except ImportError as exc:
         raise ModelError(f"speaker embeddings need resemblyzer, which is not installed: {_INSTALL_HINT}") from exc
     return resemblyzer

@@ -329,6 +329,9 @@ def _register_more() -> None:
     from ._cli_spread import register
 
     register(app)
+    from ._cli_persons import register as register_persons
+
+    register_persons(app)
 
 
 _register_more()
