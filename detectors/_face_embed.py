@@ -8,13 +8,14 @@ Two descriptors of one person lie within Euclidean distance 0.6 of each other (d
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pipeline._media_store import sha256_file
 
 from ._clip import Clip, FaceTrack
 from ._exceptions import ModelError
@@ -61,8 +62,7 @@ class FaceEmbedder:
         except RuntimeError as exc:
             raise ModelError(f"dlib face models cannot be loaded ({exc}): {_INSTALL_HINT}") from exc
         self._dlib = dlib
-        digest = hashlib.sha256(resnet_file.read_bytes()).hexdigest()
-        self.version = f"dlib-{dlib.__version__}-resnet-v1-{digest[:12]}"
+        self.version = f"dlib-{dlib.__version__}-resnet-v1-{sha256_file(resnet_file)[:12]}"
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:

@@ -24,32 +24,34 @@ def make_signer(common_name: str = "Vigil Test Signer") -> TestSigner:
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     now = dt.datetime.now(dt.timezone.utc)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Vigil Tests")])
+
+    def certificate(subject: x509.Name, public: ec.EllipticCurvePublicKey, *, is_ca: bool, days: int
+                    ) -> x509.Certificate:
+        usage = {k: False for k in ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+                                    "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")}
+        usage.update(digital_signature=True, key_cert_sign=is_ca, crl_sign=is_ca)
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name).public_key(public)
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+                   .not_valid_after(now + dt.timedelta(days=days))
+                   .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+                   .add_extension(x509.KeyUsage(**usage), critical=True)
+                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False))
+        if not is_ca:  # what c2pa-rs asks of a signing certificate: an EKU it accepts, and the issuer's key id
+            builder = (builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]),
+                                             critical=False)
+                       .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                                      critical=False))
+        return builder.sign(ca_key, hashes.SHA256())
+
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Vigil Test CA"),
-                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Vigil Tests")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-          .not_valid_after(now + dt.timedelta(days=30))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
+    ca_name = name("Vigil Test CA")
+    ca = certificate(ca_name, ca_key.public_key(), is_ca=True, days=30)
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Vigil Tests")])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(ca_name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=10))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = certificate(name(common_name), key.public_key(), is_ca=False, days=10)
     pem = serialization.Encoding.PEM
     chain = cert.public_bytes(pem) + ca.public_bytes(pem)
     key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
