@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ._speaker import SpeakerEncoder
 
 __all__ = ["Gallery", "Person", "Reference", "GalleryError", "EnrolmentError", "EnrolmentReport", "enroll",
-           "load_reference", "speech_audio", "GALLERY_FILE", "SCHEMA"]
+           "load_reference", "speech_audio", "speech_spans", "GALLERY_FILE", "SCHEMA"]
 
 logger = logging.getLogger(__name__)
 
@@ -262,22 +262,29 @@ def load_reference(path: str | Path, *, fps: float = 5.0, max_side: int = 640,
                 audio=None, width=image.shape[1], height=image.shape[0])
 
 
-def speech_audio(clip: Clip, start_s: float = 0.0, end_s: float | None = None) -> tuple[np.ndarray, float]:
-    """The speech of ``clip`` between ``start_s`` and ``end_s``, silences cut out: (audio, seconds of speech)."""
+def speech_spans(clip: Clip, start_s: float = 0.0, end_s: float | None = None) -> list[tuple[float, float]]:
+    """(start, end) seconds of the speech in ``clip`` between ``start_s`` and ``end_s`` (energy VAD)."""
     if not clip.has_audio:
-        return np.zeros(0, dtype=np.float32), 0.0
-    audio = clip.audio
-    assert audio is not None
+        return []
+    assert clip.audio is not None
     end_s = clip.audio.size / clip.sample_rate if end_s is None else end_s
-    pieces = []
-    for segment in speech_segments(audio, clip.sample_rate):
+    spans = []
+    for segment in speech_segments(clip.audio, clip.sample_rate):
         lo, hi = max(segment.start_s, start_s), min(segment.end_s, end_s)
         if hi - lo > 0.1:
-            pieces.append(audio[int(lo * clip.sample_rate):int(hi * clip.sample_rate)])
-    if not pieces:
+            spans.append((lo, hi))
+    return spans
+
+
+def speech_audio(clip: Clip, start_s: float = 0.0, end_s: float | None = None) -> tuple[np.ndarray, float]:
+    """The speech of ``clip`` between ``start_s`` and ``end_s``, silences cut out: (audio, seconds of speech)."""
+    spans = speech_spans(clip, start_s, end_s)
+    if not spans:
         return np.zeros(0, dtype=np.float32), 0.0
-    speech = np.concatenate(pieces).astype(np.float32)
-    return speech, speech.size / clip.sample_rate
+    assert clip.audio is not None
+    rate = clip.sample_rate
+    speech = np.concatenate([clip.audio[int(lo * rate):int(hi * rate)] for lo, hi in spans]).astype(np.float32)
+    return speech, speech.size / rate
 
 
 @dataclass

@@ -29,7 +29,7 @@ from pipeline._settings import Settings, get_settings
 from ._base import Detector, DetectorResult, NotApplicable, Window
 from ._clip import Clip
 from ._exceptions import ModelError
-from ._gallery import Gallery, Person, speech_audio
+from ._gallery import Gallery, Person, speech_audio, speech_spans
 from ._registry import register
 
 __all__ = ["Identity"]
@@ -50,6 +50,16 @@ class _Track:
     chips: list[np.ndarray]
     speech: np.ndarray
     speech_s: float
+    spans: list[tuple[float, float]] = field(default_factory=list)  # where the concatenated speech came from
+
+    def clip_time(self, t: float) -> float:
+        """A time within the concatenated speech as a time in the clip."""
+        at = 0.0
+        for lo, hi in self.spans:
+            if t <= at + (hi - lo):
+                return lo + (t - at)
+            at += hi - lo
+        return self.spans[-1][1] if self.spans else self.start_s + t
 
 
 @dataclass
@@ -127,7 +137,8 @@ class Identity(Detector[_Inputs, list[dict[str, Any]]]):
             start = float(clip.timestamps[int(track.frame_index[0])])
             end = float(clip.timestamps[int(track.frame_index[-1])]) + 1.0 / max(clip.fps, 1e-6)
             speech, seconds = speech_audio(clip, start, end)
-            inputs.tracks.append(_Track(track.track_id, start, end, chips, speech, seconds))
+            inputs.tracks.append(_Track(track.track_id, start, end, chips, speech, seconds,
+                                        speech_spans(clip, start, end)))
         if not inputs.tracks:
             return NotApplicable("no face large enough to identify")
         return inputs
@@ -224,30 +235,29 @@ class Identity(Detector[_Inputs, list[dict[str, Any]]]):
         others.sort(key=lambda x: x[1], reverse=True)
         score = _sigmoid((self.voice_threshold - own) / _SCORE_SCALE)
         match = own >= self.voice_threshold
-        pronoun = person.name
         if match:
             reason = (f"face matches {person.name} ({face_sim:.2f}) and the voice matches the enrolled voice "
                       f"({own:.2f}, threshold {self.voice_threshold:.2f})")
         else:
-            reason = (f"face matches {person.name} ({face_sim:.2f}); the voice does not match {pronoun}'s enrolled "
+            reason = (f"face matches {person.name} ({face_sim:.2f}); the voice does not match {person.name}'s enrolled "
                       f"voice ({own:.2f}, threshold {self.voice_threshold:.2f})")
         if others and others[0][1] >= self.voice_threshold and others[0][1] > own + _OTHER_MARGIN:
             score = max(score, 0.9)
             match = False
             reason = (f"face matches {person.name} ({face_sim:.2f}) but the voice matches {others[0][0]}'s enrolled "
-                      f"voice ({others[0][1]:.2f}) better than {pronoun}'s ({own:.2f})")
+                      f"voice ({others[0][1]:.2f}) better than {person.name}'s ({own:.2f})")
         entry["voice_similarity"], entry["voice_match"] = round(own, 4), bool(match)
         spans, windows = item.get("spans"), item.get("windows")
         timeline: list[Window] = []
         compared = []
         if spans is not None and len(spans):
-            # window times are within the track's concatenated speech; place them from the track's start
+            # window times are within the track's concatenated speech: map them back to the clip's time
             sims = np.asarray(windows) @ voice
             for (s, e), sim in zip(spans, sims, strict=True):
-                timeline.append(Window(track.start_s + float(s), track.start_s + float(e),
-                                       _sigmoid((self.voice_threshold - float(sim)) / _SCORE_SCALE)))
-                compared.append({"start_s": round(track.start_s + float(s), 2),
-                                 "end_s": round(track.start_s + float(e), 2), "voice_similarity": round(float(sim), 4)})
+                start, end = track.clip_time(float(s)), track.clip_time(float(e))
+                timeline.append(Window(start, end, _sigmoid((self.voice_threshold - float(sim)) / _SCORE_SCALE)))
+                compared.append({"start_s": round(start, 2), "end_s": round(end, 2),
+                                 "voice_similarity": round(float(sim), 4)})
         evidence = {"person": person.name, "role": person.role, "face_similarity": round(face_sim, 4),
                     "voice_similarity": round(own, 4), "voice_match": bool(match), "track_id": track.track_id,
                     "speech_s": round(track.speech_s, 2), "windows": compared,

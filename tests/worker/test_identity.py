@@ -133,6 +133,8 @@ def test_same_face_and_voice_is_not_flagged(env: Settings, prepared: dict[str, C
     assert result.evidence["voice_similarity"] >= env.identity_voice_threshold
     assert result.evidence["face_similarity"] >= env.identity_face_threshold
     assert result.evidence["windows"] and result.timeline
+    # windows in the clip's time: the speech starts after the 0.5 s lead and ends before the clip does
+    assert 0.3 <= result.timeline[0].start_s and result.timeline[-1].end_s <= prepared["astro_same"].duration_s
     assert result.annotations["persons"] == [{"name": ASTRO, "role": "candidate",
                                               "face_similarity": result.evidence["face_similarity"],
                                               "voice_similarity": result.evidence["voice_similarity"],
