@@ -121,3 +121,16 @@ def test_a_damaged_file_is_not_applicable_with_the_reason(tmp_path: Path) -> Non
                 timestamps=np.zeros(0), audio=None)
     result = Provenance()(clip)
     assert not result.applicable and "no content credentials" in result.evidence["reason"]
+
+
+def test_vigil_eval_reports_provenance(files: dict[str, Path], tmp_path: Path) -> None:
+    from detectors._evaluate import evaluate
+
+    listing = tmp_path / "set.csv"
+    rows = [("ai", "fake"), ("tagged_ai", "fake"), ("tampered", "fake"), ("camera", "real"), ("plain", "real"),
+            ("tagged_edit", "real")]
+    listing.write_text("path,label,group\n" + "".join(f"{files[n]},{label},\n" for n, label in rows))
+    report = evaluate(listing, tmp_path / "out", suite=Suite([Provenance()]))
+    assert report["n"] == 6
+    assert report["detectors"]["provenance"] == {"auc": 1.0, "eer": 0.0, "n_applicable": 5}
+    assert (tmp_path / "out" / "report.json").is_file()
