@@ -232,3 +232,16 @@ def test_empty_gallery_is_not_applicable_without_loading_models(tmp_path: Path, 
     assert detector.faces is None and "gallery-empty" in detector.version
     result = detector(prepared["astro_same"])
     assert not result.applicable and "no persons enrolled" in result.evidence["reason"]
+
+
+def test_vigil_scan_prints_who_is_on_screen(env: Settings, media: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    monkeypatch.setenv("VIGIL_DETECTORS", "identity,provenance")
+    get_settings.cache_clear()
+    out = tmp_path / "result.json"
+    text = cli("scan", str(media["astro_other_voice"]), "--json", str(out))
+    assert "on screen" in text and f"{ASTRO} (candidate): face 0." in text
+    assert "does not match the enrolled voice" in text
+    saved = json.loads(out.read_text())
+    assert saved["annotations"]["persons"][0]["name"] == ASTRO
+    assert saved["detectors"]["provenance"]["applicable"] is False
