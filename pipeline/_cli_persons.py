@@ -22,6 +22,17 @@ persons_app = typer.Typer(name="persons", no_args_is_help=True,
                           help="Persons of interest (candidates, officials): face and voice references for `identity`.")
 
 
+def _gallery_module():  # noqa: ANN202 - detectors is worker-side; say so instead of a traceback elsewhere
+    from . import cli
+
+    try:
+        import detectors
+    except ImportError as exc:
+        cli.err_console.print(f"[red]vigil persons needs the worker environment (detectors):[/red] {exc}")
+        raise typer.Exit(2) from exc
+    return detectors
+
+
 def fetch_references(targets: list[str], settings: object, workdir: Path) -> list[tuple[Path, str]]:
     """Local paths of the reference ``targets`` (files as they are; URLs downloaded through the crawler's rules into
     the media store, then copied to ``workdir``), each with a label naming where it came from."""
@@ -58,6 +69,7 @@ def enroll(
     from ._media_store import MediaStore
 
     settings = cli.settings_or_exit()
+    _gallery_module()
     with cli.exit_on_error("persons enroll"):
         from detectors import FaceTracker, Gallery
         from detectors._face_embed import get_face_embedder
@@ -89,8 +101,8 @@ def list_persons() -> None:
     from ._media_store import MediaStore
 
     settings = cli.settings_or_exit()
+    Gallery = _gallery_module().Gallery  # noqa: N806
     with cli.exit_on_error("persons list"):
-        from detectors import Gallery
 
         gallery = Gallery.load(MediaStore.from_settings(settings))
     table = Table(title=f"vigil persons ({gallery.version})")
@@ -113,9 +125,8 @@ def remove(name: Annotated[str, typer.Argument(help="the enrolled name")]) -> No
     from ._media_store import MediaStore
 
     settings = cli.settings_or_exit()
+    Gallery = _gallery_module().Gallery  # noqa: N806
     with cli.exit_on_error("persons remove"):
-        from detectors import Gallery
-
         store = MediaStore.from_settings(settings)
         gallery = Gallery.load(store)
         gallery.remove(name)
