@@ -1,7 +1,8 @@
 """Detector ``identity``: is the enrolled person shown really speaking with their own voice?
 
     preprocess   per face track (speaker first): up to N aligned face chips (dlib 5-point) and the speech heard
-                 while the track is on screen (energy VAD)
+                 while the track is on screen (energy VAD); with several faces on screen during speech, the speech
+                 is the face's whose mouth moves most
     _forward     every chip of every clip through dlib's ResNet in one call; each track's speech through the GE2E
                  speaker encoder (one utterance embedding, and sliding 1.6 s windows for the timeline)
     postprocess  best-matching enrolled person per track (face similarity ≥ threshold, or none); for the matched
@@ -51,6 +52,9 @@ class _Track:
     speech: np.ndarray
     speech_s: float
     spans: list[tuple[float, float]] = field(default_factory=list)  # where the concatenated speech came from
+    mouth_activity: float = 0.0  # spread of the mouth opening while speech is heard
+    prominence: float = 1.0  # the tracker's score: size x centrality x duration
+    speaker: bool = True  # the speech heard is taken to be this face's
 
     def clip_time(self, t: float) -> float:
         """A time within the concatenated speech as a time in the clip."""
@@ -65,6 +69,34 @@ class _Track:
 @dataclass
 class _Inputs:
     tracks: list[_Track] = field(default_factory=list)
+
+
+def _mouth_activity(clip: Clip, track: Any, spans: list[tuple[float, float]]) -> float:
+    """Standard deviation of the track's mouth opening at frames where speech is heard (0 when unmeasured)."""
+    if not spans:
+        return 0.0
+    times = clip.timestamps[track.frame_index.astype(int)]
+    during = np.zeros(len(times), dtype=bool)
+    for lo, hi in spans:
+        during |= (times >= lo) & (times <= hi)
+    mouth = np.asarray(track.mouth_open, dtype=np.float64)[during]
+    mouth = mouth[np.isfinite(mouth)]
+    return float(np.std(mouth)) if mouth.size >= 3 else 0.0
+
+
+def _attribute_speech(tracks: list[_Track], min_speech_s: float) -> None:
+    """Where several prominent faces are on screen while speech is heard, the speech is the face's whose mouth moves
+    most (ties: the tracker's main speaker, listed first); the others are not compared with a voice that is not
+    theirs. A face less than half as prominent (a small face in the background, a false detection) takes no
+    speech from a larger one."""
+    hearing = [t for t in tracks if t.speech_s >= min_speech_s]
+    for i, track in enumerate(hearing):
+        for j, other in enumerate(hearing):
+            overlap = min(track.end_s, other.end_s) - max(track.start_s, other.start_s)
+            if j == i or overlap < min_speech_s or other.prominence < 0.5 * track.prominence:
+                continue  # one face's track split in two, faces shown one after another, a minor face
+            if other.mouth_activity > track.mouth_activity or (other.mouth_activity == track.mouth_activity and j < i):
+                track.speaker = False
 
 
 def _sigmoid(z: float) -> float:
@@ -137,10 +169,12 @@ class Identity(Detector[_Inputs, list[dict[str, Any]]]):
             start = float(clip.timestamps[int(track.frame_index[0])])
             end = float(clip.timestamps[int(track.frame_index[-1])]) + 1.0 / max(clip.fps, 1e-6)
             speech, seconds = speech_audio(clip, start, end)
-            inputs.tracks.append(_Track(track.track_id, start, end, chips, speech, seconds,
-                                        speech_spans(clip, start, end)))
+            spans = speech_spans(clip, start, end)
+            inputs.tracks.append(_Track(track.track_id, start, end, chips, speech, seconds, spans,
+                                        _mouth_activity(clip, track, spans), float(track.score)))
         if not inputs.tracks:
             return NotApplicable("no face large enough to identify")
+        _attribute_speech(inputs.tracks, self.min_speech_s)
         return inputs
 
     def _forward(self, batch: list[_Inputs]) -> list[list[dict[str, Any]]]:
@@ -154,7 +188,7 @@ class Identity(Detector[_Inputs, list[dict[str, Any]]]):
                 face = descriptors[at:at + len(track.chips)]
                 at += len(track.chips)
                 raw: dict[str, Any] = {"track": track, "face": face.mean(axis=0)}
-                if track.speech_s >= self.min_speech_s:
+                if track.speech_s >= self.min_speech_s and track.speaker:
                     # the utterance embedding is the normalised mean of its window embeddings (as GE2E averages
                     # partials), so the LSTM runs once per window and not twice
                     spans, windows = self.speaker.embed_windows(track.speech, window_s=1.6, hop_s=0.8)
@@ -195,7 +229,8 @@ class Identity(Detector[_Inputs, list[dict[str, Any]]]):
                 judged.append(self._judge_voice(person, similarity, voice, item, entry))
             if person.name not in seen or (seen[person.name]["face_similarity"] or 0) < similarity:
                 seen[person.name] = {**entry, "track_id": track.track_id, "start_s": round(track.start_s, 2),
-                                     "end_s": round(track.end_s, 2), "speech_s": round(track.speech_s, 2)}
+                                     "end_s": round(track.end_s, 2), "speech_s": round(track.speech_s, 2),
+                                     "speaking": track.speaker}
         persons = [{k: v for k, v in p.items() if k in ("name", "role", "face_similarity", "voice_similarity",
                                                              "voice_match")} for p in seen.values()]
         annotations = {"persons": persons} if persons else {}
@@ -207,9 +242,13 @@ class Identity(Detector[_Inputs, list[dict[str, Any]]]):
         if not judged:
             names = ", ".join(seen)
             without_voice = [n for n in seen if self.gallery.persons[n].voice(self.speaker.version) is None]
-            why = (f"{names} on screen, but no voice of theirs is enrolled" if len(without_voice) == len(seen)
-                   else f"{names} on screen, but nobody speaks while they are shown "
-                        f"(needs {self.min_speech_s:g} s of speech)")
+            if len(without_voice) == len(seen):
+                why = f"{names} on screen, but no voice of theirs is enrolled"
+            elif any(not item["track"].speaker for item in raw):
+                why = f"{names} on screen, but the speech heard is another face's (its mouth moves more)"
+            else:
+                why = (f"{names} on screen, but nobody speaks while they are shown "
+                       f"(needs {self.min_speech_s:g} s of speech)")
             result = DetectorResult.not_applicable(self.name, self.version, why, persons=list(seen.values()),
                                                    gallery=self.gallery.version)
             result.annotations = annotations

@@ -50,6 +50,8 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, (person, text, voice) in clips.items():
         files[name] = d / f"{name}.mp4"
         S.make_person_clip(files[name], person, text, **voice)
+    files["duo"] = d / "duo.mp4"  # the astronaut speaks in her voice beside a silent Grace Hopper
+    _write_duo(files["duo"], S.HELDOUT_SENTENCES[4])
     files["astro_silent"] = d / "astro_silent.mp4"
     S.make_talking_clip(files["astro_silent"], S.HELDOUT_SENTENCES[3], kind="silent")
     return files
@@ -63,6 +65,17 @@ def _hopper_like_astronaut() -> np.ndarray:
 
     image = matplotlib.image.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     return cv2.resize(np.ascontiguousarray(image[40:552, :512, :3]), (256, 256), interpolation=cv2.INTER_AREA)
+
+
+def _write_duo(path: Path, text: str) -> None:
+    speech = S.speak(text, **ASTRO_VOICE)
+    lead = int(0.5 * S.AUDIO_RATE)
+    audio = np.zeros(lead + speech.size + lead, dtype=np.float32)
+    audio[lead:lead + speech.size] = speech
+    times = np.arange(int(audio.size / S.AUDIO_RATE * S.VIDEO_FPS)) / S.VIDEO_FPS
+    talking = S.render_talking_head(S.mouth_opening_from_speech(audio, times))
+    still = S.render_talking_head(np.zeros(len(times), dtype=np.float32), background=_hopper_like_astronaut())
+    S.write_mp4(path, np.concatenate([talking, still], axis=2), S.VIDEO_FPS, audio, sample_rate=S.AUDIO_RATE)
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +195,17 @@ def test_two_enrolled_persons_are_told_apart(env: Settings, media: dict[str, Pat
     assert crossed.flagged and crossed.evidence["person"] == ASTRO
     assert crossed.evidence["closest_other_voice"]["name"] == HOPPER
     assert f"the voice matches {HOPPER}'s enrolled voice" in crossed.evidence["reasons"][0]
+
+
+def test_with_two_faces_the_speech_is_the_moving_mouths(env: Settings, prepared: dict[str, Clip]) -> None:
+    clip = prepared["duo"]
+    assert len(clip.faces) == 2
+    result = Identity(settings=env)(clip)
+    assert result.applicable and not result.flagged, result.evidence  # Hopper is not judged by Collins' voice
+    assert result.evidence["person"] == ASTRO and len(result.evidence["reasons"]) == 1
+    speaking = {p["name"]: p["speaking"] for p in result.evidence["persons"]}
+    assert speaking == {ASTRO: True, HOPPER: False}
+    assert {p["name"] for p in result.annotations["persons"]} == {ASTRO, HOPPER}
 
 
 def test_suite_result_carries_persons_and_scan_prints_them(env: Settings, media: dict[str, Path]) -> None:
