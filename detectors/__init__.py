@@ -29,6 +29,10 @@ from ._models import LoadedModel, ModelDetector, load_model
 from .face_forgery import FaceForgery
 from .nonverbal import NonVerbal
 from .voice_synthetic import VoiceSynthetic
+# persons of interest (face + voice against the gallery) and provenance (C2PA, container tags); models load lazily
+from .identity import Identity
+from .provenance import Provenance
+from ._gallery import Gallery, GalleryError, EnrolmentError
 
 __all__ = [
     "AUDIO_RATE", "Clip", "FaceTrack", "decode_clip",
@@ -37,5 +41,5 @@ __all__ = [
     "KNOWN_NAMES", "register", "registered", "create", "suite_version",
     "LoadedModel", "ModelDetector", "load_model", "FaceForgery", "NonVerbal", "VoiceSynthetic",
     "FaceTracker", "track_faces", "Calibration", "Fusion", "load_calibration", "Suite", "SuiteResult",
-    "LipSync", "Spectral",
+    "LipSync", "Spectral", "Identity", "Provenance", "Gallery", "GalleryError", "EnrolmentError",
 ]

@@ -6,6 +6,7 @@ face tracks (filled in by the face tracker) hold per-frame boxes, landmarks and 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +50,8 @@ class Clip:
     media_sha256: str | None = None
     width: int = 0  # of the original video stream
     height: int = 0
+    # what detectors read from the file itself while it was at hand (``probe`` hooks, e.g. provenance)
+    probes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_audio(self) -> bool:

@@ -1,7 +1,7 @@
 """Detectors are found by name. Registering is plain data: ``@register`` on the class.
 
 Registry names are a contract (configuration, results, dashboards): ``face_forgery``, ``lipsync``,
-``voice_synthetic``, ``nonverbal``, ``spectral``.
+``voice_synthetic``, ``nonverbal``, ``spectral``, ``identity``, ``provenance``.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ._base import Detector
 
 __all__ = ["register", "registered", "create", "suite_version", "KNOWN_NAMES"]
 
-KNOWN_NAMES = ("face_forgery", "lipsync", "voice_synthetic", "nonverbal", "spectral")
+KNOWN_NAMES = ("face_forgery", "lipsync", "voice_synthetic", "nonverbal", "spectral", "identity", "provenance")
 _REGISTRY: dict[str, type[Detector[Any, Any]]] = {}
 D = TypeVar("D", bound=type)
 

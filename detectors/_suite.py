@@ -144,7 +144,17 @@ class Suite:
         decode_ms = _ms(start)
         start = time.perf_counter()
         self.tracker(clip)
-        return clip, {"decode": decode_ms, "faces": _ms(start)}
+        timings = {"decode": decode_ms, "faces": _ms(start)}
+        for detector in self.detectors:  # detectors that read the file itself (headers, manifests), while it exists
+            probe = getattr(detector, "probe", None)
+            if callable(probe):
+                start = time.perf_counter()
+                try:
+                    probe(clip, str(source))
+                except Exception:  # noqa: BLE001 - the detector then reads clip.source, or reports its own failure
+                    logger.exception("%s: probe failed on %s", detector.name, source)
+                timings[f"probe_{detector.name}"] = _ms(start)
+        return clip, timings
 
     def analyse(self, clips: Sequence[Clip]) -> list[SuiteResult]:
         """Every detector batched across ``clips``, calibrated, fused. A detector's timing is its batch's wall time

@@ -15,6 +15,7 @@ import numpy as np
 __all__ = [
     "write_mp4", "write_audio_only", "speak", "mouth_opening_from_speech", "render_talking_head", "TalkingClip",
     "make_talking_clip", "SENTENCES", "HELDOUT_SENTENCES", "camera_like", "upsampled", "spectral_images",
+    "PERSON_PHOTOS", "person_photo", "write_photo", "make_person_clip",
 ]
 
 
@@ -334,3 +335,50 @@ def spectral_images(n_per_class: int, *, seed: int = 0, photos: tuple[str, ...] 
         images.append(upsampled(source, rng, size=size, method="transposed" if i % 2 == 0 else "nearest_conv"))
         labels.append(1)
     return np.stack(images), np.asarray(labels)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# persons of interest (the identity detector): two real faces shipped in installed packages
+
+#: face photos by name: skimage's astronaut (Eileen Collins) and matplotlib's sample photo of Grace Hopper
+PERSON_PHOTOS = ("astronaut", "grace_hopper")
+
+
+def person_photo(name: str) -> np.ndarray:
+    """A 256 x 256 RGB crop around the face of ``name`` (one of PERSON_PHOTOS)."""
+    if name == "astronaut":
+        return _face_crop()
+    if name == "grace_hopper":
+        import matplotlib.cbook
+        import matplotlib.image
+
+        image = matplotlib.image.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+        return np.ascontiguousarray(image[104:360, 145:401, :3])
+    raise ValueError(f"unknown person photo {name!r}; known: {', '.join(PERSON_PHOTOS)}")
+
+
+def write_photo(path: str | os.PathLike[str], image: np.ndarray) -> None:
+    """A PNG of an RGB image."""
+    import cv2
+
+    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"cannot write {path}")
+
+
+def make_person_clip(path: str | os.PathLike[str], person: str = "astronaut", text: str = SENTENCES[0], *,
+                     voice: str = "en-us", pitch: int = 50, fps: float = VIDEO_FPS, lead_s: float = 0.5,
+                     tail_s: float = 0.5, seed: int = 0) -> TalkingClip:
+    """An MP4 of ``person``'s face (PERSON_PHOTOS) saying ``text`` in espeak-ng's ``voice``: the astronaut's mouth
+    follows the speech, other faces sway without mouth motion."""
+    if person == "astronaut":
+        return make_talking_clip(path, text, voice=voice, pitch=pitch, fps=fps, lead_s=lead_s, tail_s=tail_s,
+                                 seed=seed)
+    rng = np.random.default_rng(seed)
+    speech = speak(text, voice=voice, pitch=pitch)
+    lead, tail = int(lead_s * AUDIO_RATE), int(tail_s * AUDIO_RATE)
+    audio = (10 ** (-55 / 20) * rng.standard_normal(lead + speech.size + tail)).astype(np.float32)
+    audio[lead:lead + speech.size] += speech
+    n_frames = int(audio.size / AUDIO_RATE * fps)
+    frames = render_talking_head(np.zeros(n_frames, dtype=np.float32), fps=fps, background=person_photo(person))
+    write_mp4(path, frames, fps, audio, sample_rate=AUDIO_RATE)
+    return TalkingClip(path=Path(path), kind="talking", offset_ms=0.0, text=text, duration_s=audio.size / AUDIO_RATE)

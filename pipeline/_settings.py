@@ -191,6 +191,19 @@ class Settings(BaseSettings):
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus metrics port of this process; 0 = off")
     log_format: Literal["text", "json"] = Field("text", description="worker and sink log lines: text or JSON")
 
+    # -- persons of interest (identity detector) and provenance
+    # Face similarity is 1 - Euclidean distance of dlib ResNet descriptors (dlib's documented same-person distance
+    # is < 0.6); voice similarity is the cosine of GE2E speaker embeddings. How the defaults were chosen: README,
+    # "Persons of interest".
+    identity_face_threshold: float = Field(
+        0.45, gt=0, lt=1, description="face similarity from which a face is taken to be an enrolled person")
+    identity_voice_threshold: float = Field(
+        0.80, gt=0, lt=1, description="voice similarity from which the speech matches the person's enrolled voice")
+    identity_min_speech_s: float = Field(
+        1.0, gt=0, description="least speech (seconds) during a matched face's track for a voice comparison")
+    identity_faces_per_track: int = Field(
+        5, ge=1, le=64, description="face crops embedded per face track (spread over the track)")
+
     # -- spread and alerts
     spread_schedule: str = Field(DEFAULT_SPREAD_SCHEDULE, description="cron expression or preset of refresh_spread")
     spread_active_days: float = Field(7.0, gt=0, description="videos first seen this many days ago or less are re-polled")

@@ -27,7 +27,7 @@ from ._settings import Settings
 if TYPE_CHECKING:
     from detectors import Suite, SuiteResult
 
-__all__ = ["ScanError", "ScanOutcome", "run_scan", "write_report", "result_table"]
+__all__ = ["ScanError", "ScanOutcome", "run_scan", "write_report", "result_table", "persons_on_screen"]
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,25 @@ def result_table(message: ResultMessage) -> Any:
             detail = ", ".join(f"{k}={v}" for k, v in list(ev.items())[:3] if not isinstance(v, (list, dict)))
         flagged = out.score is not None and out.score >= 0.5
         table.add_row(name, f"{out.score:.2f}", "[red]FLAG[/]" if flagged else "[green]ok[/]", detail)
+    on_screen = persons_on_screen(message)
+    if on_screen:
+        table.add_section()
+        table.add_row("on screen", "", "", on_screen)
     timing = ", ".join(f"{k} {v:.0f}" for k, v in message.timings_ms.items())
     table.add_section()
     table.add_row("timings (ms)", "", "", timing)
     return table
+
+
+def persons_on_screen(message: ResultMessage) -> str:
+    """Who is on screen, from the ``persons`` annotation (enrolled persons the identity detector recognised):
+    ``Jane Doe (candidate): face 0.62, voice 0.41 — not her enrolled voice``; empty when nobody enrolled was seen."""
+    lines = []
+    for person in (message.annotations or {}).get("persons") or []:
+        said = f"{person.get('name')} ({person.get('role') or 'no role'}): face {person.get('face_similarity', 0):.2f}"
+        voice = person.get("voice_similarity")
+        if voice is not None:
+            said += f", voice {voice:.2f} — {'matches' if person.get('voice_match') else 'does not match'} the " \
+                    f"enrolled voice"
+        lines.append(said)
+    return "\n".join(lines)

@@ -14,6 +14,7 @@ from ._rules import (
     RiskRule,
     Rule,
     RuleSet,
+    WatchedPersonRule,
     default_rules_path,
     format_duration,
     load_rules,
@@ -24,7 +25,8 @@ from ._webhook import Delivery, WebhookError, post_webhook, slack_payload
 
 __all__ = [
     # rules
-    "Rule", "RiskRule", "ClusterMemberRule", "AccelerationRule", "RuleSet", "load_rules", "parse_rules",
+    "Rule", "RiskRule", "ClusterMemberRule", "AccelerationRule", "WatchedPersonRule", "RuleSet", "load_rules",
+    "parse_rules",
     "default_rules_path", "parse_duration", "format_duration",
     # evaluation
     "alert_id", "window_index", "in_cooldown", "new_alerts", "alert_document",

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 MAX_HITS = 500
 HIT_FIELDS = ["video_uid", "title", "url.full", "platform", "channel", "fused", "spread", "risk", "cluster",
-              "first_seen", "analyst"]
+              "first_seen", "analyst", "scored_at", "persons"]
 
 
 def _utcnow() -> datetime:

@@ -9,6 +9,8 @@ Rule kinds (thresholds inclusive; times like ``90m``, ``2h``, ``7d``):
   least two whose highest manipulation score is ≥ ``min_score``.
 - ``acceleration``: a video with manipulation score ≥ ``min_score`` whose views per hour grow by at least
   ``min_acceleration`` an hour (views/h²) while at ≥ ``min_views_per_hour``, spread updated within ``window``.
+- ``watched_person``: a video scored within ``window`` with manipulation score ≥ ``min_score`` on which an enrolled
+  person of interest was seen (``persons.name``), optionally only the named ``persons`` or the given ``roles``.
 
 An alert is not raised again for the same rule and video within ``cooldown``.
 
@@ -29,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .._exceptions import ConfigError
 
-__all__ = ["Rule", "RiskRule", "ClusterMemberRule", "AccelerationRule", "RuleSet", "load_rules", "parse_rules",
+__all__ = ["Rule", "RiskRule", "ClusterMemberRule", "AccelerationRule", "WatchedPersonRule", "RuleSet", "load_rules", "parse_rules",
            "parse_duration", "format_duration", "default_rules_path", "get_field"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
@@ -258,8 +260,49 @@ class AccelerationRule(_RuleBase):
                 f"{_fmt(get_field(doc, 'spread.views_per_hour'))} views/hour"]
 
 
-Rule = Annotated[RiskRule | ClusterMemberRule | AccelerationRule, Field(discriminator="kind")]
-_KINDS = ("risk", "cluster_member", "acceleration")
+class WatchedPersonRule(_RuleBase):
+    """A flagged video of a watched person (an enrolled person of interest seen on screen)."""
+
+    kind: Literal["watched_person"] = "watched_person"
+    persons: list[str] = Field(default_factory=list, description="only these enrolled names; empty = anyone enrolled")
+    roles: list[str] = Field(default_factory=list, description="only persons with these roles (candidate, official …)")
+    _time_field: str = "scored_at"
+
+    def filters(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = [{"exists": {"field": "persons.name"}},
+                                       {"range": {"fused.score": {"gte": self.min_score}}}]
+        if self.persons:
+            found.append({"terms": {"persons.name": list(self.persons)}})
+        if self.roles:
+            found.append({"terms": {"persons.role": list(self.roles)}})
+        return found
+
+    def _watched(self, doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        seen = get_field(doc, "persons") or []
+        if isinstance(seen, Mapping):
+            seen = [seen]
+        return [p for p in seen if isinstance(p, Mapping) and p.get("name")
+                and (not self.persons or p.get("name") in self.persons)
+                and (not self.roles or p.get("role") in self.roles)]
+
+    def conditions(self, doc: Mapping[str, Any]) -> bool:
+        return _at_least(doc, "fused.score", self.min_score) and bool(self._watched(doc))
+
+    def reasons(self, doc: Mapping[str, Any]) -> list[str]:
+        def one(p: Mapping[str, Any]) -> str:
+            face, voice = p.get("face_similarity"), p.get("voice_similarity")
+            said = f"{p.get('name')} ({p.get('role') or 'no role'}) on screen, face similarity {_fmt(face, 2)}"
+            if voice is not None:
+                said += f", voice similarity {_fmt(voice, 2)} ({'matches' if p.get('voice_match') else 'does not match'})"
+            return said
+        return [f"manipulation score {_fmt(get_field(doc, 'fused.score'), 2)} "
+                f"({get_field(doc, 'fused.verdict') or 'no verdict'})",
+                *[one(p) for p in self._watched(doc)],
+                *[str(r) for r in (get_field(doc, "fused.reasons") or [])[:2]]]
+
+
+Rule = Annotated[RiskRule | ClusterMemberRule | AccelerationRule | WatchedPersonRule, Field(discriminator="kind")]
+_KINDS = ("risk", "cluster_member", "acceleration", "watched_person")
 
 
 class RuleSet(BaseModel):

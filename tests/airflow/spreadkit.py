@@ -201,3 +201,29 @@ def index_videos(settings: Settings, docs: dict[str, dict[str, Any]]) -> None:
                      refresh=True)
     finally:
         es.close()
+
+
+def persons_videos(now: datetime) -> dict[str, dict[str, Any]]:
+    """Scored videos on which enrolled persons were seen (the identity detector's ``persons`` field), barely watched so
+    that only the watched-person rule concerns them."""
+    def doc(uid: str, score: float, persons: list[dict[str, Any]], scored_ago: timedelta) -> dict[str, Any]:
+        return {"video_uid": uid, "platform": uid.split(":")[0], "title": f"video {uid}", "status": "scored",
+                "url": {"full": f"https://example.org/watch/{uid.split(':')[1]}"},
+                "first_seen": (now - timedelta(hours=5)).isoformat(), "scored_at": (now - scored_ago).isoformat(),
+                "fused": {"score": score, "verdict": "likely_manipulated" if score >= 0.75 else "no_signal",
+                          "reasons": ["identity: the voice does not match her enrolled voice"]},
+                "spread": {"views": 40, "views_per_hour": 4.0, "acceleration": 0.0,
+                           "updated": (now - timedelta(minutes=10)).isoformat()},
+                "persons": persons}
+
+    jane = {"name": "Jane Doe", "role": "candidate", "face_similarity": 0.62, "voice_similarity": 0.41,
+            "voice_match": False}
+    john = {"name": "John Roe", "role": "official", "face_similarity": 0.58, "voice_similarity": 0.93,
+            "voice_match": True}
+    return {
+        "youtube:jane-fake": doc("youtube:jane-fake", 0.91, [jane], timedelta(minutes=30)),  # → watched-person
+        "youtube:jane-real": doc("youtube:jane-real", 0.05, [jane | {"voice_similarity": 0.95, "voice_match": True}],
+                                 timedelta(minutes=30)),  # watched, not flagged
+        "youtube:john-fake": doc("youtube:john-fake", 0.8, [john], timedelta(minutes=20)),  # official, flagged
+        "youtube:jane-old": doc("youtube:jane-old", 0.91, [jane], timedelta(hours=9)),  # scored before the window
+    }

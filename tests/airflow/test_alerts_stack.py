@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from spreadkit import WebhookReceiver, fixture_videos, index_videos
+from spreadkit import WebhookReceiver, fixture_videos, index_videos, persons_videos
 
 from pipeline import Settings, make_es_client
 from pipeline.alerts import load_rules, run_alerts
@@ -75,7 +75,7 @@ def test_alert_fires_once_within_cooldown_and_reaches_the_webhook(make_crawl_set
 def test_shipped_rules_queries_return_the_expected_videos(make_crawl_settings: Any) -> None:
     """Every YAML rule's Elasticsearch query, run on the real index, agrees with its Python predicate."""
     settings = make_crawl_settings()
-    docs = fixture_videos(NOW)
+    docs = fixture_videos(NOW) | persons_videos(NOW)
     for doc in docs.values():  # as the alerts run leaves them
         score, vph = (doc.get("fused") or {}).get("score"), doc["spread"]["views_per_hour"]
         doc["risk"] = None if score is None or vph is None else round(score * vph, 3)

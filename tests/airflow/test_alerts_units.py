@@ -52,7 +52,7 @@ def video(**fields: Any) -> dict[str, Any]:
 def test_shipped_rules_are_valid() -> None:
     ruleset = load_rules()
     kinds = {r.kind for r in ruleset.rules}
-    assert kinds == {"risk", "cluster_member", "acceleration"}
+    assert kinds == {"risk", "cluster_member", "acceleration", "watched_person"}
     assert all(r.cooldown >= timedelta(hours=1) for r in ruleset.rules)
 
 
