@@ -8,9 +8,9 @@ Two signals, the higher wins:
   It reads 16 languages (ar, de, en, es, fr, it, ja, ko, nl, pl, pt, ru, th, tr, zh, zh-tw) and puts a title
   and a topic phrase of one meaning close whatever their languages, so the English topics serve every language.
   ``VIGIL_RELEVANCE_MODEL`` may name a sentence-transformers model directory instead (that package is then needed);
-- a keyword lexicon per language, matched in the language the text is detected to be in (lingua, a language
-  identifier whose n-gram models ship in its wheel), so an English "opposition" never counts as German; a match
-  scores `KEYWORD_SCORE`. It covers languages the encoder reads poorly or not at all (Hindi, Ukrainian, ...).
+- a keyword lexicon per language, matched in the language the text is detected to be in (py3langid, langid.py's
+  model in its wheel, restricted to the lexicon's languages and English), so an English "opposition" never counts
+  as German; a match scores `KEYWORD_SCORE`. It covers languages the encoder reads poorly or not at all (Hindi, Ukrainian, ...).
 
 The reason names what decided: ``topic 'elections, voting and ballots' (0.62)`` or ``keyword 'wahlbetrug' (de)``.
 The encoder and the language identifier load when a `RelevanceScorer` first needs them.
@@ -159,16 +159,25 @@ class _SentenceTransformerEncoder:
                                   convert_to_numpy=True, show_progress_bar=False)
 
 
-def _language_detector(codes: Iterable[str]) -> Any:
-    """A lingua detector restricted to ``codes`` (ISO 639-1) that lingua knows, or None when it knows none."""
-    try:
-        from lingua import IsoCode639_1, LanguageDetectorBuilder
-    except ImportError as exc:
-        raise ConfigError("relevance needs the lingua-language-detector package (pip install 'vigil[crawl]')") from exc
-    known = [getattr(IsoCode639_1, c.upper()) for c in sorted(set(codes)) if hasattr(IsoCode639_1, c.upper())]
-    if len(known) < 2:
-        return None
-    return LanguageDetectorBuilder.from_iso_codes_639_1(*known).build()
+class _LanguageIdentifier:
+    """py3langid (langid.py's model, 97 languages, in the wheel) restricted to the languages the lexicon knows."""
+
+    def __init__(self, codes: Iterable[str]) -> None:
+        try:
+            from py3langid.langid import MODEL_FILE, LanguageIdentifier
+        except ImportError as exc:
+            raise ConfigError("relevance needs the py3langid package (pip install 'vigil[crawl]')") from exc
+        self._model = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+        known = set(self._model.labels)
+        self.languages = sorted(set(codes) & known)
+        if len(self.languages) >= 2:
+            self._model.set_languages(self.languages)
+
+    def detect(self, text: str) -> str | None:
+        if len(self.languages) < 2:
+            return self.languages[0] if self.languages else None
+        language, _ = self._model.classify(text)
+        return str(language)
 
 
 class RelevanceScorer:
@@ -247,11 +256,8 @@ class RelevanceScorer:
             return None
         with self._lock:
             if self._languages is None:
-                self._languages = _language_detector([*self._patterns, "en"]) or False
-        if self._languages is False:
-            return next(iter(self._patterns), None)
-        found = self._languages.detect_language_of(text)
-        return found.iso_code_639_1.name.lower() if found is not None else None
+                self._languages = _LanguageIdentifier([*self._patterns, "en"])
+        return self._languages.detect(text)
 
     def keyword(self, text: str, language: str | None = None) -> tuple[str, str] | None:
         """The first lexicon match as (keyword, language), in ``language`` (detected when not given), or None.

@@ -163,10 +163,10 @@ class FakePlatform:
                 continue
             items.append(
                 "<item>"
-                f"<title>{html.escape(video.title)}</title>"
+                f"<title>{html.escape(_xml_text(video.title))}</title>"
                 f"<link>{html.escape(self.page_url(video.video_id))}</link>"
                 f"<guid>{html.escape(self.page_url(video.video_id))}</guid>"
-                f"<description>{html.escape(video.description)}</description>"
+                f"<description>{html.escape(_xml_text(video.description))}</description>"
                 f"<pubDate>{video.uploaded.strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate>"
                 "</item>")
         for page_id in self.multi_pages:
@@ -239,6 +239,11 @@ class FakePlatform:
         return (f"<!DOCTYPE html><html><head><title>Page {html.escape(page_id)} | Fake Platform</title>"
                 f'<script type="application/ld+json">{json.dumps(graph)}</script></head>'
                 f"<body>{body}</body></html>").encode()
+
+
+def _xml_text(text: str) -> str:
+    """Text XML 1.0 can carry (a feed cannot hold control characters; the video page's JSON-LD can)."""
+    return "".join(c for c in text if c in "\t\n\r" or ord(c) >= 0x20)
 
 
 class _QuietServer(ThreadingHTTPServer):

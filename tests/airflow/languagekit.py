@@ -33,7 +33,8 @@ TITLES: dict[str, tuple[str, str]] = {
     "ko": ("국회, 선거법 개정안 본회의 통과", "초보자를 위한 기타 코드 연습"),
 }
 #: rich markup, an ANSI escape, a carriage return and a right-to-left override: stored intact, shown harmless
-HOSTILE_TITLE = "[/bold][red]Senator[/red] \x1b[2Jelection fraud\rtape \u202eevil\u202c \\[x] <!channel> & co"
+HOSTILE_TITLE = ("[/bold][red]Senator[/red] admits \x1b[2Jelection fraud\ron leaked tape \u202eevil\u202c \\[x] "
+                 "<!channel> & co")
 HOSTILE_CHANNEL = "[bold]News[/bold] \x1b]0;pwned\x07 \u2066Channel\u2069"
 
 # page layouts and counter forms, spread over the languages (every form appears on political and other videos)
@@ -57,7 +58,7 @@ def populate_languages(platform: FakePlatform, media: MediaFactory) -> dict[str,
                                  layout="opengraph")
     videos["legacy-pol"] = FakeVideo("legacy-pol", "Senate votes to impeach the governor", media=clip,
                                      views=4_321, layout="video-tag", counters_form="legacy")
-    videos["hostile"] = FakeVideo("hostile", HOSTILE_TITLE, "[link=file:///etc/passwd]x[/link]", media=clip,
+    videos["hostile"] = FakeVideo("hostile", HOSTILE_TITLE, "The senator's ballot scandal [link=file:///etc/passwd]x[/link]", media=clip,
                                   views=99_000, author=HOSTILE_CHANNEL, layout="video-tag")
     # a news page carrying two videos (one JSON-LD VideoObject and one <video> tag each)
     videos["multi-a"] = FakeVideo("multi-a", "Election night: the prime minister speaks", media=media.clip(1.5),
