@@ -78,17 +78,13 @@ def crawl_trending() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from pipeline import ConfigError, load_settings
-        from pipeline._platforms import entry_family
+        from pipeline._platforms import by_family, entry_family
         from pipeline.crawl import load_entries
 
         try:
-            entries = load_entries(load_settings())
+            return by_family(load_entries(load_settings()), entry_family)
         except ConfigError as exc:  # retrying cannot fix a configuration
             raise AirflowFailException(str(exc)) from exc
-        by_family: dict[str, list[dict[str, Any]]] = {family: [] for family in FAMILIES}
-        for entry in entries:
-            by_family[entry_family(entry)].append(entry)
-        return by_family
 
     @task(max_active_tis_per_dagrun=4, map_index_template="{{ entry_label }}")
     def discover(entry: dict[str, Any]) -> dict[str, Any]:
@@ -112,12 +108,9 @@ def crawl_trending() -> None:
     @task
     def chosen(triaged: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         """The videos triage gave the download budget to, best first, by platform family."""
-        from pipeline._platforms import host_family
+        from pipeline._platforms import by_family, host_family
 
-        by_family: dict[str, list[dict[str, Any]]] = {family: [] for family in FAMILIES}
-        for candidate in triaged["to_download"]:
-            by_family[host_family(candidate["url"])].append(candidate)
-        return by_family
+        return by_family(triaged["to_download"], lambda candidate: host_family(candidate["url"]))
 
     @task(max_active_tis_per_dagrun=2, retry_delay=timedelta(seconds=30), map_index_template="{{ video_label }}")
     def download(candidate: dict[str, Any]) -> dict[str, Any]:

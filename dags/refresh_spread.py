@@ -61,13 +61,10 @@ def refresh_spread() -> None:
     def select_active() -> dict[str, list[list[dict[str, Any]]]]:
         """Videos still followed: one batch per host, grouped by platform family."""
         from pipeline import load_settings
-        from pipeline._platforms import host_family
+        from pipeline._platforms import by_family, host_family
         from pipeline.spread import select_active
 
-        by_family: dict[str, list[list[dict[str, Any]]]] = {family: [] for family in FAMILIES}
-        for batch in select_active(load_settings()):
-            by_family[host_family(batch[0]["url"])].append(batch)
-        return by_family
+        return by_family(select_active(load_settings()), lambda batch: host_family(batch[0]["url"]))
 
     @task(max_active_tis_per_dagrun=4, map_index_template="{{ host_label }}")
     def poll(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:

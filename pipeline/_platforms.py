@@ -7,11 +7,12 @@ Hosts of no listed family are ``other``. Pure functions over constants: DAG file
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["PLATFORM_FAMILIES", "FAMILIES", "OTHER", "host_family", "entry_family", "pool_name", "POOL_SLOTS"]
+__all__ = ["PLATFORM_FAMILIES", "FAMILIES", "OTHER", "host_family", "entry_family", "pool_name", "POOL_SLOTS",
+           "by_family"]
 
 #: family -> registrable domains of its sites, short links and media CDNs
 PLATFORM_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -52,3 +53,11 @@ def entry_family(entry: Mapping[str, Any]) -> str:
 def pool_name(family: str) -> str:
     """The Airflow pool of one family."""
     return f"vigil-platform-{family}"
+
+
+def by_family(items: Iterable[Any], family_of: Callable[[Any], str]) -> dict[str, list[Any]]:
+    """Items grouped by family, every family present (empty lists included), in `FAMILIES` order."""
+    out: dict[str, list[Any]] = {family: [] for family in FAMILIES}
+    for item in items:
+        out[family_of(item)].append(item)
+    return out

@@ -11,25 +11,16 @@ from typing import Any
 import pytest
 from crawlkit import ROOT, consume_jobs, settings_env
 from languagekit import HOSTILE_CHANNEL, HOSTILE_TITLE, TITLES, expected_statuses, populate_languages
+from spreadkit import documents
 from typer.testing import CliRunner
 
-from pipeline import Settings, make_es_client
+from pipeline import Settings
 from pipeline._settings import get_settings
 from pipeline.cli import app
 
 pytestmark = [pytest.mark.kafka, pytest.mark.elasticsearch, pytest.mark.slow]
 
 LANGUAGE_SETTINGS = dict(ytdlp_extractors=[], crawl_max_downloads=40, crawl_fetch_subtitles=False)
-
-
-def _documents(settings: Settings) -> dict[str, dict[str, Any]]:
-    es = make_es_client(settings)
-    try:
-        es.indices.refresh(index=settings.index("videos"))
-        hits = es.search(index=settings.index("videos"), size=500, query={"match_all": {}})["hits"]["hits"]
-        return {hit["_id"]: hit["_source"] for hit in hits}
-    finally:
-        es.close()
 
 
 def _watchlist(tmp_path: Path, platform: Any) -> Path:
@@ -40,7 +31,7 @@ def _watchlist(tmp_path: Path, platform: Any) -> Path:
 
 def check_documents(settings: Settings, videos: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every video's document: status as expected, title exact, counters as the page declared them."""
-    docs = _documents(settings)
+    docs = documents(settings)
     by_title = {d.get("title"): d for d in docs.values()}
     expected = expected_statuses()
     for video_id, status in expected.items():
