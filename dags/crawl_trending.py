@@ -3,12 +3,13 @@
 
 Every run reads the watchlist named by `VIGIL_WATCHLIST` and, for each entry (mapped: one task per entry),
 lists the platform search, feed or page with yt-dlp and reads each new video's metadata: title, description,
-channel, upload time and public counters. Nothing is downloaded at that stage.
+channel, upload time and public counters, from the page's own JSON-LD or OpenGraph where it declares them.
+Nothing is downloaded at that stage.
 
-`triage` then drops videos already in `vigil-videos`, scores political relevance (sentence encoder + keyword
-lexicon), refuses videos whose declared size or duration is over the caps, and ranks the rest by growth (views
-per hour, weighed against the channel's usual) so the per-run download budget (`VIGIL_CRAWL_MAX_DOWNLOADS`) goes
-to the fastest-spreading. `download` (mapped: one task per video) fetches each chosen video within the caps,
+`triage` then drops videos already in `vigil-videos`, scores political relevance in any language (multilingual
+sentence encoder + keyword lexicon of the detected language), refuses videos whose declared size or duration is
+over the caps, and ranks the rest by growth (views per hour, weighed against the channel's usual) so the per-run
+download budget (`VIGIL_CRAWL_MAX_DOWNLOADS`) goes to the fastest-spreading. `download` (mapped: one task per video) fetches each chosen video within the caps,
 checks it is a video, stores it by sha256 and queues a `vigil.job/1` for the detectors.
 
 Every video ends with a document in `vigil-videos` whose `status` (queued, skipped, refused, failed) and
