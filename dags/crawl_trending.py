@@ -9,8 +9,9 @@ Nothing is downloaded at that stage.
 `triage` then drops videos already in `vigil-videos`, scores political relevance in any language (multilingual
 sentence encoder + keyword lexicon of the detected language), refuses videos whose declared size or duration is
 over the caps, and ranks the rest by growth (views per hour, weighed against the channel's usual) so the per-run
-download budget (`VIGIL_CRAWL_MAX_DOWNLOADS`) goes to the fastest-spreading. `download` (mapped: one task per video) fetches each chosen video within the caps,
-checks it is a video, stores it by sha256 and queues a `vigil.job/1` for the detectors.
+download budget (`VIGIL_CRAWL_MAX_DOWNLOADS`) goes to the fastest-spreading. `download` (mapped: one task per
+video) fetches each chosen video within the caps, checks it is a video, stores it by sha256 and queues a
+`vigil.job/1` for the detectors.
 
 Every video ends with a document in `vigil-videos` whose `status` (queued, skipped, refused, failed) and
 `status_reason` say what happened and why; `summarize` logs the counts and updates the `vigil_videos` asset.
