@@ -94,9 +94,11 @@ def crawl_trending() -> None:
         from airflow.sdk import get_current_context
 
         from pipeline import load_settings
+        from pipeline._text import printable
         from pipeline.crawl import discover
 
-        get_current_context()["entry_label"] = f"{entry['kind']} {entry['target']}"[:200]  # type: ignore[typeddict-unknown-key]
+        label = printable(f"{entry['kind']} {entry['target']}")[:200]
+        get_current_context()["entry_label"] = label  # type: ignore[typeddict-unknown-key]
         return discover(entry, load_settings())
 
     @task(trigger_rule="none_failed")

@@ -10,7 +10,8 @@ Two signals, the higher wins:
   ``VIGIL_RELEVANCE_MODEL`` may name a sentence-transformers model directory instead (that package is then needed);
 - a keyword lexicon per language, matched in the language the text is detected to be in (py3langid, langid.py's
   model in its wheel, restricted to the lexicon's languages and English), so an English "opposition" never counts
-  as German; a match scores `KEYWORD_SCORE`. It covers languages the encoder reads poorly or not at all (Hindi, Ukrainian, ...).
+  as German; a match scores `KEYWORD_SCORE`. It covers languages the encoder reads poorly or not at all (Hindi,
+  Ukrainian, ...).
 
 The reason names what decided: ``topic 'elections, voting and ballots' (0.62)`` or ``keyword 'wahlbetrug' (de)``.
 The encoder and the language identifier load when a `RelevanceScorer` first needs them.

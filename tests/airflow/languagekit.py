@@ -36,6 +36,7 @@ TITLES: dict[str, tuple[str, str]] = {
 HOSTILE_TITLE = ("[/bold][red]Senator[/red] admits \x1b[2Jelection fraud\ron leaked tape \u202eevil\u202c \\[x] "
                  "<!channel> & co")
 HOSTILE_CHANNEL = "[bold]News[/bold] \x1b]0;pwned\x07 \u2066Channel\u2069"
+HOSTILE_DESCRIPTION = "The senator's ballot scandal [link=file:///etc/passwd]x[/link]"
 
 # page layouts and counter forms, spread over the languages (every form appears on political and other videos)
 _LAYOUTS = ("jsonld", "video-tag", "video-tag", "jsonld")
@@ -58,8 +59,8 @@ def populate_languages(platform: FakePlatform, media: MediaFactory) -> dict[str,
                                  layout="opengraph")
     videos["legacy-pol"] = FakeVideo("legacy-pol", "Senate votes to impeach the governor", media=clip,
                                      views=4_321, layout="video-tag", counters_form="legacy")
-    videos["hostile"] = FakeVideo("hostile", HOSTILE_TITLE, "The senator's ballot scandal [link=file:///etc/passwd]x[/link]", media=clip,
-                                  views=99_000, author=HOSTILE_CHANNEL, layout="video-tag")
+    videos["hostile"] = FakeVideo("hostile", HOSTILE_TITLE, HOSTILE_DESCRIPTION, media=clip, views=99_000,
+                                  author=HOSTILE_CHANNEL, layout="video-tag")
     # a news page carrying two videos (one JSON-LD VideoObject and one <video> tag each)
     videos["multi-a"] = FakeVideo("multi-a", "Election night: the prime minister speaks", media=media.clip(1.5),
                                   views=3_000, in_feed=False)
