@@ -104,9 +104,10 @@ def test_hostile_title_through_spread_alerts_and_kibana(make_crawl_settings: Any
             index = views[refs[source["indexRefName"]]]
             query = {"bool": {"filter": [f["query"] for f in source["filter"]]}}
             hits = es.search(index=index, query=query, size=100)["hits"]["hits"]
-            titles[obj["id"]] = [h["_source"].get("title") for h in hits if h["_source"].get("video_uid") == uid]
+            titles[obj["attributes"]["title"]] = [h["_source"].get("title") for h in hits
+                                                  if h["_source"].get("video_uid") == uid]
     finally:
         es.close()
-    flagged = f"{settings.es_index_prefix}-flagged-by-risk"
+    flagged = "Vigil: flagged videos by risk"
     assert titles[flagged] == [HOSTILE_TITLE], titles
     assert any(HOSTILE_TITLE in found for name, found in titles.items() if name != flagged), titles
