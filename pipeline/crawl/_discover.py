@@ -22,6 +22,7 @@ from ._candidate import Candidate, url_uid
 from ._pagemeta import (
     GENERIC_EXTRACTORS,
     PageVideo,
+    decode_page,
     match_video,
     needs_page,
     page_videos,
@@ -275,10 +276,13 @@ def _read_video(ydl: Any, url: str, uid: str | None, entry: WatchlistEntry, watc
 
     def extract() -> dict[str, Any] | None:
         ydl.refusals.clear()
+        ydl.capture_url, ydl.captured_page = url, None
         try:
             return ydl.extract_info(url, download=False)
         except Exception as exc:  # noqa: BLE001 - translated; transient errors are tried again
             raise translate_ytdlp_error(exc, url=url, refusals=ydl.refusals) from exc
+        finally:
+            ydl.capture_url = None
 
     try:
         info = transient_retrying(settings, f"metadata of {url}")(extract)
@@ -298,8 +302,9 @@ def _read_video(ydl: Any, url: str, uid: str | None, entry: WatchlistEntry, watc
             return [_undecided(url, entry, watchlist, uid).decide(
                 "failed", "the URL is a playlist, not a video (watch it as a feed entry)")]
     declared: list[PageVideo] = []
-    if any(needs_page(i) for i in infos):
-        webpage = read_page(ydl, url)
+    if any(needs_page(i) for i in infos):  # the page as the extractor read it, else read now
+        webpage = (decode_page(ydl.captured_page, ydl.captured_type) if ydl.captured_page is not None
+                   else read_page(ydl, url))
         declared = page_videos(ydl, webpage, url) if webpage else []
     candidates = []
     for position, item in enumerate(infos):

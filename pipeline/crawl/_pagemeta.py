@@ -4,7 +4,7 @@ Whichever yt-dlp extractor claims a page, the page's own declaration is what nam
 extractor takes any page with a ``<video>`` tag and reports the page title with an entry number (" (1)") and no
 counters, upload time or channel, even when a JSON-LD VideoObject beside the tag says all of them.
 
-    page (read through the guarded yt-dlp, size-capped) ─▶ JSON-LD VideoObjects (top level, @graph, ItemList,
+    page (as the extractor read it, kept by the guarded yt-dlp; else read again, size-capped) ─▶ JSON-LD VideoObjects (top level, @graph, ItemList,
     Article.video) ─▶ else OpenGraph video tags ─▶ each matched to the video yt-dlp found by its media URL
     (or the only one) ─▶ title, description, channel, upload time, counters onto the candidate
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["PageVideo", "GENERIC_EXTRACTORS", "PAGE_BYTES", "needs_page", "read_page", "page_videos", "match_video",
-           "strip_entry_suffix"]
+__all__ = ["PageVideo", "GENERIC_EXTRACTORS", "PAGE_BYTES", "needs_page", "read_page", "decode_page", "page_videos",
+           "match_video", "strip_entry_suffix"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,11 @@ def read_page(ydl: Any, url: str) -> str | None:
     except Exception as exc:  # noqa: BLE001 - the page's own metadata is extra; yt-dlp's stays
         logger.info("page %s not read for its metadata: %s", url, exc)
         return None
+    return decode_page(raw, content_type)
+
+
+def decode_page(raw: bytes, content_type: str) -> str:
+    """HTML bytes as text, in the charset the Content-Type names (else UTF-8)."""
     charset = re.search(r"charset=([\w-]+)", content_type)
     try:
         return raw.decode(charset.group(1) if charset else "utf-8", "replace")
