@@ -8,9 +8,9 @@ Two signals, the higher wins:
   It reads 16 languages (ar, de, en, es, fr, it, ja, ko, nl, pl, pt, ru, th, tr, zh, zh-tw) and puts a title
   and a topic phrase of one meaning close whatever their languages, so the English topics serve every language.
   ``VIGIL_RELEVANCE_MODEL`` may name a sentence-transformers model directory instead (that package is then needed);
-- a keyword lexicon per language, matched in the language the text is detected to be in (py3langid, langid.py's
-  model in its wheel, restricted to the lexicon's languages and English), so an English "opposition" never counts
-  as German; a match scores `KEYWORD_SCORE`. It covers languages the encoder reads poorly or not at all (Hindi,
+- a keyword lexicon per language, matched in the language the text is detected to be in (lingua, whose n-gram
+  models ship in its wheel, restricted to the lexicon's languages and English), so an English "opposition" never
+  counts as German; a match scores `KEYWORD_SCORE`. It covers languages the encoder reads poorly or not at all (Hindi,
   Ukrainian, ...).
 
 The reason names what decided: ``topic 'elections, voting and ballots' (0.62)`` or ``keyword 'wahlbetrug' (de)``.
@@ -161,24 +161,23 @@ class _SentenceTransformerEncoder:
 
 
 class _LanguageIdentifier:
-    """py3langid (langid.py's model, 97 languages, in the wheel) restricted to the languages the lexicon knows."""
+    """lingua (n-gram models in its wheel, no dependencies, any numpy) restricted to the lexicon's languages."""
 
     def __init__(self, codes: Iterable[str]) -> None:
         try:
-            from py3langid.langid import MODEL_FILE, LanguageIdentifier
+            from lingua import IsoCode639_1, LanguageDetectorBuilder
         except ImportError as exc:
-            raise ConfigError("relevance needs the py3langid package (pip install 'vigil[crawl]')") from exc
-        self._model = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-        known = set(self._model.labels)
-        self.languages = sorted(set(codes) & known)
-        if len(self.languages) >= 2:
-            self._model.set_languages(self.languages)
+            raise ConfigError("relevance needs the lingua-language-detector package (pip install 'vigil[crawl]')"
+                              ) from exc
+        known = [getattr(IsoCode639_1, c.upper()) for c in sorted(set(codes)) if hasattr(IsoCode639_1, c.upper())]
+        self.languages = [k.name.lower() for k in known]
+        self._model = LanguageDetectorBuilder.from_iso_codes_639_1(*known).build() if len(known) >= 2 else None
 
     def detect(self, text: str) -> str | None:
-        if len(self.languages) < 2:
+        if self._model is None:
             return self.languages[0] if self.languages else None
-        language, _ = self._model.classify(text)
-        return str(language)
+        found = self._model.detect_language_of(text)
+        return found.iso_code_639_1.name.lower() if found is not None else None
 
 
 class RelevanceScorer:

