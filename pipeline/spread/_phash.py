@@ -123,7 +123,9 @@ def hash_matrix(sequences: Sequence[Sequence[str] | Sequence[int]]) -> Any:
     import numpy as np
 
     n = len(sequences)
-    frames = len(sequences[0]) if n else 0
+    if n == 0:
+        return np.zeros((0, 0), dtype=np.uint64)
+    frames = len(sequences[0])
     if n and frames and isinstance(sequences[0][0], str):
         joined = "".join(map("".join, sequences))  # type: ignore[arg-type]
         if len(joined) == 16 * n * frames:  # every hash 16 hex digits: one pass in C, not one int() a hash
