@@ -12,7 +12,8 @@ An alert is written to `vigil-alerts` once per rule and video within the rule's 
 rule, video and time window, so a rerun never duplicates it), then posted to the webhooks in `VIGIL_ALERT_WEBHOOKS`
 as Slack-compatible JSON. Delivery is recorded on the alert (`state`, `notified.*`).
 
-Schedule: `VIGIL_ALERT_SCHEDULE` (default every 15 minutes).
+Schedule: whenever refresh_spread updates the `vigil_spread` asset, and on the timer `VIGIL_ALERT_SCHEDULE`
+(default every 15 minutes).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 
 def _schedule() -> str:
@@ -34,9 +35,13 @@ def _schedule() -> str:
         return DEFAULT_ALERT_SCHEDULE
 
 
+#: written by refresh_spread (dags/refresh_spread.py): a change runs the alerts at once, the timer covers the rest
+SPREAD = Asset(name="vigil_spread", uri="vigil://elasticsearch/spread", group="vigil")
+
+
 @dag(
     dag_id="alerts",
-    schedule=_schedule(),
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(_schedule(), timezone="UTC"), assets=[SPREAD]),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

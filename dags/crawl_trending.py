@@ -3,16 +3,23 @@
 
 Every run reads the watchlist named by `VIGIL_WATCHLIST` and, for each entry (mapped: one task per entry),
 lists the platform search, feed or page with yt-dlp and reads each new video's metadata: title, description,
-channel, upload time and public counters. Nothing is downloaded at that stage.
+channel, upload time and public counters, from the page's own JSON-LD or OpenGraph where it declares them.
+Nothing is downloaded at that stage.
 
-`triage` then drops videos already in `vigil-videos`, scores political relevance (sentence encoder + keyword
-lexicon), refuses videos whose declared size or duration is over the caps, and ranks the rest by growth (views
-per hour, weighed against the channel's usual) so the per-run download budget (`VIGIL_CRAWL_MAX_DOWNLOADS`) goes
-to the fastest-spreading. `download` (mapped: one task per video) fetches each chosen video within the caps,
-checks it is a video, stores it by sha256 and queues a `vigil.job/1` for the detectors.
+`triage` then drops videos already in `vigil-videos`, scores political relevance in any language (multilingual
+sentence encoder + keyword lexicon of the detected language), refuses videos whose declared size or duration is
+over the caps, and ranks the rest by growth (views per hour, weighed against the channel's usual) so the per-run
+download budget (`VIGIL_CRAWL_MAX_DOWNLOADS`) goes to the fastest-spreading. `download` (mapped: one task per
+video) fetches each chosen video within the caps, checks it is a video, stores it by sha256 and queues a
+`vigil.job/1` for the detectors.
 
 Every video ends with a document in `vigil-videos` whose `status` (queued, skipped, refused, failed) and
-`status_reason` say what happened and why; `summarize` logs the counts.
+`status_reason` say what happened and why; `summarize` logs the counts and updates the `vigil_videos` asset.
+
+Discovery and downloads run as one mapped task per platform family (`discover_youtube`, `download_other`, ...), each
+in that family's pool `vigil-platform-<family>` (`airflow pools import infra/airflow/pools.json`), shared with
+refresh_spread's re-polls: two DAGs never hammer one platform at once. Mapped tasks are named after their entry or
+video.
 
 Schedule: `VIGIL_CRAWL_SCHEDULE` (default every 30 minutes). Network safety: `VIGIL_ALLOWED_PRIVATE_NETWORKS`,
 `VIGIL_DOMAIN_ALLOWLIST`.
@@ -23,7 +30,9 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import Asset, dag, task
+
+from pipeline._platforms import FAMILIES, pool_name
 
 
 def _parse_settings() -> tuple[str, int]:
@@ -39,6 +48,10 @@ def _parse_settings() -> tuple[str, int]:
 
 
 SCHEDULE, RETRIES = _parse_settings()
+
+
+#: what the crawl writes: every video it decided (alerts and spread read it)
+VIDEOS = Asset(name="vigil_videos", uri="vigil://elasticsearch/videos", group="vigil")
 
 
 @dag(
@@ -61,57 +74,83 @@ SCHEDULE, RETRIES = _parse_settings()
 def crawl_trending() -> None:
     """Crawl the watchlist: discover, triage, download, summarize (the module docstring is the doc_md)."""
     @task
-    def load_entries() -> list[dict[str, Any]]:
-        """The watchlist's entries (validated here: an invalid watchlist fails the run at once, without retries)."""
+    def load_entries() -> dict[str, list[dict[str, Any]]]:
+        """The watchlist's entries by platform family (validated here: an invalid watchlist fails the run at once,
+        without retries)."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from pipeline import ConfigError, load_settings
+        from pipeline._platforms import by_family, entry_family
         from pipeline.crawl import load_entries
 
         try:
-            return load_entries(load_settings())
+            return by_family(load_entries(load_settings()), entry_family)
         except ConfigError as exc:  # retrying cannot fix a configuration
             raise AirflowFailException(str(exc)) from exc
 
-    @task(max_active_tis_per_dagrun=4)
+    @task(max_active_tis_per_dagrun=4, map_index_template="{{ entry_label }}")
     def discover(entry: dict[str, Any]) -> dict[str, Any]:
         """One watchlist entry: list it, skip known videos, read the new ones' metadata."""
+        from airflow.sdk import get_current_context
+
         from pipeline import load_settings
+        from pipeline._text import printable
         from pipeline.crawl import discover
 
+        label = printable(f"{entry['kind']} {entry['target']}")[:200]
+        get_current_context()["entry_label"] = label  # type: ignore[typeddict-unknown-key]
         return discover(entry, load_settings())
 
-    @task
-    def triage(results: list[dict[str, Any]]) -> dict[str, Any]:
+    @task(trigger_rule="none_failed")
+    def triage(*per_family: list[dict[str, Any]] | None) -> dict[str, Any]:
         """Dedupe, relevance, declared caps, trending rank and the download budget."""
         from pipeline import load_settings
         from pipeline.crawl import triage
 
-        return triage(list(results), load_settings())
+        return triage([r for results in per_family for r in (results or [])], load_settings())
 
     @task
-    def chosen(triaged: dict[str, Any]) -> list[dict[str, Any]]:
-        """The videos triage gave the download budget to, best first."""
-        return list(triaged["to_download"])
+    def chosen(triaged: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        """The videos triage gave the download budget to, best first, by platform family."""
+        from pipeline._platforms import by_family, host_family
 
-    @task(max_active_tis_per_dagrun=2, retry_delay=timedelta(seconds=30))
+        return by_family(triaged["to_download"], lambda candidate: host_family(candidate["url"]))
+
+    @task(max_active_tis_per_dagrun=2, retry_delay=timedelta(seconds=30), map_index_template="{{ video_label }}")
     def download(candidate: dict[str, Any]) -> dict[str, Any]:
         """One video: download within caps, verify, store, queue the job, index the document."""
+        from airflow.sdk import get_current_context
+
         from pipeline import load_settings
+        from pipeline._text import printable
         from pipeline.crawl import download
 
+        label = printable(candidate.get("title") or candidate["url"])[:120]
+        get_current_context()["video_label"] = label  # type: ignore[typeddict-unknown-key]
         return download(candidate, load_settings())
 
-    @task(trigger_rule="none_failed")
-    def summarize(triaged: dict[str, Any], downloads: list[dict[str, Any]] | None) -> dict[str, Any]:
+    @task(trigger_rule="none_failed", outlets=[VIDEOS])
+    def summarize(triaged: dict[str, Any], *per_family: list[dict[str, Any]] | None) -> dict[str, Any]:
         """Counts per status and reason, logged and returned."""
         from pipeline.crawl import summarize
 
-        return summarize(triaged, list(downloads or []))
+        return summarize(triaged, [d for downloads in per_family for d in (downloads or [])])
 
-    triaged = triage(discover.expand(entry=load_entries()))
-    downloads = download.expand(candidate=chosen(triaged))
-    summarize(triaged, downloads)
+    @task
+    def of_family(groups: dict[str, list[Any]], family: str) -> list[Any]:
+        """One platform family's share (what its mapped task expands over)."""
+        return list(groups.get(family) or [])
+
+    entries = load_entries()
+    # one mapped task per platform family, each in that family's pool (shared with refresh_spread)
+    found = [discover.override(task_id=f"discover_{family}", pool=pool_name(family)).expand(
+        entry=of_family.override(task_id=f"entries_{family}")(entries, family))
+             for family in FAMILIES]
+    triaged = triage(*found)
+    picked = chosen(triaged)
+    downloads = [download.override(task_id=f"download_{family}", pool=pool_name(family)).expand(
+        candidate=of_family.override(task_id=f"chosen_{family}")(picked, family)) for family in FAMILIES]
+    summarize(triaged, *downloads)
 
 
 crawl_trending()

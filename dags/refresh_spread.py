@@ -11,7 +11,9 @@ metadata only (nothing is downloaded), one mapped task per host so per-host rate
 (`spread.*` in `vigil-videos`): views per hour, acceleration, engagement rate, overperformance against the channel's
 usual views at the same age, and risk (manipulation score × views per hour). Counters a platform withholds are
 null, never 0. `hash_media` takes a perceptual hash of newly stored media; `update_clusters` groups re-uploads across
-platforms and accounts (`cluster.*`).
+platforms and accounts (`cluster.*`) over the whole index, and updates the `vigil_spread` asset (the alerts DAG
+runs on it). Re-polls run as one mapped task per platform family (`poll_youtube`, ..., named after their host), each
+in that family's pool `vigil-platform-<family>`, shared with crawl_trending.
 
 Schedule: `VIGIL_SPREAD_SCHEDULE` (default hourly).
 """
@@ -21,7 +23,9 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import Asset, dag, task
+
+from pipeline._platforms import FAMILIES, pool_name
 
 
 def _schedule() -> str:
@@ -33,6 +37,10 @@ def _schedule() -> str:
         return load_settings().spread_schedule
     except ConfigError:
         return DEFAULT_SPREAD_SCHEDULE
+
+
+#: what the refresh writes: snapshots, latest counters and clusters (the alerts DAG runs when it changes)
+SPREAD = Asset(name="vigil_spread", uri="vigil://elasticsearch/spread", group="vigil")
 
 
 @dag(
@@ -50,28 +58,34 @@ def _schedule() -> str:
 def refresh_spread() -> None:
     """Re-poll, measure, hash, cluster (the module docstring is the doc_md)."""
     @task
-    def select_active() -> list[list[dict[str, Any]]]:
-        """Videos still followed, one batch per host."""
+    def select_active() -> dict[str, list[list[dict[str, Any]]]]:
+        """Videos still followed: one batch per host, grouped by platform family."""
         from pipeline import load_settings
+        from pipeline._platforms import by_family, host_family
         from pipeline.spread import select_active
 
-        return select_active(load_settings())
+        return by_family(select_active(load_settings()), lambda batch: host_family(batch[0]["url"]))
 
-    @task(max_active_tis_per_dagrun=4)
+    @task(max_active_tis_per_dagrun=4, map_index_template="{{ host_label }}")
     def poll(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """One host's videos: read their counters (metadata only), rate-limited."""
+        from airflow.sdk import get_current_context
+
         from pipeline import load_settings
         from pipeline.spread import poll
+        from pipeline.spread._poll import host_key
 
+        label = f"{host_key(batch[0]['url'])} ({len(batch)} videos)" if batch else "no videos"
+        get_current_context()["host_label"] = label  # type: ignore[typeddict-unknown-key]
         return poll(batch, load_settings())
 
     @task(trigger_rule="none_failed")
-    def update_metrics(observations: list[list[dict[str, Any]]] | None) -> list[dict[str, Any]]:
+    def update_metrics(*per_family: list[list[dict[str, Any]]] | None) -> list[dict[str, Any]]:
         """Snapshots and the videos' latest counters and metrics."""
         from pipeline import load_settings
         from pipeline.spread import update_metrics
 
-        flat = [o for batch in (observations or []) for o in batch]
+        flat = [o for observations in per_family for batch in (observations or []) for o in batch]
         return update_metrics(flat, load_settings())
 
     @task
@@ -82,7 +96,7 @@ def refresh_spread() -> None:
 
         return hash_media(load_settings())
 
-    @task
+    @task(outlets=[SPREAD])
     def update_clusters(hashed: list[str]) -> dict[str, Any]:
         """Re-upload clusters and their reach."""
         from pipeline import load_settings
@@ -97,7 +111,17 @@ def refresh_spread() -> None:
 
         return summarize(rows, hashed, clusters)
 
-    rows = update_metrics(poll.expand(batch=select_active()))
+    @task
+    def of_family(groups: dict[str, list[Any]], family: str) -> list[Any]:
+        """One platform family's share (what its mapped task expands over)."""
+        return list(groups.get(family) or [])
+
+    active = select_active()
+    # one mapped task per platform family, each in that family's pool (shared with crawl_trending)
+    polled = [poll.override(task_id=f"poll_{family}", pool=pool_name(family)).expand(
+        batch=of_family.override(task_id=f"hosts_{family}")(active, family))
+              for family in FAMILIES]
+    rows = update_metrics(*polled)
     hashed = hash_media()
     rows >> hashed  # clusters read the counters this run wrote
     summarize(rows, hashed, update_clusters(hashed))

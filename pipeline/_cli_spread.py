@@ -1,5 +1,6 @@
 """Commands of spread tracking, alerts and Kibana: `vigil spread`, `vigil alerts`, `vigil kibana import|export`.
-Registered on the main app by `register`; each imports its package when it runs."""
+Registered on the main app by `register`; each imports its package when it runs. Titles, reasons and uids are
+platform text: shown with `_text.plain` (no markup, no terminal controls)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
+
+from ._text import plain
 
 __all__ = ["register"]
 
@@ -33,10 +36,10 @@ def spread() -> None:
     for column in ("video", "views", "views/h", "accel (views/h²)", "engagement", "overperf.", "risk", "note"):
         table.add_column(column, overflow="fold")
     for row in sorted(summary.rows, key=lambda r: -(r.get("risk") or r.get("views_per_hour") or 0)):
-        table.add_row(str(row.get("title") or row["video_uid"])[:60], _fmt(row.get("views")),
+        table.add_row(plain(str(row.get("title") or row["video_uid"])[:60]), _fmt(row.get("views")),
                       _fmt(row.get("views_per_hour"), 1), _fmt(row.get("acceleration"), 1),
                       _fmt(row.get("engagement_rate"), 4), _fmt(row.get("overperformance"), 2),
-                      _fmt(row.get("risk"), 1), row.get("error") or "")
+                      _fmt(row.get("risk"), 1), plain(row.get("error") or ""))
     cli.console.print(table)
     cli.console.print(f"{summary.polled} polled, {summary.failed} failed, {summary.hashed} newly hashed, "
                       f"{summary.clusters_with_reuploads} re-upload clusters ({summary.seconds:.1f} s)")
@@ -56,8 +59,8 @@ def alerts() -> None:
     for column in ("rule", "video", "risk", "reasons"):
         table.add_column(column, overflow="fold")
     for alert in result["alerts"]:
-        table.add_row(alert["rule"]["id"], alert["video_uid"], _fmt(alert.get("risk"), 1),
-                      "; ".join(alert["reasons"]))
+        table.add_row(plain(alert["rule"]["id"]), plain(alert["video_uid"]), _fmt(alert.get("risk"), 1),
+                      plain("; ".join(alert["reasons"])))
     cli.console.print(table)
     cli.console.print(f"{len(result['alerts'])} new alerts, {result['posted']} webhook deliveries, "
                       f"{result['failed']} failed")

@@ -33,7 +33,8 @@ DEFAULT_MAX_DOWNLOAD_MB = 200
 DEFAULT_MAX_DURATION_S = 1800
 DEFAULT_MAX_HEIGHT = 720
 DEFAULT_CRAWL_SCHEDULE = "*/30 * * * *"
-DEFAULT_RELEVANCE_THRESHOLD = 0.3
+# calibrated on tests/airflow/data/relevance_titles.yaml: political titles >= 0.29, others <= 0.22 (16 languages)
+DEFAULT_RELEVANCE_THRESHOLD = 0.25
 DEFAULT_SPREAD_SCHEDULE = "@hourly"
 DEFAULT_ALERT_SCHEDULE = "*/15 * * * *"
 
@@ -108,7 +109,8 @@ class Settings(BaseSettings):
     relevance_keywords_file: Path | None = Field(
         None, description="YAML {language: [keywords]} added to the built-in lexicon")
     relevance_model: str | None = Field(
-        None, description="sentence-transformers model directory; empty = the bundled all-MiniLM-L6-v2")
+        None, description="sentence-transformers model directory (needs that package); empty = the bundled "
+                          "multilingual Universal Sentence Encoder (numpy, no torch)")
 
     # -- detectors
     device: str = Field("auto", description="torch device for detectors: auto, cpu, cuda, cuda:1, …")

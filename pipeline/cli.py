@@ -46,7 +46,9 @@ def exit_on_error(what: str) -> Iterator[None]:
     try:
         yield
     except VigilError as exc:
-        err_console.print(f"[red]{what} failed:[/red] {exc}")
+        from ._text import markup_escape
+
+        err_console.print(f"[red]{what} failed:[/red] {markup_escape(exc)}")
         raise typer.Exit(1) from exc
 
 
@@ -301,6 +303,7 @@ def crawl(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ._text import markup_escape, printable
     from .crawl import crawl_table, run_cycle
 
     settings = settings_or_exit()
@@ -313,18 +316,22 @@ def crawl(
         def report(stage: str, done: int, total: int, what: str) -> None:
             if stage not in tasks:
                 tasks[stage] = progress.add_task(stage, total=total or None, what="")
-            progress.update(tasks[stage], completed=done, total=total or None, what=what[:60])
+            # titles are platform text: the column renders markup, so they are escaped
+            progress.update(tasks[stage], completed=done, total=total or None, what=markup_escape(printable(what)[:60]))
 
         try:
             summary = run_cycle(settings, watchlist, progress=report)
         except VigilError as exc:
             progress.stop()
-            err_console.print(f"[red]crawl failed:[/red] {exc}")
+            err_console.print(f"[red]crawl failed:[/red] {markup_escape(exc)}")
             raise typer.Exit(1) from exc
+    if json_path is not None:
+        # before the table: whatever a title holds, the summary is written
+        json_path.write_text(json.dumps(summary.to_dict(), indent=2, default=str, ensure_ascii=False),
+                             encoding="utf-8")
     console.print(crawl_table(summary))
     if json_path is not None:
-        json_path.write_text(json.dumps(summary.to_dict(), indent=2, default=str))
-        console.print(f"wrote {json_path}")
+        console.print(f"wrote {markup_escape(json_path)}")
     if summary.entry_errors:
         raise typer.Exit(1)
 

@@ -2,7 +2,9 @@
 
 The fallback ``text`` is what notifications and non-Slack receivers show; ``blocks`` are Slack's Block Kit (a header,
 the reasons, and a context line with the rule, the video's uid and its link). Webhook URLs are secrets (Slack's
-carry a token): they are never logged, only their host.
+carry a token): they are never logged, only their host. Titles, reasons and uids are platform text: escaped for Slack
+(``& < >``, so no ``<!channel>`` pings or forged links) with control characters and bidi overrides made visible;
+the alert document itself keeps them intact.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from urllib.parse import urlsplit
 
 import httpx
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from .._text import printable, slack_escape
 
 __all__ = ["slack_payload", "post_webhook", "WebhookError", "Delivery", "TRANSIENT_STATUS"]
 
@@ -50,20 +54,32 @@ def slack_payload(alert: Mapping[str, Any]) -> dict[str, Any]:
     mark = SEVERITY_MARK.get(rule.get("severity", "high"), ":warning:")
     reasons = [str(r) for r in alert.get("reasons") or []]
     headline = f"{rule.get('name', rule.get('id', 'Vigil alert'))}: {title}"
-    text = f"{mark} {headline}" + (f" — {url}" if url else "") + ("\n• " + "\n• ".join(reasons) if reasons else "")
-    link = f"<{url}|{_escape(title)}>" if url else _escape(title)
+    link_url = _link_url(url)
+    text = (f"{mark} {_escape(headline)}" + (f" — {_escape(url)}" if url else "")
+            + ("\n• " + "\n• ".join(_escape(r) for r in reasons) if reasons else ""))
+    link = f"<{link_url}|{_escape(title)}>" if link_url else _escape(title)
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": headline[:150], "emoji": True}},
+        {"type": "header", "text": {"type": "plain_text", "text": printable(headline)[:150], "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{mark} *{link}*\n" + "\n".join(
             f"• {_escape(r)}" for r in reasons)}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": (
-            f"rule `{rule.get('id')}` · video `{alert.get('video_uid')}` · alert `{alert.get('alert_id')}`")}]},
+            f"rule `{_escape(rule.get('id'))}` · video `{_escape(alert.get('video_uid'))}` · "
+            f"alert `{_escape(alert.get('alert_id'))}`")}]},
     ]
     return {"text": text, "blocks": blocks}
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def _escape(text: Any) -> str:
+    """Platform text for Slack's mrkdwn: controls and bidi overrides visible, ``& < >`` escaped."""
+    return slack_escape(text)
+
+
+def _link_url(url: str | None) -> str | None:
+    """A URL fit for a Slack ``<url|label>`` link (http(s), no ``|`` or ``>`` to break out of it), else None."""
+    if not url or urlsplit(url).scheme not in ("http", "https") or any(c in url for c in "|<> ") or (
+            printable(url) != url):
+        return None
+    return url.replace("&", "&amp;")
 
 
 def _host(url: str) -> str:

@@ -3,7 +3,7 @@ download within caps → media store → `vigil-videos`, `vigil-spread` and `vig
 
 The Airflow DAG ``dags/crawl_trending.py`` maps `discover` over a watchlist's entries and `download` over the
 videos `triage` picks; `run_cycle` does the same in one process for `vigil crawl`. Nothing here imports
-``detectors``; sentence-transformers is imported only when relevance is first scored.
+``detectors``; the relevance encoder (numpy, no torch) loads when relevance is first scored.
 """
 from __future__ import annotations
 

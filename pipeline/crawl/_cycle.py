@@ -291,8 +291,11 @@ def run_cycle(settings: Settings, watchlist: str | Path | Watchlist | None = Non
 
 
 def crawl_table(summary: CrawlSummary) -> Any:
-    """A rich table of one cycle: counts, then each reason with how many videos it applies to."""
+    """A rich table of one cycle: counts, then each reason with how many videos it applies to (platform text is
+    shown as it is, never as markup or terminal controls)."""
     from rich.table import Table
+
+    from .._text import plain
 
     table = Table(title=f"vigil crawl: {summary.entries} watchlist entries in {summary.seconds:.1f} s")
     table.add_column("", overflow="fold")
@@ -307,9 +310,9 @@ def crawl_table(summary: CrawlSummary) -> Any:
         table.add_section()
         for reason, count in summary.reasons.items():
             style = {"refused": "yellow", "failed": "red"}.get(reason.split(":", 1)[0], "dim")
-            table.add_row(f"[{style}]{reason}[/{style}]", str(count))
+            table.add_row(plain(reason, style), str(count))
     if summary.entry_errors:
         table.add_section()
         for error in summary.entry_errors:
-            table.add_row(f"[red]entry {error}[/red]", "")
+            table.add_row(plain(f"entry {error}", "red"), "")
     return table

@@ -2,7 +2,9 @@
 
 A search, feed or page is listed flat (one request), then each video's page is read for its metadata: platform,
 id, title, description, channel, upload time and public counters (None when the page withholds them, never 0).
-Videos whose page is refused or fails become candidates with that status, so nothing is dropped silently.
+Videos whose page is refused or fails become candidates with that status, so nothing is dropped silently. What the
+page declares itself (JSON-LD VideoObject, OpenGraph) names the video whichever extractor claimed it (`_pagemeta`);
+a page with several videos gives one candidate each.
 """
 from __future__ import annotations
 
@@ -17,11 +19,21 @@ from typing import Any
 from .._exceptions import DownloadFailed, DownloadRefused, UnsafeURL
 from .._settings import Settings
 from ._candidate import Candidate, url_uid
+from ._pagemeta import (
+    GENERIC_EXTRACTORS,
+    PageVideo,
+    decode_page,
+    match_video,
+    needs_page,
+    page_videos,
+    read_page,
+    strip_entry_suffix,
+)
 from ._safety import UrlPolicy
 from ._watchlist import WatchlistEntry
 from ._ytdlp import GuardedYoutubeDL, transient_retrying, translate_ytdlp_error, unsmuggle, ytdlp_options
 
-__all__ = ["DiscoveryResult", "discover_entry", "format_selector", "video_uid", "candidate_from_info"]
+__all__ = ["DiscoveryResult", "discover_entry", "format_selector", "video_uid", "candidate_from_info", "apply_page"]
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +252,7 @@ def discover_entry(entry: WatchlistEntry, settings: Settings, *, watchlist: str 
         for url, uid in pending:
             if uid in known or url in seen:
                 continue
-            result.candidates.append(_read_video(ydl, url, uid, entry, watchlist, policy, settings))
+            result.candidates.extend(_read_video(ydl, url, uid, entry, watchlist, policy, settings))
     result.seconds = time.monotonic() - started
     logger.info("entry %s: %d candidates, %d already known, %.1f s", entry.label, len(result.candidates),
                 len(result.known), result.seconds)
@@ -253,21 +265,24 @@ def _undecided(url: str, entry: WatchlistEntry, watchlist: str, uid: str | None 
 
 
 def _read_video(ydl: Any, url: str, uid: str | None, entry: WatchlistEntry, watchlist: str, policy: UrlPolicy,
-                settings: Settings) -> Candidate:
-    """One video's metadata as a candidate; a refused or failed page gives a decided candidate."""
+                settings: Settings) -> list[Candidate]:
+    """The metadata of the video(s) on one page as candidates; a refused or failed page gives a decided one."""
     started = time.monotonic()
     try:
         policy.check(url)
     except UnsafeURL as exc:
         logger.warning("video %s refused: %s", url, exc)
-        return _undecided(url, entry, watchlist, uid).decide("refused", str(exc))
+        return [_undecided(url, entry, watchlist, uid).decide("refused", str(exc))]
 
     def extract() -> dict[str, Any] | None:
         ydl.refusals.clear()
+        ydl.capture_url, ydl.captured_page = url, None
         try:
             return ydl.extract_info(url, download=False)
         except Exception as exc:  # noqa: BLE001 - translated; transient errors are tried again
             raise translate_ytdlp_error(exc, url=url, refusals=ydl.refusals) from exc
+        finally:
+            ydl.capture_url = None
 
     try:
         info = transient_retrying(settings, f"metadata of {url}")(extract)
@@ -277,23 +292,61 @@ def _read_video(ydl: Any, url: str, uid: str | None, entry: WatchlistEntry, watc
         if isinstance(error, UnsafeURL) and error.url and error.url != url:
             reason += f" ({error.url})"
         logger.warning("video %s %s: %s", url, verb, reason)
-        return _undecided(url, entry, watchlist, uid).decide(verb, reason)  # type: ignore[arg-type]
+        return [_undecided(url, entry, watchlist, uid).decide(verb, reason)]  # type: ignore[arg-type]
     if info is None or not info.get("id"):
-        return _undecided(url, entry, watchlist, uid).decide("failed", "no video found at this URL")
+        return [_undecided(url, entry, watchlist, uid).decide("failed", "no video found at this URL")]
+    infos = [info]
     if info.get("_type") in ("playlist", "multi_video"):
-        return _undecided(url, entry, watchlist, uid).decide(
-            "failed", "the URL is a playlist, not a video (watch it as a feed entry)")
-    candidate = candidate_from_info(info, entry, watchlist=watchlist)
-    candidate.url = candidate.url or url
-    if settings.crawl_fetch_subtitles:
-        candidate.subtitles = _subtitles(ydl, info, entry.language)
-    for media_url in candidate.media_urls:
-        try:
-            policy.check(media_url)
-        except UnsafeURL as exc:
-            candidate.decide("refused", f"{exc} ({media_url})")
-            break
-    candidate.timings_ms["metadata"] = round((time.monotonic() - started) * 1000, 1)
-    return candidate
+        infos = _page_entries(info)
+        if not infos:
+            return [_undecided(url, entry, watchlist, uid).decide(
+                "failed", "the URL is a playlist, not a video (watch it as a feed entry)")]
+    declared: list[PageVideo] = []
+    if any(needs_page(i) for i in infos):  # the page as the extractor read it, else read now
+        webpage = (decode_page(ydl.captured_page, ydl.captured_type) if ydl.captured_page is not None
+                   else read_page(ydl, url))
+        declared = page_videos(ydl, webpage, url) if webpage else []
+    candidates = []
+    for position, item in enumerate(infos):
+        candidate = candidate_from_info(item, entry, watchlist=watchlist)
+        candidate.url = candidate.url or url
+        candidate.title = strip_entry_suffix(candidate.title, item)
+        page = match_video(declared, candidate.media_urls, position=position, total=len(infos))
+        if page is not None:
+            apply_page(candidate, page, generic=str(item.get("extractor_key") or "").lower() in GENERIC_EXTRACTORS)
+        if settings.crawl_fetch_subtitles:
+            candidate.subtitles = _subtitles(ydl, item, entry.language)
+        for media_url in candidate.media_urls:
+            try:
+                policy.check(media_url)
+            except UnsafeURL as exc:
+                candidate.decide("refused", f"{exc} ({media_url})")
+                break
+        candidate.timings_ms["metadata"] = round((time.monotonic() - started) * 1000, 1)
+        candidates.append(candidate)
+    return candidates
+
+
+def _page_entries(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The videos of a page yt-dlp read as several (html5 ``<video>`` tags, embeds), each already resolved; none
+    when the URL is a real playlist (its entries are links to other pages)."""
+    entries = [e for e in info.get("entries") or [] if isinstance(e, dict)]
+    if not entries or not all(e.get("id") and (e.get("formats") or e.get("url")) and e.get("_type", "video") ==
+                              "video" for e in entries):
+        return []
+    if str(info.get("extractor_key") or "").lower() not in GENERIC_EXTRACTORS:
+        return []
+    return entries
+
+
+def apply_page(candidate: Candidate, page: PageVideo, *, generic: bool) -> None:
+    """The page's declared metadata onto a candidate: over a generic extractor's guesses, else where missing."""
+    for name in ("title", "description", "channel", "channel_url", "published", "views", "likes", "comments",
+                 "duration_s"):
+        value = getattr(page, name)
+        if value is not None and (generic or getattr(candidate, name) is None):
+            setattr(candidate, name, value)
+    if page.channel and (generic or not candidate.channel_id):
+        candidate.channel_id = page.channel_url or page.channel
 
 

