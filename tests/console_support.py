@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -33,11 +34,24 @@ def add_accounts(settings: Settings) -> None:
         es.close()
 
 
+def _root_conftest() -> Any:
+    """tests/conftest.py by its path: under tests/airflow the name ``conftest`` is that folder's own."""
+    import importlib.util
+    import sys
+
+    name = "vigil_tests_root_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "conftest.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment of a `vigil` subprocess with these settings (tests/worker on the path for the light suite)."""
-    from conftest import settings_env
-
-    env = settings_env(settings)
+    env = _root_conftest().settings_env(settings)
     env["VIGIL_WORKER_DETECTORS"] = ",".join(settings.worker_detectors)  # this list takes commas only, not JSON
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests" / "worker"), os.environ.get("PYTHONPATH", "")])
     env.update(extra)

@@ -126,7 +126,7 @@ def test_cookies_and_proxy_per_host(tmp_path: Path) -> None:
     assert yt.crawl_fetch_subtitles is False
     tt = settings_for_host(settings, "www.tiktok.com", "tiktok")
     assert tt.ytdlp_proxy.get_secret_value() == "http://user:secret@proxy:8080"
-    assert "secret" not in repr(settings)
+    assert "user:secret@" not in repr(settings)  # the proxy password never shows
 
 
 # ------------------------------------------------------------------ perceptual hash and clusters
