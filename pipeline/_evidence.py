@@ -23,7 +23,7 @@ from ._exceptions import ServiceUnavailable
 from ._media_store import MediaStore
 from ._messages import ResultMessage
 
-__all__ = ["render_timeline", "render_scores", "store_evidence", "attach_evidence", "evidence_dir"]
+__all__ = ["render_timeline", "render_scores", "store_evidence", "attach_evidence", "evidence_dir", "mark_segments"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,16 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
+def mark_segments(axes: Any, segments: Any) -> None:
+    """Shade the result's manipulated stretches (``segments``: items with start_s, end_s, score, detectors) on a
+    time axis, labelled once; any timeline plot can call it."""
+    for i, segment in enumerate(segments):
+        axes.axvspan(segment.start_s, segment.end_s, color="firebrick", alpha=0.15, linewidth=0,
+                     label="manipulated stretch" if i == 0 else None)
+        axes.text((segment.start_s + segment.end_s) / 2, 0.97, f"{segment.score:.2f} {'+'.join(segment.detectors)}",
+                  ha="center", va="top", fontsize=7, color="firebrick", transform=axes.get_xaxis_transform())
+
+
 def render_timeline(result: ResultMessage) -> bytes | None:
     """PNG of the per-window scores of every detector that has a timeline; None when none has one."""
     series = {name: out.timeline for name, out in sorted(result.detectors.items()) if out.applicable and out.timeline}
@@ -59,6 +69,7 @@ def render_timeline(result: ResultMessage) -> bytes | None:
             ys += [window.score, window.score]
         axes.plot(xs, ys, label=name, linewidth=1.6)
     axes.axhline(FLAG_THRESHOLD, color="firebrick", linestyle="--", linewidth=1, label="flag threshold")
+    mark_segments(axes, result.segments)
     axes.set_xlim(0, max(result.duration_s, max(w.end_s for ws in series.values() for w in ws)))
     axes.set_ylim(0, 1)
     axes.set_xlabel("seconds into the video")

@@ -27,7 +27,7 @@ from ._settings import Settings
 if TYPE_CHECKING:
     from detectors import Suite, SuiteResult
 
-__all__ = ["ScanError", "ScanOutcome", "run_scan", "write_report", "result_table"]
+__all__ = ["ScanError", "ScanOutcome", "run_scan", "write_report", "result_table", "segments_table"]
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,9 @@ def write_report(result: SuiteResult, directory: Path) -> list[Path]:
         elif r.applicable:
             ax.hlines(r.score, 0, duration, label=f"{name} ({r.score:.2f})")
     ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="flag threshold")
+    from ._evidence import mark_segments
+
+    mark_segments(ax, result.segments)
     ax.set(xlim=(0, duration), ylim=(-0.02, 1.02), xlabel="time (s)", ylabel="score",
            title=f"Detector scores over time: {result.fused.verdict}"
                  + (f" ({result.fused.score:.2f})" if result.fused.score is not None else ""))
@@ -207,10 +210,9 @@ def result_table(message: ResultMessage) -> Any:
             table.add_row(name, "—", "[dim]n/a[/]", detail)
             continue
         ev = out.evidence
-        if name == "lipsync":
-            detail = f"offset {ev.get('offset_ms')} ms, confidence {ev.get('confidence')}"
-        elif name == "spectral":
-            detail = f"{ev.get('bins_above_reference')} bins above camera range, Nyquist peak {ev.get('nyquist_peak_db')} dB"
+        reasons = ev.get("reasons")
+        if isinstance(reasons, list) and reasons:  # each detector words its own findings
+            detail = str(reasons[0])
         else:
             detail = ", ".join(f"{k}={v}" for k, v in list(ev.items())[:3] if not isinstance(v, (list, dict)))
         flagged = out.score is not None and out.score >= 0.5
@@ -218,4 +220,19 @@ def result_table(message: ResultMessage) -> Any:
     timing = ", ".join(f"{k} {v:.0f}" for k, v in message.timings_ms.items())
     table.add_section()
     table.add_row("timings (ms)", "", "", timing)
+    return table
+
+
+def segments_table(message: ResultMessage) -> Any:
+    """A rich table of the manipulated stretches (where, score, which detectors, why); None when there are none."""
+    if not message.segments:
+        return None
+    from rich.table import Table
+
+    table = Table(title="[red]manipulated stretches[/]", title_justify="left")
+    for column in ("from (s)", "to (s)", "score", "detectors", "why"):
+        table.add_column(column, overflow="fold")
+    for segment in message.segments:
+        table.add_row(f"{segment.start_s:.1f}", f"{segment.end_s:.1f}", f"{segment.score:.2f}",
+                      ", ".join(segment.detectors), "\n".join(segment.reasons))
     return table
