@@ -36,7 +36,7 @@ from ._base import Detector, DetectorResult, NotApplicable, Window
 from ._clip import Clip
 from ._registry import register
 
-__all__ = ["LipSync", "speech_envelope", "describe_sync"]
+__all__ = ["LipSync", "speech_envelope", "describe_sync", "describe_stretch", "shot_cuts"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,18 @@ def speech_envelope(audio: np.ndarray, rate: int, *, floor_db: float = 40.0) -> 
     level = 10 * np.log10(power + 1e-12)
     top = float(np.percentile(level, 99.5))
     return np.maximum(level, top - floor_db), level
+
+
+def shot_cuts(frames: np.ndarray, timestamps: np.ndarray, *, factor: float = 4.0, floor: float = 12.0
+              ) -> np.ndarray:
+    """Times of picture cuts: where consecutive sampled frames (colour, 1/8 size) differ far more than usual (more
+    than ``factor`` times the clip's median change and ``floor`` levels). Returns the later frame's times."""
+    if len(frames) < 3:
+        return np.zeros(0)
+    small = frames[:, ::8, ::8].astype(np.float32)
+    change = np.abs(np.diff(small, axis=0)).mean(axis=(1, 2, 3))
+    threshold = max(floor, factor * float(np.median(change)))
+    return np.asarray(timestamps[1:][change > threshold], dtype=np.float64)
 
 
 def describe_sync(offset_ms: float | None, *, confidence: float, peak: float, talking: bool) -> str:
@@ -123,7 +135,8 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
                  min_speech_share: float = 0.1, speech_floor_dbfs: float = -50.0, tolerance_ms: float = 150.0,
                  window_face_share: float = 0.7, window_speech_share: float = 0.35, window_mouth_std: float = 0.02,
                  min_stretch_windows: int = 3, near_lag_ms: float = 20.0, follows_at: float = 0.55,
-                 stretch_drop: float = 0.36, clip_follows: float = 0.5, clear_peak: float = 0.6) -> None:
+                 stretch_drop: float = 0.36, lost_at: float = 0.4, clip_follows: float = 0.5, clear_peak: float = 0.6,
+                 still_speech_rule: bool = True, still_speech_s: float = 0.8) -> None:
         super().__init__(device=device, batch_size=batch_size)
         self.lags = np.round(np.arange(-max_lag_s, max_lag_s + 1e-9, lag_step_s), 6)
         self.window_s, self.hop_s = window_s, hop_s
@@ -141,6 +154,9 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         self.near_lag_ms = near_lag_ms
         self.follows_at = follows_at
         self.stretch_drop = stretch_drop
+        self.lost_at = lost_at
+        self.still_speech_rule = still_speech_rule
+        self.still_speech_s = still_speech_s
         self.clip_follows = clip_follows
         self.clear_peak = clear_peak
 
@@ -191,8 +207,9 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         # which windows can be judged: most frames show the face, its mouth moves, and there is speech
         all_times = clip.timestamps
         level_times = np.arange(active.size) / ENVELOPE_RATE
-        judged = np.array([self._judgeable(start, times, mouth, all_times, level_times, active) for start in starts],
-                          dtype=bool)
+        cuts = shot_cuts(clip.frames, clip.timestamps)
+        judged = np.array([self._judgeable(start, times, mouth, all_times, level_times, active, cuts)
+                           for start in starts], dtype=bool)
         return LipSyncInputs(
             mouth=torch.from_numpy(mouth_bp.astype(np.float32)),
             envelope=torch.from_numpy(shifted.astype(np.float32)),
@@ -201,10 +218,11 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
             times=times, window_starts=starts, mouth_activity=activity, speech_share=speech_share, judged=judged)
 
     def _judgeable(self, start: float, times: np.ndarray, mouth: np.ndarray, all_times: np.ndarray,
-                   level_times: np.ndarray, active: np.ndarray) -> bool:
+                   level_times: np.ndarray, active: np.ndarray, cuts: np.ndarray) -> bool:
         """Can the window from ``start`` be judged? Over the window the face is visible in most frames, the mouth
-        moves and there is speech; and in no third of it is there speech under a still (or hidden) mouth: that is a
-        cutaway, a listener or a turned head, not evidence. A dub moves the mouth while the other voice speaks."""
+        moves and there is speech; the picture does not cut (a cutaway to a listener or to the set, and back); and in
+        no third of it is there speech under a still or hidden mouth (a listener while someone off-screen speaks, a
+        turned head)."""
         end = start + self.window_s
         in_frames = int(np.sum((all_times >= start) & (all_times < end)))
         inside = (times >= start) & (times < end)
@@ -214,17 +232,35 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         if inside.sum() / in_frames < self.window_face_share or float(np.mean(active[in_audio])) < \
                 self.window_speech_share or float(np.std(mouth[inside])) < self.window_mouth_std:
             return False
-        third = self.window_s / 3
-        for k in range(3):
-            a, b = start + k * third, start + (k + 1) * third
-            speech = (level_times >= a) & (level_times < b)
-            if not speech.any() or float(np.mean(active[speech])) < 0.5:
-                continue
-            frames = int(np.sum((all_times >= a) & (all_times < b)))
-            part = (times >= a) & (times < b)
-            if part.sum() < max(2, 0.7 * frames) or float(np.ptp(mouth[part])) < 2 * self.window_mouth_std:
-                return False
+        if np.any((cuts > start) & (cuts < end)):
+            return False  # a cut inside the window: the face after it may be someone else
+        if self.still_speech_rule and self._silent_mouth_s(start, end, times, mouth, all_times, level_times,
+                                                           active) >= self.still_speech_s:
+            return False  # someone speaks while this face stays still or hidden: a listener, a turn, not a dub
         return True
+
+    def _silent_mouth_s(self, start: float, end: float, times: np.ndarray, mouth: np.ndarray, all_times: np.ndarray,
+                        level_times: np.ndarray, active: np.ndarray) -> float:
+        """The longest stretch inside the window with speech under a still (or unseen) mouth, in seconds."""
+        frames = all_times[(all_times >= start) & (all_times < end)]
+        if frames.size == 0:
+            return 0.0
+        seen = np.interp(frames, times, mouth, left=np.nan, right=np.nan)
+        at = np.searchsorted(times, frames)
+        visible = (at < times.size) & (np.abs(times[np.clip(at, 0, times.size - 1)] - frames) < 1e-6)
+        longest = run = 0
+        step = float(np.median(np.diff(all_times))) if all_times.size > 1 else 0.2
+        for i, t in enumerate(frames):
+            near = (level_times >= t - step) & (level_times < t + step)
+            speaking = bool(near.any()) and float(np.mean(active[near])) >= 0.5
+            if visible[i]:
+                around = (times >= t - 1.5 * step) & (times <= t + 1.5 * step)
+                still = float(np.ptp(mouth[around])) < 2 * self.window_mouth_std if around.any() else True
+            else:
+                still = True
+            run = run + 1 if speaking and still and np.isfinite(seen[i]) | ~visible[i] else 0
+            longest = max(longest, run)
+        return longest * step
 
     @staticmethod
     def _main_face(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
@@ -337,8 +373,9 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         for group in self._groups(readings):
             mean = float(np.mean([readings[w]["at_clip_lag"] for w in group]))  # type: ignore[index]
             drop = base - mean
-            score = float(np.clip(0.5 + (drop - self.stretch_drop) / 0.3, 0.0, 1.0)) if mean <= self.follows_at \
-                else 0.0
+            relative = 0.5 + (drop - self.stretch_drop) / 0.3  # far below this clip's own level
+            absolute = 0.5 + (self.lost_at - mean) / 0.2  # hardly following at all
+            score = float(np.clip(max(relative, absolute), 0.0, 1.0)) if mean <= self.follows_at else 0.0
             for w in group:
                 per_window[w] = max(per_window[w], score)
             if score >= 0.5:
