@@ -4,7 +4,7 @@
                    or runs of its timeline at >= 0.5 lasting >= ``min_segment_s`` (any detector with a timeline)
     across them:   overlapping stretches merged into one Segment {start_s, end_s, score, detectors, reasons};
                    score = the calibration's weighted noisy-OR of the detectors' stretch scores
-    fused timeline: a 0.5 s grid, per cell the same noisy-OR of each detector's worst window covering it
+    fused timeline: a 0.5 s grid, per cell the same noisy-OR of each detector's worst window or stretch covering it
     clip score:    raised to the best segment's score where that is higher (a sustained manipulated stretch is
                    not averaged away); the verdict and reasons follow, naming where
 
@@ -105,9 +105,12 @@ def merge_stretches(stretches: list[Stretch], calibration: Calibration, *, join_
 
 def fused_timeline(results: Mapping[str, DetectorResult], calibration: Calibration, duration_s: float, *,
                    grid_s: float = GRID_S) -> list[TimelineWindow]:
-    """The fused score per ``grid_s`` cell: noisy-OR over applicable detectors of each one's worst window
-    overlapping the cell; cells no detector's timeline covers are left out."""
-    timelines = {n: r.timeline for n, r in results.items() if r.applicable and r.timeline}
+    """The fused score per ``grid_s`` cell: noisy-OR over applicable detectors of each one's worst window (or
+    stretch) overlapping the cell; cells no detector's timeline covers are left out."""
+    timelines: dict[str, list[Any]] = {n: list(r.timeline) for n, r in results.items() if r.applicable and r.timeline}
+    for name, result in results.items():  # a detector's own stretches are part of its timeline
+        for stretch in detector_stretches(result):
+            timelines.setdefault(name, []).append(stretch)
     if not timelines or duration_s <= 0:
         return []
     cells = max(1, math.ceil(duration_s / grid_s - 1e-9))

@@ -143,7 +143,10 @@ def test_stretches_of_two_detectors_merge_and_raise_the_clip_score() -> None:
     assert segment.score == pytest.approx(1 - (1 - 0.9) * (1 - weight * 0.7), abs=1e-4)
     assert fused.score == segment.score and fused.verdict == "likely_manipulated"
     assert fused.reasons[:2] == ["mouth does not follow the speech from 4.0 s", "another voice from 4.4 s"]
-    assert len(fused.timeline) == 40 and fused.timeline[0].start_s == 0.0 and fused.timeline[-1].end_s == 20.0
+    cells = {(w.start_s, w.end_s): w.score for w in fused.timeline}
+    assert cells[(0.0, 0.5)] == pytest.approx(1 - 0.9 * (1 - weight * 0.1), abs=1e-4)  # both timelines, calm
+    assert cells[(5.0, 5.5)] == pytest.approx(segment.score, abs=1e-4)  # inside both stretches
+    assert (3.0, 3.5) not in cells and (12.0, 12.5) not in cells  # nothing covers them
 
 
 def test_no_segment_leaves_the_fused_score_alone() -> None:
