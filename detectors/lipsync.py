@@ -36,7 +36,7 @@ from ._base import Detector, DetectorResult, NotApplicable, Window
 from ._clip import Clip
 from ._registry import register
 
-__all__ = ["LipSync", "speech_envelope", "describe_sync", "describe_stretch", "shot_cuts"]
+__all__ = ["LipSync", "speech_envelope", "describe_sync", "describe_stretch", "shot_cuts", "main_face"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,20 @@ def shot_cuts(frames: np.ndarray, timestamps: np.ndarray, *, factor: float = 4.0
     change = np.abs(np.diff(small, axis=0)).mean(axis=(1, 2, 3))
     threshold = max(floor, factor * float(np.median(change)))
     return np.asarray(timestamps[1:][change > threshold], dtype=np.float64)
+
+
+def main_face(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
+    """(frame indices, mouth openings) of the main visible face: in every frame the most likely speaker's track
+    present there. A cutaway or a turned head splits the speaker into several tracks; this joins them back."""
+    owner = np.full(len(clip.frames), -1, dtype=np.int64)
+    mouth = np.full(len(clip.frames), np.nan, dtype=np.float64)
+    for track in clip.faces:  # speaker first
+        index = np.asarray(track.frame_index, dtype=np.int64)
+        free = owner[index] < 0
+        owner[index[free]] = track.track_id
+        mouth[index[free]] = track.mouth_open[free]
+    seen = np.flatnonzero(owner >= 0)
+    return seen, mouth[seen]
 
 
 def describe_sync(offset_ms: float | None, *, confidence: float, peak: float, talking: bool) -> str:
@@ -169,7 +183,7 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
             return NotApplicable("no audio stream")
         if clip.duration_s < self.min_duration_s:
             return NotApplicable(f"too short ({clip.duration_s:.1f} s < {self.min_duration_s:g} s)")
-        frame_index, mouth_all = self._main_face(clip)
+        frame_index, mouth_all = main_face(clip)
         share = frame_index.size / max(1, len(clip.frames))
         if share < self.min_face_share:
             return NotApplicable(f"the speaker's face is visible in only {share:.0%} of the frames")
@@ -245,7 +259,6 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         frames = all_times[(all_times >= start) & (all_times < end)]
         if frames.size == 0:
             return 0.0
-        seen = np.interp(frames, times, mouth, left=np.nan, right=np.nan)
         at = np.searchsorted(times, frames)
         visible = (at < times.size) & (np.abs(times[np.clip(at, 0, times.size - 1)] - frames) < 1e-6)
         longest = run = 0
@@ -258,23 +271,10 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
                 still = float(np.ptp(mouth[around])) < 2 * self.window_mouth_std if around.any() else True
             else:
                 still = True
-            run = run + 1 if speaking and still and np.isfinite(seen[i]) | ~visible[i] else 0
+            run = run + 1 if speaking and still else 0
             longest = max(longest, run)
         return longest * step
 
-    @staticmethod
-    def _main_face(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
-        """(frame indices, mouth openings) of the main visible face: in every frame the most likely speaker's track
-        present there. A cutaway or a turned head splits the speaker into several tracks; this joins them back."""
-        owner = np.full(len(clip.frames), -1, dtype=np.int64)
-        mouth = np.full(len(clip.frames), np.nan, dtype=np.float64)
-        for track in clip.faces:  # speaker first
-            index = np.asarray(track.frame_index, dtype=np.int64)
-            free = owner[index] < 0
-            owner[index[free]] = track.track_id
-            mouth[index[free]] = track.mouth_open[free]
-        seen = np.flatnonzero(owner >= 0)
-        return seen, mouth[seen]
 
     def _window_starts(self, duration: float) -> np.ndarray:
         if duration <= self.window_s:
@@ -411,7 +411,7 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         samples = raw["samples"].numpy()
         judged = np.asarray(raw["judged"], dtype=bool)
         offset_ms, peak = self._peak(curve)
-        _, mouth_all = self._main_face(clip)
+        _, mouth_all = main_face(clip)
         talking = bool(np.std(mouth_all[np.isfinite(mouth_all)]) >= self.talking_mouth_std)
         starts = self._window_starts(clip.duration_s)
         series = []

@@ -26,6 +26,7 @@ from ._base import Detector, DetectorResult, NotApplicable, Window
 from ._clip import Clip
 from ._registry import register
 from ._vad import speech_segments
+from .lipsync import main_face
 
 __all__ = ["VoiceChange"]
 
@@ -82,21 +83,16 @@ class VoiceChange(Detector[VoiceChangeInputs, dict[str, Any]]):
             return NotApplicable(f"no speech to follow ({total:.1f} s of speech < {self.min_speech_s:g} s)")
         if not clip.faces:
             return NotApplicable("no face: a voice change needs the face that keeps talking")
-        owner = np.full(len(clip.frames), -1)
-        mouth = np.full(len(clip.frames), np.nan)
-        for track in clip.faces:  # the main visible face per frame, speaker first (as lipsync joins them)
-            index = np.asarray(track.frame_index, dtype=np.int64)
-            free = owner[index] < 0
-            owner[index[free]] = track.track_id
-            mouth[index[free]] = track.mouth_open[free]
+        index, mouth = main_face(clip)  # the main visible face per frame, as lipsync joins its tracks
         seen = np.isfinite(mouth)
-        share = float(np.mean(seen)) if seen.size else 0.0
+        index, mouth = index[seen], mouth[seen]
+        share = index.size / max(1, len(clip.frames))
         if share < self.min_face_share:
             return NotApplicable(f"no continuously visible face ({share:.0%} of the frames)")
-        if float(np.std(mouth[seen])) < self.talking_mouth_std:
+        if mouth.size < 3 or float(np.std(mouth)) < self.talking_mouth_std:
             return NotApplicable("the face does not talk (its mouth hardly moves)")
         return VoiceChangeInputs(audio=np.asarray(clip.audio, dtype=np.float32), speech=speech,
-                                 face_times=clip.timestamps[seen], mouth=mouth[seen],
+                                 face_times=clip.timestamps[index], mouth=mouth,
                                  frame_times=np.asarray(clip.timestamps))
 
     # -- forward (device)
