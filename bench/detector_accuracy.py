@@ -84,7 +84,7 @@ def lipsync_accuracy(items: list[dict[str, object]], fps: float) -> dict[str, ob
     from detectors import FaceTracker, LipSync, decode_clip
 
     tracker, detector = FaceTracker(), LipSync(device="cpu")
-    clips = [tracker(decode_clip(item["path"], fps=fps)) for item in items]  # type: ignore[arg-type]
+    clips = [_tracked(item["path"], fps, tracker) for item in items]  # type: ignore[arg-type]
     results = detector(clips)
     frame_ms = 1000.0 / fps
     rows = []
@@ -145,8 +145,25 @@ def _iou(a: tuple[float, float], b: tuple[float, float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _tracked(path: Path, fps: float, tracker: object) -> object:
+    """The clip decoded and face-tracked, cached beside the media (decoding and tracking a 30 s clip is most of the
+    evaluation's time; the cache holds only what the media determines)."""
+    import pickle
+
+    from detectors import decode_clip
+
+    cache = path.with_suffix(f".{fps:g}fps.clip.pkl")
+    if cache.exists():
+        with cache.open("rb") as handle:
+            return pickle.load(handle)
+    clip = tracker(decode_clip(path, fps=fps))  # type: ignore[operator]
+    with cache.open("wb") as handle:
+        pickle.dump(clip, handle)
+    return clip
+
+
 def splice_accuracy(items: list[dict[str, object]], fps: float) -> dict[str, object]:
-    from detectors import FaceTracker, Fusion, LipSync, decode_clip, registered, run_detector
+    from detectors import FaceTracker, Fusion, LipSync, registered, run_detector
     from detectors._segments import locate
 
     tracker, fusion = FaceTracker(), Fusion()
@@ -156,7 +173,7 @@ def splice_accuracy(items: list[dict[str, object]], fps: float) -> dict[str, obj
             detectors.append(registered()["voice_change"](device="cpu"))
         except Exception as exc:  # noqa: BLE001 - the figure is then lipsync's alone, and says so
             print(f"voice_change left out: {exc}")
-    clips = [tracker(decode_clip(item["path"], fps=fps)) for item in items]  # type: ignore[arg-type]
+    clips = [_tracked(item["path"], fps, tracker) for item in items]  # type: ignore[arg-type]
     per_detector = {d.name: run_detector(d, clips) for d in detectors}
     rows = []
     for i, (item, clip) in enumerate(zip(items, clips, strict=True)):
