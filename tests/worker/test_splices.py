@@ -16,6 +16,8 @@ from detectors import Clip, DetectorResult, FaceTracker, Fusion, LipSync, Suite,
 from detectors._segments import detector_stretches, fused_timeline, locate, merge_stretches
 from detectors.synthetic import LongClip, make_long_clip
 from pipeline import FusedScore
+from pipeline._evidence import render_timeline
+from pipeline.scan import segments_table
 
 #: name: (kind, seed, splice length, events, sentences)
 SPECS = {
@@ -109,6 +111,12 @@ def test_the_suite_result_carries_segments_and_a_fused_timeline(
     assert message.segments == spliced.segments and message.fused.timeline
     assert calm.segments == [] and calm.fused.verdict == "no_signal"
     assert calm.fused.timeline and max(w.score for w in calm.fused.timeline) < 0.5
+    # `vigil scan` lists the stretches below its table; the evidence plot shades them
+    table = segments_table(message)
+    assert table is not None and table.row_count == len(message.segments)
+    assert segments_table(calm.to_message(video_uid="file:calm", suite_version=suite.version)) is None
+    png = render_timeline(message)
+    assert png is not None and png.startswith(b"\x89PNG")
 
 
 # -- the segment logic on its own (results built by hand: pure functions of results)
