@@ -215,3 +215,30 @@ def test_voice_change_finds_another_voice_under_the_same_talking_face(tmp_path: 
     assert spliced.evidence["reasons"][0].startswith("another voice from")
     assert spliced.version.startswith("1.0+resemblyzer-")
     assert authentic.applicable and not authentic.flagged, authentic.evidence["stretches"]
+
+
+@pytest.mark.slow
+def test_vigil_scan_prints_the_spliced_stretch(long_clips: dict[str, tuple[LongClip, Clip]], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline import ResultMessage, decode, get_settings
+    from pipeline.cli import app
+
+    monkeypatch.delenv("VIGIL_CONFIG", raising=False)
+    monkeypatch.setenv("VIGIL_DEVICE", "cpu")
+    monkeypatch.setenv("VIGIL_DETECTORS", "lipsync")
+    get_settings.cache_clear()
+    try:
+        made = long_clips["voice_3s"][0]
+        out = tmp_path / "result.json"
+        result = CliRunner().invoke(app, ["scan", str(made.path), "--json", str(out), "--report",
+                                          str(tmp_path / "report")])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "manipulated stretches" in text and "mouth does not follow the speech from" in text
+    message = decode(out.read_bytes(), ResultMessage)
+    assert message.segments and message.segments[0].detectors == ["lipsync"]
+    assert message.fused.verdict in ("likely_manipulated", "suspicious") and message.fused.timeline
