@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The detector suite on a GPU: throughput (video-seconds per wall-second) and peak GPU memory on generated clips.
+# The detector suite on a GPU: throughput (video-seconds per wall-second), peak GPU memory, and the largest score
+# difference between CUDA and CPU results on the same generated clips (bench/cuda_parity.py).
 # Needs no Kafka or Elasticsearch: it measures the bare Suite path (decode + faces on CPU threads, detectors
 # batched across videos on the device), the same code the worker runs between consume and produce.
 #
@@ -67,4 +68,8 @@ if [ ${#extra[@]} -eq 0 ]; then
   if [ "$device" = cpu ]; then extra=(--clips 16 --batch 8); else extra=(--clips 128 --batch 32 --threads 8); fi
 fi
 say "measuring the suite on $device: ${extra[*]}"
-exec "$PY" bench/suite_throughput.py --device "$device" "${extra[@]}"
+"$PY" bench/suite_throughput.py --device "$device" "${extra[@]}"
+if [ "$device" != cpu ]; then
+  say "the same clips on the CPU and on $device: largest score difference"
+  "$PY" bench/cuda_parity.py --device "$device" --clips 16
+fi

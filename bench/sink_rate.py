@@ -112,27 +112,28 @@ def run_sink(results: list[Any], settings: Any) -> float:
     sink = Sink(settings)
     marks: dict[str, float] = {}
     done = threading.Event()
-    original_add, original_collect, original_done = sink._add, sink._collect, sink.tracker.done
+    original_submit, original_done, original_commit = sink.decode.submit, sink.tracker.done, sink.commit.commit_now
     settled = [0]
 
-    def add(record: Any) -> None:
+    def submit(item: Any) -> None:
         marks.setdefault("first", time.perf_counter())
-        original_add(record)
+        original_submit(item)
 
     def mark_done(*args: Any) -> bool:
         ok = original_done(*args)
         settled[0] += int(ok)
         return ok
 
-    def collect(*, wait: bool = False) -> None:
-        original_collect(wait=wait)  # settles a bulk request and commits its offsets
-        if settled[0] >= len(results) and "last" not in marks:
+    def commit_now() -> Any:
+        committed = original_commit()  # the offsets of what Elasticsearch acknowledged
+        if settled[0] >= len(results) and not sink.tracker.committable() and "last" not in marks:
             marks["last"] = time.perf_counter()
             done.set()
+        return committed
 
-    sink._add = add  # type: ignore[method-assign]
-    sink._collect = collect  # type: ignore[method-assign]
+    sink.decode.submit = submit  # type: ignore[method-assign]
     sink.tracker.done = mark_done  # type: ignore[method-assign]
+    sink.commit.commit_now = commit_now  # type: ignore[method-assign]
     thread = threading.Thread(target=sink.run, kwargs={"max_seconds": 600})
     thread.start()
     try:

@@ -34,7 +34,6 @@ def run_worker_path(suite: Any, paths: list[Path], settings: Any, video_seconds:
     from pipeline import JobMessage, SourceMetadata, encode, ensure_topics, make_admin, make_producer
     from pipeline._submit import store_file
     from pipeline.worker import Worker
-    from pipeline.worker._steps import Prepare, ProduceResult
 
     admin = make_admin(settings)
     ensure_topics(admin, settings)
@@ -51,22 +50,22 @@ def run_worker_path(suite: Any, paths: list[Path], settings: Any, video_seconds:
     acked = [0]
     done = threading.Event()
     worker = Worker(settings, suite=suite)
-    original_submit = Prepare.submit
-    original_acked = ProduceResult._acked
+    original_submit, original_acked = worker.prepare.submit, worker.produce.on_acked
 
-    def submit(self: Any, item: Any) -> None:
+    def submit(item: Any) -> None:
         marks.setdefault("first", time.perf_counter())
-        original_submit(self, item)
+        original_submit(item)
 
-    def on_ack(self: Any, item: Any, work: Any) -> None:
-        original_acked(self, item, work)
+    def on_ack(item: Any, work: Any) -> None:
+        if original_acked is not None:
+            original_acked(item, work)
         acked[0] += 1
         if acked[0] == len(paths):
             marks["last"] = time.perf_counter()
             done.set()
 
-    worker.prepare.submit = submit.__get__(worker.prepare)  # type: ignore[method-assign]
-    worker.produce._acked = on_ack.__get__(worker.produce)  # type: ignore[method-assign]
+    worker.prepare.submit = submit  # type: ignore[method-assign]
+    worker.produce.on_acked = on_ack
     thread = threading.Thread(target=worker.run, kwargs={"max_seconds": 600})
     thread.start()
     try:

@@ -9,7 +9,15 @@ from __future__ import annotations
 from ._base import Detector, DetectorResult, NotApplicable, Window, resolve_device, run_detector, to_device
 from ._clip import AUDIO_RATE, Clip, FaceTrack
 from ._decode import decode_clip
-from ._exceptions import CorruptMedia, MediaError, MediaTooLarge, ModelError, NotAVideo
+from ._exceptions import (
+    CorruptMedia,
+    DetectorUnavailable,
+    MediaError,
+    MediaTooLarge,
+    ModelError,
+    NotAVideo,
+    is_transient,
+)
 from ._faces import FaceTracker, track_faces
 from ._fusion import Calibration, Fusion, load_calibration
 from ._registry import KNOWN_NAMES, create, register, registered, suite_version
@@ -25,7 +33,7 @@ from .voice_synthetic import VoiceSynthetic
 
 __all__ = [
     "AUDIO_RATE", "Clip", "FaceTrack", "decode_clip",
-    "MediaError", "NotAVideo", "CorruptMedia", "MediaTooLarge", "ModelError",
+    "MediaError", "NotAVideo", "CorruptMedia", "MediaTooLarge", "ModelError", "DetectorUnavailable", "is_transient",
     "Detector", "DetectorResult", "NotApplicable", "Window", "resolve_device", "run_detector", "to_device",
     "KNOWN_NAMES", "register", "registered", "create", "suite_version",
     "LoadedModel", "ModelDetector", "load_model", "FaceForgery", "NonVerbal", "VoiceSynthetic",

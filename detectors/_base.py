@@ -22,7 +22,7 @@ import torch
 from pipeline import DetectorOutput, TimelineWindow
 
 from ._clip import Clip
-from ._exceptions import ModelError
+from ._exceptions import DetectorUnavailable, ModelError, is_transient
 
 __all__ = ["Detector", "DetectorResult", "NotApplicable", "Window", "resolve_device", "run_detector", "to_device"]
 
@@ -87,7 +87,8 @@ class DetectorResult:
         """The ``vigil.result/1`` form: JSON-friendly evidence (numpy values become lists and floats)."""
         return DetectorOutput(
             version=self.version, applicable=self.applicable,
-            score=None if self.score is None else float(self.score), rank=self.rank,
+            score=None if self.score is None else float(self.score),
+            rank=self.rank or (None if self.applicable else "not_applicable"),
             timeline=[TimelineWindow(start_s=max(0.0, float(w.start_s)), end_s=max(0.0, float(w.end_s)),
                                      score=float(np.clip(w.score, 0.0, 1.0))) for w in self.timeline],
             evidence=_jsonable(self.evidence), error=self.error)
@@ -116,14 +117,17 @@ def resolve_device(setting: str | torch.device = "auto") -> torch.device:
     return torch.device(setting)
 
 
-def to_device(value: Any, device: torch.device) -> Any:
-    """Tensors anywhere inside dicts, lists, tuples and dataclass-free containers, moved to ``device``."""
+def to_device(value: Any, device: torch.device, *, non_blocking: bool = False) -> Any:
+    """Tensors anywhere inside dicts, lists, tuples and dataclass-free containers, moved to ``device``.
+
+    ``non_blocking`` only for copies onto an accelerator (the stream orders them before the kernels that read
+    them); a copy back to the CPU is always blocking, because the CPU reads it right away."""
     if isinstance(value, torch.Tensor):
-        return value.to(device, non_blocking=True)
+        return value.to(device, non_blocking=non_blocking and device.type != "cpu")
     if isinstance(value, dict):
-        return {k: to_device(v, device) for k, v in value.items()}
+        return {k: to_device(v, device, non_blocking=non_blocking) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(to_device(v, device) for v in value)
+        return type(value)(to_device(v, device, non_blocking=non_blocking) for v in value)
     return value
 
 
@@ -153,10 +157,13 @@ class Detector(ABC, Generic[Inputs, Raw]):
     def forward(self, batch: list[Inputs]) -> list[Raw]:
         """Run ``_forward`` on the device: inputs moved there, inference mode, outputs moved back to the CPU."""
         with torch.inference_mode():
-            outputs = self._forward(to_device(batch, self.device))
+            outputs = self._forward(to_device(batch, self.device, non_blocking=True))
         if len(outputs) != len(batch):
             raise RuntimeError(f"{self.name}: _forward returned {len(outputs)} outputs for {len(batch)} inputs")
-        return to_device(outputs, torch.device("cpu"))
+        outputs = to_device(outputs, torch.device("cpu"))  # blocking: postprocess reads these at once
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # outputs already on the CPU (numpy, floats) came from async kernels
+        return outputs
 
     def result(self, **kwargs: Any) -> DetectorResult:
         """A DetectorResult already carrying this detector's name and version."""
@@ -173,8 +180,17 @@ class Detector(ABC, Generic[Inputs, Raw]):
         return f"{type(self).__name__}(name={self.name!r}, version={self.version!r}, device={self.device})"
 
 
+def _unavailable(detector: Detector[Any, Any], exc: BaseException, batch_size: int) -> DetectorUnavailable:
+    return DetectorUnavailable(f"{detector.name}: {type(exc).__name__}: {exc}", detector=detector.name,
+                               batch_size=batch_size)
+
+
 def run_detector(detector: Detector[Any, Any], clips: Sequence[Clip]) -> list[DetectorResult]:
-    """preprocess each clip, forward the applicable ones in batches, postprocess each; errors stay per clip."""
+    """preprocess each clip, forward the applicable ones in batches, postprocess each.
+
+    A permanent error stays with its clip: that clip's result is ``failed`` (a batch whose device step fails is
+    run again clip by clip to find which). A transient error (``is_transient``: out of memory, CUDA/driver error,
+    timeout) raises DetectorUnavailable: no result is made up for it, the caller retries."""
     results: list[DetectorResult | None] = [None] * len(clips)
     pending: list[tuple[int, Any]] = []
     for i, clip in enumerate(clips):
@@ -183,6 +199,8 @@ def run_detector(detector: Detector[Any, Any], clips: Sequence[Clip]) -> list[De
         except ModelError:
             raise  # a checkpoint that cannot be loaded is the configuration's fault, not this clip's
         except Exception as exc:  # noqa: BLE001 - one clip's failure must not sink the batch
+            if is_transient(exc):
+                raise _unavailable(detector, exc, 1) from exc
             logger.exception("%s: preprocess failed on %s", detector.name, clip.source)
             results[i] = DetectorResult.failed(detector.name, detector.version, exc)
             continue
@@ -192,11 +210,35 @@ def run_detector(detector: Detector[Any, Any], clips: Sequence[Clip]) -> list[De
             pending.append((i, inputs))
     for start in range(0, len(pending), max(1, detector.batch_size)):
         chunk = pending[start:start + detector.batch_size]
-        raws = detector.forward([inputs for _, inputs in chunk])
-        for (i, _), raw in zip(chunk, raws, strict=True):
+        for (i, _), (raw, error) in zip(chunk, _forward_isolating(detector, [x for _, x in chunk]), strict=True):
+            if error is not None:
+                results[i] = DetectorResult.failed(detector.name, detector.version, error)
+                continue
             try:
                 results[i] = detector.postprocess(raw, clips[i])
             except Exception as exc:  # noqa: BLE001
+                if is_transient(exc):
+                    raise _unavailable(detector, exc, 1) from exc
                 logger.exception("%s: postprocess failed on %s", detector.name, clips[i].source)
                 results[i] = DetectorResult.failed(detector.name, detector.version, exc)
     return [r for r in results if r is not None]
+
+
+def _forward_isolating(detector: Detector[Any, Any], inputs: list[Any]) -> list[tuple[Any, BaseException | None]]:
+    """``forward`` on a batch; when it fails permanently, each input alone, so one bad input fails only itself."""
+    try:
+        return [(raw, None) for raw in detector.forward(inputs)]
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        if is_transient(exc):
+            raise _unavailable(detector, exc, len(inputs)) from exc
+        if len(inputs) == 1:
+            logger.warning("%s: device step failed on one input: %s: %s", detector.name, type(exc).__name__, exc)
+            return [(None, exc)]
+        logger.warning("%s: device step failed on a batch of %d (%s); running its inputs one by one",
+                       detector.name, len(inputs), exc)
+    out: list[tuple[Any, BaseException | None]] = []
+    for single in inputs:
+        out.extend(_forward_isolating(detector, [single]))
+    return out

@@ -381,12 +381,12 @@ def fit_calibration(results: Sequence[ItemResult], names: Sequence[str], *, base
         for i, r in enumerate(scored):
             raw_i = r.raw(name)
             calibrated[i, j] = 0.0 if raw_i is None else (scale(raw_i) if scale is not None else raw_i)
-        detectors[name] = DetectorCalibration(platt=platt or kept.platt, weight=kept.weight)
+        detectors[name] = kept.model_copy(update={"platt": platt or kept.platt})  # keeps rank bands
     prior = np.asarray([detectors[n].weight for n in names])
     if weighed:
         weights = _fit_weights(calibrated[:, weighed], labels, prior[weighed])
         for j, w in zip(weighed, weights):
-            detectors[names[j]] = DetectorCalibration(platt=detectors[names[j]].platt, weight=round(float(w), 6))
+            detectors[names[j]] = detectors[names[j]].model_copy(update={"weight": round(float(w), 6)})
     for name, kept in base.detectors.items():
         detectors.setdefault(name, kept)
     n_fake = int(labels.sum())

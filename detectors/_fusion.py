@@ -4,7 +4,9 @@ Parameters live in a versioned JSON file (``detectors/calibration/default.json``
 names another); its ``version`` enters the suite version, so a new calibration yields new detection documents::
 
     {"version": "…",
-     "detectors": {"lipsync": {"platt": {"a": 1.0, "b": 0.0}, "weight": 1.0}, …},
+     "detectors": {"lipsync": {"platt": {"a": 1.0, "b": 0.0}, "weight": 1.0}, …,
+                   "face_forgery": {"rank": {"low": 0.2, "high": 0.8},               # per detector …
+                                    "checkpoints": {"org/name": {"rank": {…}}}}},   # … and per checkpoint
      "default": {"platt": null, "weight": 0.5},          # detectors the file does not name
      "fusion": {"method": "noisy_or"},
      "verdicts": {"likely_manipulated": 0.75, "suspicious": 0.5}}
@@ -14,6 +16,15 @@ noisy-OR of the calibrated scores of the applicable detectors, ``1 - prod(1 - we
 for different manipulations, so one confident detector is enough and an in-sync mouth does not clear a swapped
 face. Verdicts: ``likely_manipulated`` (fused ≥ upper threshold), ``suspicious`` (≥ lower), ``no_signal`` (below),
 ``inconclusive`` (no detector could judge the video).
+
+Ranks (``DetectorResult.rank``): a calibrated score at or above the checkpoint's ``rank.high`` is ``high``, at or
+below ``rank.low`` is ``low``, between them ``uncertain``; ``not_applicable`` when the detector could not judge.
+Thresholds are looked up by the result's ``evidence['checkpoint_id']`` (``org/name@commit``), then its
+``evidence['checkpoint']`` (hub id or directory), then the detector's own ``rank``; without any, a flagged score is
+``high`` and any other ``low``. A detector may mark a result ``evidence['decides_alone'] = False`` (the face model on
+crowds and split screens): it is then ``uncertain`` and may not carry the verdict alone. The verdict becomes
+``inconclusive`` instead of ``no_signal`` when no applicable detector that may decide ranked its score ``low``
+(nothing could rule manipulation out), and ``suspicious`` at most when only such results flagged it.
 """
 from __future__ import annotations
 
@@ -31,7 +42,7 @@ from pipeline import ConfigError, FusedScore
 from ._base import DetectorResult, Window
 
 __all__ = ["Calibration", "DetectorCalibration", "Platt", "Fusion", "DEFAULT_CALIBRATION_FILE", "load_calibration",
-           "describe"]
+           "describe", "RankThresholds", "CheckpointCalibration", "rank_of"]
 
 DEFAULT_CALIBRATION_FILE = Path(__file__).with_name("calibration") / "default.json"
 _EPS = 1e-6
@@ -50,10 +61,43 @@ class Platt(BaseModel):
         return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
 
 
+class RankThresholds(BaseModel):
+    """Where a calibrated score is trusted: ``>= high`` → high, ``<= low`` → low, between → uncertain."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    low: float = Field(ge=0, le=1)
+    high: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RankThresholds:
+        if self.low > self.high:
+            raise ValueError("rank.low must not be above rank.high")
+        return self
+
+    def rank(self, score: float) -> str:
+        return "high" if score >= self.high else "low" if score <= self.low else "uncertain"
+
+
+class CheckpointCalibration(BaseModel):
+    """What is known about one checkpoint of a model detector (hub id, ``org/name@commit`` or directory)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rank: RankThresholds | None = None
+
+
 class DetectorCalibration(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     platt: Platt | None = None
     weight: float = Field(1.0, ge=0, le=1, description="trust in this detector's flag (noisy-OR weight)")
+    rank: RankThresholds | None = None
+    checkpoints: dict[str, CheckpointCalibration] = Field(default_factory=dict)
+
+    def rank_thresholds(self, result: DetectorResult) -> RankThresholds | None:
+        """The thresholds of the result's checkpoint, else the detector's own, else None."""
+        for key in (result.evidence.get("checkpoint_id"), result.evidence.get("checkpoint")):
+            if isinstance(key, str) and key in self.checkpoints and self.checkpoints[key].rank is not None:
+                return self.checkpoints[key].rank
+        return self.rank
 
 
 class Verdicts(BaseModel):
@@ -145,12 +189,15 @@ class Fusion:
     def calibrate(self, result: DetectorResult) -> DetectorResult:
         """The result with its score and timeline mapped through the detector's Platt scaling (raw score kept in
         ``evidence['raw_score']``); unchanged without scaling or when not applicable."""
-        platt = self.calibration.for_detector(result.name).platt
-        if platt is None or not result.applicable or result.score is None:
-            return result
-        timeline = [Window(w.start_s, w.end_s, platt(w.score)) for w in result.timeline]
-        evidence = {**result.evidence, "raw_score": result.score}
-        return replace(result, score=platt(result.score), timeline=timeline, evidence=evidence)
+        if not result.applicable:
+            return result  # rank not_applicable (DetectorResult.to_output)
+        calibration = self.calibration.for_detector(result.name)
+        platt = calibration.platt
+        if platt is not None and result.applicable and result.score is not None:
+            timeline = [Window(w.start_s, w.end_s, platt(w.score)) for w in result.timeline]
+            evidence = {**result.evidence, "raw_score": result.score}
+            result = replace(result, score=platt(result.score), timeline=timeline, evidence=evidence)
+        return replace(result, rank=_rank(result, calibration.rank_thresholds(result)))
 
     def fuse(self, results: Mapping[str, DetectorResult]) -> FusedScore:
         """One score, a verdict and reasons from (calibrated) results keyed by detector name."""
@@ -173,17 +220,52 @@ class Fusion:
             verdict = "suspicious"
         else:
             verdict = "no_signal"
+        verdict, caveat = _judge(verdict, applicable)
         ranked = sorted(applicable, key=lambda n: contributions[n], reverse=True)
-        if verdict == "no_signal":
+        if verdict == "inconclusive":
+            reasons = [caveat] + [describe(applicable[n]) for n in ranked]
+        elif verdict == "no_signal":
             reasons = ["no detector found a sign of manipulation"] + [describe(applicable[n]) for n in ranked]
         else:
             reasons = [describe(applicable[n]) for n in ranked if applicable[n].flagged] or \
                       [describe(applicable[n]) for n in ranked[:1]]
+        if caveat and verdict != "inconclusive":
+            reasons.append(caveat)
         skipped = [describe(r) for n, r in results.items() if n not in applicable]
         return FusedScore(score=round(score, 4), verdict=verdict, reasons=reasons + skipped)
 
     def __call__(self, results: Mapping[str, DetectorResult]) -> FusedScore:
         return self.fuse(results)
+
+
+def _rank(result: DetectorResult, thresholds: RankThresholds | None) -> str:
+    if not result.applicable or result.score is None:
+        return "not_applicable"
+    if result.rank == "uncertain" or result.evidence.get("decides_alone") is False:
+        return "uncertain"  # the detector itself says its score cannot be trusted here
+    if thresholds is None:
+        return "high" if result.flagged else "low"
+    return thresholds.rank(float(result.score))
+
+
+def rank_of(result: DetectorResult) -> str:
+    """The result's rank, or without one (not calibrated) the flag: high when flagged, else low."""
+    if result.rank is not None:
+        return result.rank
+    return _rank(result, None)
+
+
+def _judge(verdict: str, applicable: Mapping[str, DetectorResult]) -> tuple[str, str]:
+    """The verdict after asking who may decide: (verdict, caveat or "")."""
+    deciders = {n: r for n, r in applicable.items() if r.evidence.get("decides_alone") is not False}
+    others = sorted(n for n in set(applicable) - set(deciders) if applicable[n].flagged)
+    if verdict in ("likely_manipulated", "suspicious") and others and not any(r.flagged for r in deciders.values()):
+        why = "; ".join(str(applicable[n].evidence.get("rank_reason") or n) for n in others)
+        return "suspicious", f"only detectors that cannot decide alone flagged it ({why})"
+    if verdict == "no_signal" and not any(rank_of(r) == "low" for r in deciders.values()):
+        ranks = ", ".join(f"{n} {rank_of(r)}" for n, r in applicable.items())
+        return "inconclusive", f"no applicable detector could rule out manipulation ({ranks})"
+    return verdict, ""
 
     def summary(self) -> dict[str, Any]:
         return self.calibration.model_dump()

@@ -1,18 +1,24 @@
 """Loading transformers checkpoints for the model-based detectors, in one place.
 
 Every model-based detector (``face_forgery``, ``voice_synthetic``, ``nonverbal``) loads its checkpoint through
-``load_model``: a Hugging Face hub id or a local directory written by ``save_pretrained``. The loader
+``load_model``: a Hugging Face hub id at a revision, or a local directory written by ``save_pretrained``. The loader
 
+- resolves the checkpoint to files first (``_hub.resolve_checkpoint``): the hub id at its configured revision
+  (``VIGIL_<DETECTOR>_REVISION``; a commit hash pins it) through the hub cache, only config, preprocessor config
+  and weights, safetensors where the checkpoint has them; the resolved commit, or a content hash of a local
+  directory, is the checkpoint's identity and goes into the detector's version;
 - names the setting to fix in every ModelError (``VIGIL_FACE_FORGERY_CHECKPOINT`` …);
 - respects ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``: then only local directories and the hub cache are
-  read (``local_files_only=True``), never the network;
+  read, never the network;
+- refuses checkpoints that need ``trust_remote_code`` (custom classes in the repository);
 - picks the dtype: float16 on CUDA, float32 on the CPU (``VIGIL_MODEL_DTYPE`` overrides; half precision on a CPU
   is refused because many CPU kernels lack it);
-- keeps one loaded copy per (checkpoint, task, device, dtype) in the process, so a worker that builds a suite
-  twice does not load twice.
+- keeps one loaded copy per (checkpoint identity, task, device, dtype) in the process, so a worker that builds a
+  suite twice does not load twice.
 
 Label handling lives here too: which output of a real/fake classifier means "fake" is read from the checkpoint's
-``id2label`` (fake, deepfake, spoof, synthetic, manipulated …) and can be overridden by a setting when ambiguous.
+``id2label`` (fake, deepfake, spoof, synthetic, manipulated …) and can be overridden by a setting when ambiguous;
+``LABEL_0``-style labels (a fine-tune that lost its label names) are refused with the setting that fixes it.
 """
 from __future__ import annotations
 
@@ -23,7 +29,6 @@ import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
@@ -33,11 +38,12 @@ from pipeline._settings import Settings, get_settings
 
 from ._base import Detector
 from ._exceptions import ModelError
+from ._hub import Checkpoint, is_offline, resolve_checkpoint
 
 __all__ = [
     "LoadedModel", "Task", "load_model", "is_offline", "resolve_dtype", "fake_label_indices", "event_label_indices",
     "fake_probability", "top_k_mean", "setting_name", "clear_model_cache", "ModelDetector", "chunks",
-    "split_by_counts",
+    "split_by_counts", "Checkpoint",
 ]
 
 logger = logging.getLogger(__name__)
@@ -46,7 +52,6 @@ Inputs = TypeVar("Inputs")
 Raw = TypeVar("Raw")
 Task = Literal["image-classification", "audio-classification"]
 
-_TRUE = {"1", "true", "yes", "on"}
 # labels that mean "manipulated" / "genuine" in real-vs-fake checkpoints (matched case-insensitively in id2label)
 _FAKE_PATTERN = re.compile(
     r"fake|spoof|synth|manipulat|forg|tamper|generated|artificial|deep.?fake|clone|swap|\bai\b|\bdf\b", re.I)
@@ -71,15 +76,16 @@ class LoadedModel:
     checkpoint: str
     device: torch.device
     dtype: torch.dtype
+    resolved: Checkpoint | None = None
+
+    @property
+    def identity(self) -> str:
+        """``org/name@<commit>`` or ``local:sha256-…``: what the detector's version names."""
+        return self.resolved.identity if self.resolved is not None else self.checkpoint
 
     @property
     def id2label(self) -> dict[int, str]:
         return {int(k): str(v) for k, v in self.model.config.id2label.items()}
-
-
-def is_offline() -> bool:
-    """True when the hub must not be contacted (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` set)."""
-    return any(os.environ.get(name, "").strip().lower() in _TRUE for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def resolve_dtype(setting: str | torch.dtype, device: torch.device) -> torch.dtype:
@@ -102,25 +108,25 @@ def resolve_dtype(setting: str | torch.dtype, device: torch.device) -> torch.dty
 
 def load_model(
     task: Task,
-    checkpoint: str | os.PathLike[str] | None,
+    checkpoint: str | os.PathLike[str] | Checkpoint | None,
     *,
     setting: str,
     device: torch.device,
     dtype: str | torch.dtype = "auto",
     revision: str | None = None,
+    revision_setting: str | None = None,
 ) -> LoadedModel:
-    """Load ``checkpoint`` (hub id or local directory) for ``task`` on ``device``; ModelError naming ``setting``
-    when it is not configured, not found (offline or not), or not a checkpoint of that kind."""
-    if checkpoint is None or not str(checkpoint).strip():
-        raise ModelError(f"no checkpoint configured: set {setting} to a Hugging Face hub id or a local directory "
-                         "saved with save_pretrained (README, 'Model detectors', lists candidates)")
-    name = str(checkpoint).strip()
+    """Load ``checkpoint`` (hub id at ``revision``, local directory, or an already resolved Checkpoint) for ``task``
+    on ``device``; ModelError naming ``setting`` when it is not configured, not found (offline or not), needs custom
+    code, or is not a checkpoint of that kind."""
+    resolved = checkpoint if isinstance(checkpoint, Checkpoint) else resolve_checkpoint(
+        checkpoint, revision=revision, setting=setting, revision_setting=revision_setting)
     torch_dtype = resolve_dtype(dtype, device)
-    key = (task, name, str(device), str(torch_dtype))
+    key = (task, resolved.identity, str(device), str(torch_dtype))
     with _cache_lock:
         if key in _cache:
             return _cache[key]
-        loaded = _load(task, name, setting=setting, device=device, dtype=torch_dtype, revision=revision)
+        loaded = _load(task, resolved, setting=setting, device=device, dtype=torch_dtype)
         _cache[key] = loaded
         return loaded
 
@@ -131,8 +137,8 @@ def clear_model_cache() -> None:
         _cache.clear()
 
 
-def _load(task: Task, name: str, *, setting: str, device: torch.device, dtype: torch.dtype,
-          revision: str | None) -> LoadedModel:
+def _load(task: Task, resolved: Checkpoint, *, setting: str, device: torch.device, dtype: torch.dtype
+          ) -> LoadedModel:
     from transformers import (
         AutoFeatureExtractor,
         AutoImageProcessor,
@@ -140,33 +146,23 @@ def _load(task: Task, name: str, *, setting: str, device: torch.device, dtype: t
         AutoModelForImageClassification,
     )
 
-    path = Path(name).expanduser()
-    # a hub id is "name" or "org/name"; anything else that is a path is a local directory
-    looks_local = path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
-    if looks_local:
-        if not path.is_dir():
-            raise ModelError(f"{setting}={name!r}: no such directory")
-        if not (path / "config.json").is_file():
-            raise ModelError(f"{setting}={name!r}: the directory holds no config.json (save it with save_pretrained)")
-        name = str(path)
-    offline = is_offline()
-    kwargs: dict[str, Any] = {"local_files_only": offline or looks_local}
-    if revision:
-        kwargs["revision"] = revision
     model_cls, processor_cls = {
         "image-classification": (AutoModelForImageClassification, AutoImageProcessor),
         "audio-classification": (AutoModelForAudioClassification, AutoFeatureExtractor),
     }[task]
-    logger.info("loading %s checkpoint %s (%s, %s, offline=%s)", task, name, device, dtype, offline)
+    logger.info("loading %s checkpoint %s from %s (%s, %s, safetensors=%s)", task, resolved.identity, resolved.path,
+                device, dtype, resolved.safetensors)
     try:
-        model = model_cls.from_pretrained(name, dtype=dtype, **kwargs)
-        processor = processor_cls.from_pretrained(name, **kwargs)
+        model = model_cls.from_pretrained(str(resolved.path), dtype=dtype, local_files_only=True,
+                                          use_safetensors=resolved.safetensors)
+        processor = processor_cls.from_pretrained(str(resolved.path), local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
-        where = "in the local hub cache (HF_HUB_OFFLINE is set)" if offline and not looks_local else "there"
-        raise ModelError(f"{setting}={name!r}: cannot load a {task} checkpoint {where}: {exc}") from exc
+        raise ModelError(f"{setting}={resolved.name!r}: cannot load a {task} checkpoint "
+                         f"({resolved.identity}): {exc}") from exc
     model.eval()
     model.to(device)
-    return LoadedModel(model=model, processor=processor, checkpoint=name, device=device, dtype=dtype)
+    return LoadedModel(model=model, processor=processor, checkpoint=resolved.name, device=device, dtype=dtype,
+                       resolved=resolved)
 
 
 def _override_labels(override: str | Sequence[str]) -> list[str]:
@@ -242,37 +238,83 @@ class ModelDetector(Detector[Inputs, Raw]):
 
     Subclasses load the model at the end of their ``__init__`` (``load=False`` defers it to first use), never at
     import, so a suite built from settings fails, or leaves the detector out, at start-up rather than on the first
-    video. Loaded models are shared within the process (``load_model``)."""
+    video. Loaded models are shared within the process (``load_model``).
+
+    ``version`` is ``<code_version>+<checkpoint identity>`` (``1.0+org/name@<commit>``,
+    ``1.0+local:sha256-…``): the checkpoint is part of the detection's identity. Reading it resolves the checkpoint
+    (files only; the model itself loads with ``load``)."""
 
     task: ClassVar[Task]
-    #: the settings field naming the checkpoint, e.g. ``face_forgery_checkpoint``
+    #: the version of the detector's own code; ``version`` adds the checkpoint
+    code_version: ClassVar[str]
+    #: the settings field naming the checkpoint, e.g. ``face_forgery_checkpoint``; the revision is
+    #: ``<detector>_revision``
     checkpoint_field: ClassVar[str]
 
-    def __init__(self, *, checkpoint: str | os.PathLike[str] | None = None, dtype: str | None = None,
-                 device: str | torch.device | None = None, batch_size: int = 8, settings: Settings | None = None,
-                 load: bool = False) -> None:
+    def __init__(self, *, checkpoint: str | os.PathLike[str] | None = None, revision: str | None = None,
+                 dtype: str | None = None, device: str | torch.device | None = None, batch_size: int = 8,
+                 settings: Settings | None = None, load: bool = False) -> None:
         self.settings = settings if settings is not None else get_settings()
         super().__init__(device=device if device is not None else self.settings.device, batch_size=batch_size)
         self.checkpoint = str(checkpoint) if checkpoint is not None else getattr(self.settings, self.checkpoint_field)
+        self.revision = revision if revision is not None else getattr(self.settings, self.revision_field, None)
         self.dtype_setting = dtype if dtype is not None else self.settings.model_dtype
+        self._resolved: Checkpoint | None = None
         self._loaded: LoadedModel | None = None
         if load:
             self.load()
 
     @property
+    def revision_field(self) -> str:
+        return f"{self.name}_revision"
+
+    @property
     def checkpoint_setting(self) -> str:
         return setting_name(self.checkpoint_field)
+
+    @property
+    def revision_setting(self) -> str:
+        return setting_name(self.revision_field)
+
+    def resolve(self) -> Checkpoint:
+        """The configured checkpoint as files on this machine (fetched at its revision when missing and online)."""
+        if self._resolved is None:
+            self._resolved = resolve_checkpoint(self.checkpoint, revision=self.revision,
+                                                setting=self.checkpoint_setting,
+                                                revision_setting=self.revision_setting)
+        return self._resolved
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        return f"{self.code_version}+{self.resolve().identity}"
 
     def load(self) -> LoadedModel:
         """Load the checkpoint now (a worker calls this at start so a bad configuration fails at once)."""
         if self._loaded is None:
-            self._loaded = load_model(self.task, self.checkpoint, setting=self.checkpoint_setting,
-                                      device=self.device, dtype=self.dtype_setting)
-            self._on_load(self._loaded)
+            loaded = load_model(self.task, self.resolve(), setting=self.checkpoint_setting, device=self.device,
+                                dtype=self.dtype_setting)
+            self._on_load(loaded)
+            self._loaded = loaded
         return self._loaded
 
     def _on_load(self, loaded: LoadedModel) -> None:
         """Hook: read what the detector needs from the checkpoint (labels, input sizes)."""
+
+    def meaning(self, id2label: Mapping[int, str]) -> dict[int, str]:
+        """{index: label} of the outputs the detector reads (fake, synthetic or event labels); ModelError naming the
+        setting when the labels do not say (``LABEL_0``/``LABEL_1``, ambiguous names). Subclasses implement it."""
+        raise NotImplementedError
+
+    def label_map(self) -> dict[str, Any]:
+        """What the loaded checkpoint's outputs mean: {"labels": id2label, "meaning": {index: label}}."""
+        labels = self.loaded.id2label
+        return {"labels": labels, "meaning": self.meaning(labels)}
+
+    def checkpoint_evidence(self) -> dict[str, Any]:
+        """Evidence keys every result of this detector carries: which checkpoint, at which commit."""
+        resolved = self.resolve()
+        return {"checkpoint": resolved.name, "checkpoint_id": resolved.identity,
+                **({"revision": resolved.revision, "commit": resolved.commit} if resolved.source == "hub" else {})}
 
     @property
     def loaded(self) -> LoadedModel:

@@ -45,7 +45,10 @@ def suite_version(detectors: Iterable[Detector[Any, Any]], calibration_version: 
     """A short, stable identifier of a suite: detector names and versions plus the calibration version.
 
     Part of a detection document's id, so re-processing the same file with the same suite is idempotent and a
-    new detector version or calibration yields a new document.
+    new detector version or calibration yields a new document. A model detector's version names its checkpoint
+    (``1.1+org/name@<commit>`` or ``1.1+local:sha256-…``, see ``ModelDetector.version``): another checkpoint, or
+    another commit of the same one, is another suite; the same checkpoint at the same commit is the same suite on
+    every machine (no paths or hosts enter it).
     """
     parts = sorted(f"{d.name}={d.version}" for d in detectors)
     digest = hashlib.sha256(("|".join(parts) + f"|cal={calibration_version}").encode()).hexdigest()[:12]

@@ -149,7 +149,8 @@ class Suite:
 
     def analyse(self, clips: Sequence[Clip]) -> list[SuiteResult]:
         """Every detector batched across ``clips``, calibrated, fused. A detector's timing is its batch's wall time
-        shared equally by the clips of the batch."""
+        shared equally by the clips of the batch. Raises DetectorUnavailable when a detector fails in a way that
+        may clear (the caller retries: the worker splits the batch, backs off and finally requeues the job)."""
         clips = list(clips)
         if not clips:
             return []
@@ -157,11 +158,9 @@ class Suite:
         timings: list[dict[str, float]] = [{} for _ in clips]
         for detector in self.detectors:
             start = time.perf_counter()
-            try:
-                results = run_detector(detector, clips)
-            except Exception as exc:  # noqa: BLE001 - a device failure fails this detector, not the suite
-                logger.exception("%s failed on a batch of %d clip(s)", detector.name, len(clips))
-                results = [DetectorResult.failed(detector.name, detector.version, exc) for _ in clips]
+            # a permanent error fails that detector on that clip (run_detector); a transient one (out of memory,
+            # CUDA error, timeout) raises DetectorUnavailable out of here: no result is made from it
+            results = run_detector(detector, clips)
             share = _ms(start) / len(clips)
             for i, result in enumerate(results):
                 per_clip[i][detector.name] = self.fusion.calibrate(result)

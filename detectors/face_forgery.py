@@ -8,11 +8,15 @@
                  per-window mean P(fake); keyframes of the most suspicious crops as evidence
 
 Which output means fake is read from the checkpoint's ``id2label`` (``VIGIL_FACE_FORGERY_FAKE_LABEL`` when
-ambiguous). Not applicable without a face.
+ambiguous). Not applicable without a face. With more faces on screen at once than
+``VIGIL_FACE_FORGERY_MAX_FACES`` (crowds, split screens, panels) the result is kept but marked
+``decides_alone: false`` with rank ``uncertain``: a face classifier trained on single, frontal faces is not reliable
+there, so fusion does not let it decide the verdict on its own.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +31,7 @@ from ._models import LoadedModel, ModelDetector, chunks, fake_label_indices, fak
     split_by_counts, top_k_mean
 from ._registry import register
 
-__all__ = ["FaceForgery", "face_crops"]
+__all__ = ["FaceForgery", "face_crops", "most_faces_at_once"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,14 +78,16 @@ class FaceForgery(ModelDetector[_Crops, dict[str, Any]]):
     """Face-crop classifier: probability that the faces on screen were synthesised or swapped."""
 
     name = "face_forgery"
-    version = "1.0"
+    code_version = "1.1"
     task = "image-classification"
     checkpoint_field = "face_forgery_checkpoint"
 
     def __init__(self, *, fake_label: str | None = None, crop_batch_size: int | None = None,
                  max_crops: int | None = None, max_tracks: int = 2, top_fraction: float = 0.25,
-                 window_s: float = 2.0, settings: Settings | None = None, load: bool = True, **kwargs: Any) -> None:
+                 window_s: float = 2.0, max_faces: int | None = None, settings: Settings | None = None,
+                 load: bool = True, **kwargs: Any) -> None:
         super().__init__(settings=settings, **kwargs)
+        self.max_faces = max_faces or self.settings.face_forgery_max_faces
         self.fake_label = fake_label if fake_label is not None else self.settings.face_forgery_fake_label
         self.crop_batch_size = crop_batch_size or self.settings.face_forgery_batch_size
         self.max_crops = max_crops or self.settings.face_forgery_max_crops
@@ -92,10 +98,13 @@ class FaceForgery(ModelDetector[_Crops, dict[str, Any]]):
         if load:
             self.load()
 
+    def meaning(self, id2label: Mapping[int, str]) -> dict[int, str]:
+        indices = fake_label_indices(id2label, self.fake_label, setting=setting_name("face_forgery_fake_label"),
+                                     checkpoint=self.checkpoint or "")
+        return {i: str(id2label[i]) for i in indices}
+
     def _on_load(self, loaded: LoadedModel) -> None:
-        self.fake_indices = fake_label_indices(loaded.id2label, self.fake_label,
-                                               setting=setting_name("face_forgery_fake_label"),
-                                               checkpoint=loaded.checkpoint)
+        self.fake_indices = sorted(self.meaning(loaded.id2label))
         logger.info("face_forgery: fake = %s", [loaded.id2label[i] for i in self.fake_indices])
 
     def preprocess(self, clip: Clip) -> _Crops | NotApplicable:
@@ -129,9 +138,11 @@ class FaceForgery(ModelDetector[_Crops, dict[str, Any]]):
         score = per_track[worst]
         timeline = _timeline(times, probs, clip.duration_s, self.window_s)
         order = np.argsort(-probs)[:3]
-        evidence = {
-            "checkpoint": self.loaded.checkpoint,
+        faces_at_once = most_faces_at_once(clip)
+        evidence: dict[str, Any] = {
+            **self.checkpoint_evidence(),
             "n_crops": int(probs.size),
+            "faces_at_once": faces_at_once,
             "track_scores": {str(clip.faces[t].track_id): round(s, 4) for t, s in per_track.items()},
             "worst_track": int(clip.faces[worst].track_id),
             "keyframes_s": [round(float(times[i]), 3) for i in order],
@@ -139,7 +150,24 @@ class FaceForgery(ModelDetector[_Crops, dict[str, Any]]):
             "reasons": [f"face crops look {'synthesised or swapped' if score >= 0.5 else 'camera-made'} "
                         f"(P(fake) {score:.2f}; most suspicious at {float(times[order[0]]):.1f} s)"],
         }
-        return self.result(applicable=True, score=score, timeline=timeline, evidence=evidence)
+        rank = None
+        if faces_at_once > self.max_faces:
+            # crowds, split screens: the classifier judges faces it was not trained on; it may inform, not decide
+            evidence["decides_alone"] = False
+            evidence["rank_reason"] = (f"{faces_at_once} faces on screen at once (more than {self.max_faces}): "
+                                       "the face model does not decide alone")
+            evidence["reasons"].append(evidence["rank_reason"])
+            rank = "uncertain"
+        return self.result(applicable=True, score=score, timeline=timeline, evidence=evidence, rank=rank)
+
+
+def most_faces_at_once(clip: Clip) -> int:
+    """The largest number of face tracks seen in one sampled frame."""
+    counts: dict[int, int] = {}
+    for track in clip.faces:
+        for index in np.unique(np.asarray(track.frame_index, dtype=int)):
+            counts[int(index)] = counts.get(int(index), 0) + 1
+    return max(counts.values(), default=0)
 
 
 def _timeline(times: np.ndarray, scores: np.ndarray, duration_s: float, window_s: float) -> list[Window]:

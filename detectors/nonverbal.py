@@ -17,6 +17,7 @@ Not applicable without audio, without a face, or when no event is found.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -101,7 +102,7 @@ class NonVerbal(ModelDetector[_Windows, dict[str, Any]]):
     """Non-verbal sounds (cough, sneeze, laugh, throat-clearing) without the face motion that goes with them."""
 
     name = "nonverbal"
-    version = "1.0"
+    code_version = "1.0"
     task = "audio-classification"
     checkpoint_field = "nonverbal_checkpoint"
 
@@ -124,9 +125,13 @@ class NonVerbal(ModelDetector[_Windows, dict[str, Any]]):
         if load:
             self.load()
 
+    def meaning(self, id2label: Mapping[int, str]) -> dict[int, str]:
+        events = event_label_indices(id2label, self.event_labels, setting=setting_name("nonverbal_event_labels"),
+                                     checkpoint=self.checkpoint or "")
+        return {i: str(id2label[i]) for i in sorted(events)}
+
     def _on_load(self, loaded: LoadedModel) -> None:
-        self.events = event_label_indices(loaded.id2label, self.event_labels,
-                                          setting=setting_name("nonverbal_event_labels"), checkpoint=loaded.checkpoint)
+        self.events = self.meaning(loaded.id2label)
         if self.activation == "auto":
             # AudioSet classifiers are multi-label (trained with a sigmoid per class)
             single = getattr(loaded.model.config, "problem_type", None) == "single_label_classification"
@@ -184,7 +189,7 @@ class NonVerbal(ModelDetector[_Windows, dict[str, Any]]):
             event.strength = float(min(1.0, max(geo / need_geo, pix / need_pix)))
             event.mismatch = event.confidence * (1.0 - event.strength)
         checked = [e for e in events if e.mismatch is not None]
-        evidence: dict[str, Any] = {"events": [e.as_evidence() for e in events], "checkpoint": self.loaded.checkpoint}
+        evidence: dict[str, Any] = {"events": [e.as_evidence() for e in events], **self.checkpoint_evidence()}
         if not checked:
             return DetectorResult.not_applicable(self.name, self.version, "no face visible during the events",
                                                  **evidence)

@@ -13,6 +13,7 @@ Which output means synthetic is read from the checkpoint's ``id2label`` (spoof, 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,7 +67,7 @@ class VoiceSynthetic(ModelDetector[_Speech, dict[str, Any]]):
     """Speech classifier: probability that the voice was synthesised or converted."""
 
     name = "voice_synthetic"
-    version = "1.0"
+    code_version = "1.1"  # 1.1: speech found by silero-vad
     task = "audio-classification"
     checkpoint_field = "voice_synthetic_checkpoint"
 
@@ -85,10 +86,13 @@ class VoiceSynthetic(ModelDetector[_Speech, dict[str, Any]]):
         if load:
             self.load()
 
+    def meaning(self, id2label: Mapping[int, str]) -> dict[int, str]:
+        indices = fake_label_indices(id2label, self.fake_label, setting=setting_name("voice_synthetic_fake_label"),
+                                     checkpoint=self.checkpoint or "")
+        return {i: str(id2label[i]) for i in indices}
+
     def _on_load(self, loaded: LoadedModel) -> None:
-        self.fake_indices = fake_label_indices(loaded.id2label, self.fake_label,
-                                               setting=setting_name("voice_synthetic_fake_label"),
-                                               checkpoint=loaded.checkpoint)
+        self.fake_indices = sorted(self.meaning(loaded.id2label))
         logger.info("voice_synthetic: synthetic = %s", [loaded.id2label[i] for i in self.fake_indices])
 
     def preprocess(self, clip: Clip) -> _Speech | NotApplicable:
@@ -127,7 +131,7 @@ class VoiceSynthetic(ModelDetector[_Speech, dict[str, Any]]):
         score = top_k_mean(probs, self.top_fraction)
         order = np.argsort(-probs)[:3]
         evidence = {
-            "checkpoint": self.loaded.checkpoint,
+            **self.checkpoint_evidence(),
             "speech_s": round(float(raw["speech_s"]), 3),
             "n_windows": int(probs.size),
             "most_synthetic_s": [[round(float(starts[i]), 3), round(float(ends[i]), 3)] for i in order],

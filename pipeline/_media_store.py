@@ -75,6 +75,16 @@ class MediaStore:
         """The URI a job carries: ``file:///…`` locally, ``s3://bucket/…`` and the like otherwise."""
         return self.fs.unstrip_protocol(self.path(sha256, ext))
 
+    def evidence_path(self, sha256: str, suite_version: str, name: str = "") -> str:
+        """Where evidence of one (media, suite) lives, beside the media: ``<sha[:2]>/<sha>.evidence/<suite>/<name>``
+        (the suite version made safe for a path)."""
+        sha256 = sha256.lower()
+        if not _SHA.match(sha256):
+            raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+        suite = re.sub(r"[^A-Za-z0-9._-]+", "_", suite_version)
+        base = f"{self.root}/{sha256[:2]}/{sha256}.evidence/{suite}"
+        return f"{base}/{name}" if name else base
+
     def exists(self, sha256: str, ext: str) -> bool:
         return bool(self.fs.exists(self.path(sha256, ext)))
 

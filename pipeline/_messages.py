@@ -2,7 +2,7 @@
 
 ``vigil.job/1``     on ``vigil.jobs``:    one video to analyse, its media by reference into the media store
 ``vigil.result/1``  on ``vigil.results``: the detector suite's result for one job (also what `vigil scan --json` writes)
-``vigil.dlq/1``     on ``vigil.dlq``:     a message that could not be processed, with why, where and how often
+``vigil.dlq/2``     on ``vigil.dlq``:     the original message, unchanged, with why, where and how often in headers
 
 Decoding never raises anything but MessageError, which marks poison input (it goes to the dead-letter topic).
 """
@@ -25,7 +25,7 @@ __all__ = [
 
 JOB_SCHEMA = "vigil.job/1"
 RESULT_SCHEMA = "vigil.result/1"
-DLQ_SCHEMA = "vigil.dlq/1"
+DLQ_SCHEMA = "vigil.dlq/2"
 VERDICTS = ("likely_manipulated", "suspicious", "no_signal", "inconclusive")
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -138,9 +138,14 @@ class ResultMessage(_Message):
 
 
 class DeadLetter(_Message):
-    """``vigil.dlq/1``: the original message (text when it was UTF-8, else base64) and why it failed."""
+    """``vigil.dlq/2``: what a dead-letter record says. On the topic the record is the original message (key and
+    value bytes unchanged) with the error in ``__connect.errors.*`` headers (pipeline.consume); this model is the
+    parsed view ``vigil dlq`` shows: the original value as text when it is UTF-8, else base64."""
 
-    schema_: Literal["vigil.dlq/1"] = Field(DLQ_SCHEMA, alias="schema")
+    schema_: Literal["vigil.dlq/2"] = Field(DLQ_SCHEMA, alias="schema")
+    dlq_topic: str | None = None
+    dlq_partition: int | None = None
+    dlq_offset: int | None = None
     original_topic: str
     original_partition: int | None = None
     original_offset: int | None = None
@@ -151,6 +156,8 @@ class DeadLetter(_Message):
     error_message: str
     stage: str
     attempts: int = Field(1, ge=1)
+    component: str | None = None
+    replayed_from: str | None = None
     failed_at: datetime = Field(default_factory=utcnow)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -160,17 +167,9 @@ class DeadLetter(_Message):
     def _bounded(cls, value: str) -> str:
         return value[:4000]
 
-    @classmethod
-    def wrap(cls, raw: bytes, *, topic: str, error: BaseException, stage: str, attempts: int = 1,
-             partition: int | None = None, offset: int | None = None, key: bytes | None = None) -> DeadLetter:
-        try:
-            value, encoding = raw.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            value, encoding = base64.b64encode(raw).decode("ascii"), "base64"
-        return cls(original_topic=topic, original_partition=partition, original_offset=offset,
-                   original_key=key.decode("utf-8", "replace") if key is not None else None,
-                   original_value=value, original_encoding=encoding, error_class=type(error).__name__,
-                   error_message=str(error), stage=stage, attempts=attempts)
+    def original_bytes(self) -> bytes:
+        return base64.b64decode(self.original_value) if self.original_encoding == "base64" else \
+            self.original_value.encode("utf-8")
 
 
 M = TypeVar("M", bound=BaseModel)

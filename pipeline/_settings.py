@@ -146,12 +146,30 @@ class Settings(BaseSettings):
     nonverbal_event_threshold: float = Field(0.3, gt=0, lt=1, description="event probability that counts as an event")
     nonverbal_batch_size: int = Field(16, ge=1, description="audio windows per model call")
 
+    # -- model revisions and managed checkpoints (`vigil models`)
+    # A hub checkpoint is loaded at its revision (a commit hash pins it; a branch or tag follows it). The resolved
+    # commit (or, for a local directory, a hash of its weights) is part of the detector's version, so of the suite
+    # version and the detection id. HF_HOME / HF_HUB_CACHE say where the hub cache lives, HF_HUB_OFFLINE=1 forbids
+    # the network (README, "Models: pull once, run air-gapped").
+    face_forgery_revision: str | None = Field(
+        None, description="revision of face_forgery_checkpoint: commit hash (pinned), tag or branch; empty = main")
+    voice_synthetic_revision: str | None = Field(
+        None, description="revision of voice_synthetic_checkpoint: commit hash (pinned), tag or branch; empty = main")
+    nonverbal_revision: str | None = Field(
+        None, description="revision of nonverbal_checkpoint: commit hash (pinned), tag or branch; empty = main")
+    face_forgery_max_faces: int = Field(
+        1, ge=1, description="most faces on screen at once for face_forgery to decide alone (crowds, split screens)")
+
     # -- worker and sink
     worker_batch_size: int = Field(8, ge=1, description="most videos in one device step (batched across videos)")
     worker_batch_wait_s: float = Field(0.5, ge=0, description="longest a decoded video waits for a fuller batch")
     worker_decode_threads: int = Field(2, ge=1, description="threads fetching and decoding media (CPU)")
-    worker_evidence_plots: bool = Field(
-        True, description="store evidence plots (PNG) beside the media and link them from the detection document")
+    worker_face_crops: int = Field(
+        4, ge=0, le=32, description="face-crop keyframes (small JPEGs) stored beside the media per video, where the "
+        "detectors fired most; 0 = none. Plots are drawn where they are viewed, never in the worker")
+    worker_device_retries: int = Field(
+        3, ge=1, description="transient device failures (out of memory, CUDA error) one clip may have in a worker "
+        "before its job is handed back to vigil.jobs as attempt + 1")
     worker_max_buffered_mb: int = Field(
         4096, ge=1, description="decoded frames and audio waiting for the device, at most (MB); then the worker pauses")
     worker_detectors: CommaList = Field(
@@ -164,7 +182,8 @@ class Settings(BaseSettings):
         10_000, ge=6_000, description="Kafka session timeout: how soon a dead worker's partitions move on")
     worker_shutdown_timeout_s: float = Field(
         60.0, ge=0, description="on SIGTERM, how long in-flight work may take to finish before it is handed back")
-    retry_attempts: int = Field(5, ge=1, description="tries for a transient error (store, broker) before the DLQ")
+    retry_attempts: int = Field(
+        5, ge=1, description="tries for a transient error (store, broker; a job's attempts on the device) before the DLQ")
     retry_backoff_s: float = Field(0.5, ge=0, description="first wait between tries; doubles each time")
     retry_backoff_max_s: float = Field(30.0, ge=0, description="longest wait between tries")
     sink_bulk_size: int = Field(200, ge=1, description="results per Elasticsearch bulk request")

@@ -328,9 +328,11 @@ def version() -> None:
 
 
 def _register_more() -> None:
-    from ._cli_spread import register
+    """Commands that live in modules of their own (each has a ``register(app)``)."""
+    from . import _cli_dlq, _cli_models, _cli_spread
 
-    register(app)
+    for module in (_cli_spread, _cli_dlq, _cli_models):
+        module.register(app)
 
 
 _register_more()

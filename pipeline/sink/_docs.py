@@ -53,18 +53,38 @@ def detection_json(result: ResultMessage, *, now: datetime | None = None) -> str
     return head[:-1] + ("," + body[1:] if body != "{}" else "}")
 
 
+# fields detectors contribute to the video document through the result's ``annotations`` (mapped in videos.json)
+VIDEO_ANNOTATIONS = ("persons", "provenance")
+
+
+def status_reason(result: ResultMessage) -> str:
+    """``scored: <verdict>``, naming every detector that failed on this video so a gap never reads as no signal."""
+    failed = [f"{name} ({out.error})" for name, out in sorted(result.detectors.items()) if out.error]
+    reason = f"scored: {result.fused.verdict}"
+    if failed:
+        reason += "; detector failed: " + "; ".join(failed)
+    return reason[:1024]
+
+
 def video_update(result: ResultMessage) -> dict[str, Any]:
-    """The partial ``vigil-videos`` document: latest fused score, verdict, reasons, suite and status."""
-    return {
+    """The partial ``vigil-videos`` document: latest fused score, verdict, reasons, suite, status, what the
+    detectors found about the people shown and the file's provenance, and the manipulated stretches."""
+    doc: dict[str, Any] = {
         "video_uid": result.video_uid,
-        "fused": result.fused.model_dump(mode="json"),
+        "fused": result.fused.model_dump(mode="json", exclude={"timeline"}),
         "suite_version": result.suite_version,
         "scored_at": _iso(result.produced_at),
         "detection_id": detection_id(result.media_sha256, result.suite_version),
         "status": "scored",
-        "status_reason": f"scored: {result.fused.verdict}",
+        "status_reason": status_reason(result),
+        "detectors_failed": sorted(name for name, out in result.detectors.items() if out.error),
+        "segments": [s.model_dump(mode="json") for s in result.segments],
         "media": {"sha256": result.media_sha256, "duration_s": result.duration_s},
     }
+    for name in VIDEO_ANNOTATIONS:
+        if name in result.annotations:
+            doc[name] = result.annotations[name]
+    return doc
 
 
 def bulk_actions(result: ResultMessage, settings: Settings) -> list[dict[str, Any]]:

@@ -1,15 +1,17 @@
-"""The worker's processing steps, chained like arroyo strategies::
+"""The worker's own processing steps; the generic ones (produce, dead letters, commit) come from pipeline.consume::
 
-    Prepare ──▶ Analyse ──▶ Evidence ──▶ ProduceResult ──▶ Commit
-       │           │          (plots)       (acks=all)     ▲
-       └───────────┴──────────┴──▶ DeadLetters ────────────┘   poison input / exhausted retries
+    Prepare ──▶ Analyse ──▶ Keyframes ──▶ ProduceResult ──▶ Commit
+       │           │  └──▶ Requeue (job, attempt + 1) ──────▶ ▲
+       └───────────┴──────────┴──▶ DeadLetters ──────────────┘   poison input / exhausted retries
 
 Prepare parses the job, fetches and verifies the media and decodes it (``suite.prepare``) in a small thread pool.
-Analyse batches decoded clips across videos and runs ``suite.analyse`` in one device thread. Evidence (optional,
-``worker_evidence_plots``) renders the result's plots beside the media on its own thread. ProduceResult and
-DeadLetters send with acks=all and hand the work on only once the broker acknowledged it; Commit marks the offset
-done and commits the contiguous done prefix of each partition. Every step is bounded: a full step raises
-MessageRejected and the consumer pauses.
+Analyse batches decoded clips across videos and runs ``suite.analyse`` in one device thread. A failure that may
+clear (``DetectorUnavailable``: out of memory, CUDA/driver error, timeout) is never turned into a result: the batch
+is split in halves and retried after a backoff with jitter, down to one clip; a clip that still fails goes back to
+``vigil.jobs`` as the same job with ``attempt + 1`` (Requeue), or, once ``attempt`` reached ``retry_attempts``, to
+the dead-letter topic with ``stage=analyse``. Keyframes stores a few face crops beside the media (evidence as
+data; plots are drawn where they are viewed) and builds the result message off the main loop. Every step is
+bounded: a full step raises MessageRejected and the consumer pauses.
 """
 from __future__ import annotations
 
@@ -21,17 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline._consume import Backoff, MessageRejected, OffsetTracker, ProcessingStep, Record, commit_offsets
 from pipeline._exceptions import MessageError
-from pipeline._messages import DeadLetter, JobMessage, ResultMessage, decode, encode
-from pipeline._observe import BATCH_SIZE, ERRORS, JOBS, STAGE_SECONDS, VIDEO_SECONDS, log_context, timed
+from pipeline._messages import JobMessage, ResultMessage, decode, encode
+from pipeline._observe import BATCH_SIZE, ERRORS, JOBS, STAGE_SECONDS, VIDEO_SECONDS, log_context
+from pipeline.consume import Backoff, Envelope, Failure, MessageRejected, OutgoingMessage, ProcessingStep
 
 from ._batching import BatchPolicy
 from ._exceptions import AnalysisFailed, MediaUnavailable, PoisonJob, is_poison
 from ._media import fetch_media
 
-__all__ = ["SuiteLike", "Work", "Failure", "Prepare", "Analyse", "Evidence", "ProduceResult", "DeadLetters", "Commit",
-           "result_message"]
+__all__ = ["SuiteLike", "Work", "Prepare", "Analyse", "Keyframes", "result_message", "result_out", "requeue_out",
+           "COMPONENT"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,31 +51,32 @@ class SuiteLike(Protocol):
 
 
 @dataclass
-class Work:
-    """One job on its way through the steps; the record (with its offset) travels with it to the commit."""
+class Work(Envelope):
+    """One job on its way through the steps: the parsed job, the decoded clip, the suite's result."""
 
-    record: Record
     job: JobMessage | None = None
     clip: Any = None
     result: Any = None
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    started: float = field(default_factory=time.monotonic)
+    message: ResultMessage | None = None
+    transient_failures: int = 0
+    last_error: BaseException | None = field(default=None, repr=False)
 
     @property
     def video_uid(self) -> str:
         if self.job is not None:
             return self.job.video_uid
-        return self.record.key.decode("utf-8", "replace") if self.record.key else "-"
+        return super().video_uid
+
+    def release(self) -> None:
+        self.clip = None
 
 
-@dataclass
-class Failure:
-    """Work that goes to the dead-letter topic, with why, where and after how many tries."""
-
-    work: Work
-    error: BaseException
-    stage: str
-    attempts: int = 1
+def _transient(exc: BaseException) -> bool:
+    try:
+        from detectors import is_transient
+    except ImportError:  # pragma: no cover - the worker environment always has detectors
+        return False
+    return is_transient(exc)
 
 
 class Prepare(ProcessingStep[Work]):
@@ -166,22 +169,30 @@ class Prepare(ProcessingStep[Work]):
 
 
 class Analyse(ProcessingStep[Work]):
-    """Batch decoded clips across videos and run the suite's device step in one thread."""
+    """Batch decoded clips across videos and run the suite's device step in one thread; retry what may clear."""
 
-    def __init__(self, suite: SuiteLike, next_step: ProcessingStep[Work], dead_letters: ProcessingStep[Failure], *,
-                 policy: BatchPolicy, max_buffered_bytes: int | None = None) -> None:
+    def __init__(self, suite: SuiteLike, next_step: ProcessingStep[Work], dead_letters: ProcessingStep[Failure],
+                 requeue: ProcessingStep[Work], *, policy: BatchPolicy, retry_attempts: int, backoff: Backoff,
+                 local_tries: int = 3, max_buffered_bytes: int | None = None) -> None:
         self.suite = suite
         self.next_step = next_step
         self.dead_letters = dead_letters
+        self.requeue = requeue
         self.policy = policy
+        self.retry_attempts = retry_attempts
+        self.backoff = backoff
+        self.local_tries = local_tries  # transient failures of one clip in this worker before it is requeued
         self.max_buffered_bytes = max_buffered_bytes
-        self.buffered_bytes = 0  # decoded frames and audio waiting or on the device
+        self.buffered_bytes = 0  # decoded frames and audio waiting, retrying or on the device
         self.flushing = False
         self._waiting: deque[tuple[float, Work]] = deque()
+        self._retries: list[tuple[float, list[Work]]] = []  # (not before, batch) after a transient failure
         self._device = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-device")
-        self._running: Future[list[tuple[Work, Any, BaseException | None]]] | None = None
+        self._running: Future[tuple[list[tuple[Work, Any, BaseException | None]], BaseException | None]] | None = None
         self._running_size = 0
+        self._running_batch: list[Work] = []
         self._done: deque[Work] = deque()
+        self._leaving: deque[tuple[ProcessingStep[Any], Any]] = deque()  # to the requeue or dead-letter step
         self.batches: list[int] = []  # sizes of the batches run, newest last (bounded)
 
     def submit(self, item: Work) -> None:
@@ -194,14 +205,20 @@ class Analyse(ProcessingStep[Work]):
         self.buffered_bytes += size
         self._waiting.append((time.monotonic(), item))
 
-    def _run(self, works: list[Work]) -> list[tuple[Work, Any, BaseException | None]]:
+    def _run(self, works: list[Work]) -> tuple[list[tuple[Work, Any, BaseException | None]], BaseException | None]:
+        """(per-work outcomes, None), or ([], error) when the whole batch failed in a way that may clear."""
         start = time.perf_counter()
         try:
             results = self.suite.analyse([w.clip for w in works])
             if len(results) != len(works):
                 raise RuntimeError(f"suite returned {len(results)} results for {len(works)} clips")
             out: list[tuple[Work, Any, BaseException | None]] = [(w, r, None) for w, r in zip(works, results)]
-        except Exception as batch_exc:  # noqa: BLE001 - find the clip that broke the batch
+        except Exception as batch_exc:  # noqa: BLE001 - transient: retried; anything else: find the clip
+            if _transient(batch_exc):
+                ERRORS.labels(COMPONENT, type(batch_exc).__name__, "analyse").inc()
+                logger.warning("batch of %d failed in a way that may clear (%s); will split and retry", len(works),
+                               batch_exc)
+                return [], batch_exc
             logger.warning("batch of %d failed (%s: %s); running its clips one by one", len(works),
                            type(batch_exc).__name__, batch_exc)
             out = []
@@ -210,50 +227,111 @@ class Analyse(ProcessingStep[Work]):
                     try:
                         out.append((work, self.suite.analyse([work.clip])[0], None))
                     except Exception as exc:  # noqa: BLE001
-                        logger.error("analysis failed: %s", exc, exc_info=exc)
+                        logger.error("analysis failed: %s", exc, exc_info=not _transient(exc))
                         out.append((work, None, exc))
         elapsed = time.perf_counter() - start
         STAGE_SECONDS.labels(COMPONENT, "analyse").observe(elapsed)
         for work, _, _ in out:
             work.timings_ms["analyse_batch"] = round(elapsed * 1000, 3)
-        return out
+        return out, None
+
+    def _settle(self, outcome: list[tuple[Work, Any, BaseException | None]], batch_error: BaseException | None,
+                batch: list[Work]) -> None:
+        if batch_error is not None:
+            self._retry(batch, batch_error)
+            return
+        for work, result, exc in outcome:
+            if exc is None:
+                self.buffered_bytes -= _clip_bytes(work.clip)
+                work.result = result
+                VIDEO_SECONDS.labels(COMPONENT).inc(getattr(work.clip, "duration_s", 0.0) or 0.0)
+                self._done.append(work)
+            elif _transient(exc):
+                self._retry([work], exc)
+            else:
+                self._leave(work, Failure(work, AnalysisFailed(f"{type(exc).__name__}: {exc}", stage="analyse"),
+                                          "analyse"))
+
+    def _retry(self, works: list[Work], error: BaseException) -> None:
+        """Split a batch that failed in a way that may clear and try again after a backoff; one clip that keeps
+        failing leaves this worker: requeued as attempt + 1, or dead-lettered once its attempts are spent."""
+        for work in works:
+            work.last_error = error
+            if len(works) == 1:  # failures in a larger batch are what the split is for; they do not count
+                work.transient_failures += 1
+        tries = max(1, max(w.transient_failures for w in works)) + (len(works) > 1)
+        not_before = time.monotonic() + self.backoff.delay(tries)
+        if len(works) > 1:
+            half = (len(works) + 1) // 2
+            self._retries += [(not_before, works[:half]), (not_before, works[half:])]
+            return
+        work = works[0]
+        if work.transient_failures < self.local_tries:
+            self._retries.append((not_before, [work]))
+            return
+        attempt = work.job.attempt if work.job is not None else 1
+        if attempt >= self.retry_attempts:
+            logger.error("analysis kept failing (%s); attempt %d of %d: to the dead-letter topic", error, attempt,
+                         self.retry_attempts)
+            self._leave(work, Failure(work, error, "analyse", attempts=attempt))
+        else:
+            logger.warning("analysis kept failing (%s); handing the job back as attempt %d", error, attempt + 1)
+            self._leave(work, work, to=self.requeue)
+
+    def _leave(self, work: Work, item: Any, *, to: ProcessingStep[Any] | None = None) -> None:
+        self.buffered_bytes -= _clip_bytes(work.clip)
+        self._leaving.append((to or self.dead_letters, item))
 
     def poll(self) -> None:
         if self._running is not None and self._running.done():
-            outcome = self._running.result()
-            self._running = None
-            self._running_size = 0
-            for work, result, exc in outcome:
-                self.buffered_bytes -= _clip_bytes(work.clip)
-                if exc is not None:
-                    self.dead_letters.submit(Failure(work, AnalysisFailed(f"{type(exc).__name__}: {exc}",
-                                                                          stage="analyse"), "analyse"))
-                    continue
-                work.result = result
-                duration = getattr(work.clip, "duration_s", 0.0) or 0.0
-                VIDEO_SECONDS.labels(COMPONENT).inc(duration)
-                self._done.append(work)
+            outcome, batch_error = self._running.result()
+            batch, self._running, self._running_size = self._running_batch, None, 0
+            self._settle(outcome, batch_error, batch)
+        while self._leaving:
+            step, item = self._leaving[0]
+            try:
+                step.submit(item)
+            except MessageRejected:
+                break
+            self._leaving.popleft()
         while self._done:
             try:
                 self.next_step.submit(self._done[0])
             except MessageRejected:
                 break
             self._done.popleft()
-        if self._running is None and not self._done and self._waiting:
-            age = time.monotonic() - self._waiting[0][0]
-            if self.policy.ready(len(self._waiting), age, flushing=self.flushing):
-                batch = [self._waiting.popleft()[1] for _ in range(self.policy.take(len(self._waiting)))]
-                BATCH_SIZE.labels(COMPONENT).observe(len(batch))
-                self.batches = (self.batches + [len(batch)])[-1000:]
-                self._running_size = len(batch)
-                self._running = self._device.submit(self._run, batch)
+        if self._running is not None or self._done:
+            return
+        now = time.monotonic()
+        ready = [i for i, (not_before, _) in enumerate(self._retries) if not_before <= now]
+        if ready:
+            batch = self._retries.pop(ready[0])[1]
+        elif self._waiting and self.policy.ready(len(self._waiting), now - self._waiting[0][0],
+                                                 flushing=self.flushing):
+            batch = [self._waiting.popleft()[1] for _ in range(self.policy.take(len(self._waiting)))]
+        else:
+            return
+        BATCH_SIZE.labels(COMPONENT).observe(len(batch))
+        self.batches = (self.batches + [len(batch)])[-1000:]
+        self._running_size = len(batch)
+        self._running_batch = batch
+        self._running = self._device.submit(self._run, batch)
 
     def pending(self) -> int:
-        return len(self._waiting) + self._running_size + len(self._done)
+        return (len(self._waiting) + self._running_size + len(self._done) + len(self._leaving)
+                + sum(len(batch) for _, batch in self._retries))
 
     def join(self, timeout: float | None = None) -> None:
         self.flushing = True
         super().join(timeout)
+
+    def terminate(self) -> None:
+        """Drop what waits or retries (uncommitted: redelivered); a batch on the device is left to finish."""
+        self._waiting.clear()
+        self._retries.clear()
+        self._done.clear()
+        self._leaving.clear()
+        self.close()
 
     def close(self) -> None:
         self._device.shutdown(wait=False, cancel_futures=True)
@@ -268,69 +346,71 @@ def _clip_bytes(clip: Any) -> int:
     return total
 
 
-class _Send(ProcessingStep[Any]):
-    """Send one message per item with acks=all; hand the work to ``next_step`` once the broker acknowledged it.
+class Keyframes(ProcessingStep[Work]):
+    """Build each result message and store a few face-crop keyframes beside the media (their URIs go into
+    ``evidence_uris``) on a CPU thread, in order, so the main loop never waits. A keyframe that cannot be stored
+    costs the job nothing but the link."""
 
-    A failed send is retried with exponential backoff for as long as it takes: the offset is not committed until
-    it succeeds, so a broker outage delays work but loses none.
-    """
-
-    stage = "produce"
-
-    def __init__(self, producer: Any, topic: str, next_step: ProcessingStep[Work], *, backoff: Backoff) -> None:
-        self.producer = producer
-        self.topic = topic
+    def __init__(self, store: Any, next_step: ProcessingStep[Work], dead_letters: ProcessingStep[Failure], *,
+                 suite_version: str, crops: int, capacity: int = 16) -> None:
+        self.store = store
         self.next_step = next_step
-        self.backoff = backoff
-        # [item, work, key, value, future | None, attempt, retry_at]
-        self._inflight: deque[list[Any]] = deque()
+        self.dead_letters = dead_letters
+        self.suite_version = suite_version
+        self.crops = crops
+        self.capacity = capacity
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-keyframes")
+        self._running: deque[tuple[Work, Future[ResultMessage]]] = deque()
 
-    def _payload(self, item: Any) -> tuple[Work, bytes | None, bytes]:
-        raise NotImplementedError
+    def submit(self, item: Work) -> None:
+        if len(self._running) >= self.capacity:
+            raise MessageRejected
+        self._running.append((item, self._pool.submit(self._build, item)))
 
-    def _acked(self, item: Any, work: Work) -> None:
-        """Called once the broker acknowledged the message of ``item``."""
+    def _build(self, item: Work) -> ResultMessage:
+        with log_context(item.video_uid):
+            message = result_message(item, self.suite_version)
+            if self.crops <= 0 or self.store is None:
+                return message
+            from ._keyframes import store_face_crops
 
-    def submit(self, item: Any) -> None:
-        work, key, value = self._payload(item)
-        entry = [item, work, key, value, None, 0, 0.0]
-        self._send(entry)
-        self._inflight.append(entry)
-
-    def _send(self, entry: list[Any]) -> None:
-        entry[5] += 1
-        try:
-            entry[4] = self.producer.send(self.topic, key=entry[2], value=entry[3])
-        except Exception as exc:  # noqa: BLE001 - KafkaTimeoutError and friends: retry later
-            entry[4] = None
-            entry[6] = time.monotonic() + self.backoff.delay(entry[5])
-            ERRORS.labels(COMPONENT, type(exc).__name__, self.stage).inc()
-            logger.warning("send to %s failed (try %d): %s", self.topic, entry[5], exc)
+            start = time.perf_counter()
+            try:
+                uris = store_face_crops(self.store, item.clip, item.result, media_sha256=message.media_sha256,
+                                        suite_version=self.suite_version, n=self.crops)
+            except Exception as exc:  # noqa: BLE001 - keyframes are a convenience; the score must not be lost
+                logger.warning("no face keyframes for %s: %s", item.video_uid, exc)
+                return message
+            STAGE_SECONDS.labels(COMPONENT, "keyframes").observe(time.perf_counter() - start)
+            return message.model_copy(update={"evidence_uris": [*message.evidence_uris, *uris]}) if uris else message
 
     def poll(self) -> None:
-        now = time.monotonic()
-        for entry in list(self._inflight):
-            future = entry[4]
-            if future is None:
-                if now >= entry[6]:
-                    self._send(entry)
+        # in order, so results leave in the order their jobs arrived
+        while self._running and self._running[0][1].done():
+            item, future = self._running[0]
+            exc = future.exception()
+            if exc is not None:
+                logger.error("result of %s cannot be written as vigil.result/1: %s", item.video_uid, exc)
+                self._running.popleft()
+                self.dead_letters.submit(Failure(item, exc, "result"))
                 continue
-            if not future.is_done:
-                continue
-            if future.failed():
-                ERRORS.labels(COMPONENT, type(future.exception).__name__, self.stage).inc()
-                logger.warning("broker did not acknowledge a message to %s (try %d): %s", self.topic, entry[5],
-                               future.exception)
-                entry[4] = None
-                entry[6] = now + self.backoff.delay(entry[5])
-                continue
-            self._inflight.remove(entry)
-            with log_context(entry[1].video_uid):
-                self._acked(entry[0], entry[1])
-            self.next_step.submit(entry[1])
+            item.message = future.result()
+            try:
+                self.next_step.submit(item)
+            except MessageRejected:
+                break
+            self._running.popleft()
+            item.release()
 
     def pending(self) -> int:
-        return len(self._inflight)
+        return len(self._running)
+
+    def terminate(self) -> None:
+        self._running.clear()
+        self.close()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def result_message(item: Work, suite_version: str) -> ResultMessage:
@@ -341,145 +421,33 @@ def result_message(item: Work, suite_version: str) -> ResultMessage:
                                   extra_timings=dict(item.timings_ms))
 
 
-class Evidence(ProcessingStep[Work]):
-    """Render the evidence plots of each result into the media store, beside the media, on CPU threads so the main
-    loop and the device never wait for matplotlib; their URIs go into ``evidence_uris``. A plot that cannot be
-    written costs the job nothing but the link (``attach_evidence`` logs it)."""
-
-    def __init__(self, store: Any, next_step: ProcessingStep[Work], dead_letters: ProcessingStep[Failure], *,
-                 suite_version: str, threads: int = 1, capacity: int = 16) -> None:
-        self.store = store
-        self.next_step = next_step
-        self.dead_letters = dead_letters
-        self.suite_version = suite_version
-        self.capacity = capacity
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vigil-evidence")
-        self._running: deque[tuple[Work, Future[ResultMessage]]] = deque()
-
-    def submit(self, item: Work) -> None:
-        if len(self._running) >= self.capacity:
-            raise MessageRejected
-        self._running.append((item, self._pool.submit(self._render, item)))
-
-    def _render(self, item: Work) -> ResultMessage:
-        from .._evidence import attach_evidence
-
-        with log_context(item.video_uid):
-            start = time.perf_counter()
-            message = attach_evidence(result_message(item, self.suite_version), self.store)
-            STAGE_SECONDS.labels(COMPONENT, "evidence").observe(time.perf_counter() - start)
-            return message
-
-    def poll(self) -> None:
-        # in order, so results leave in the order their jobs arrived
-        while self._running and self._running[0][1].done():
-            item, future = self._running[0]
-            exc = future.exception()
-            if exc is None:
-                item.result = future.result()
-            else:
-                # the result itself could not be built: the same failure ProduceResult would report
-                logger.error("result of %s cannot be written as vigil.result/1: %s", item.video_uid, exc)
-                self._running.popleft()
-                self.dead_letters.submit(Failure(item, exc, "result"))
-                continue
-            try:
-                self.next_step.submit(item)
-            except MessageRejected:
-                break
-            self._running.popleft()
-
-    def pending(self) -> int:
-        return len(self._running)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+def result_out(topic: str) -> Any:
+    """What ProduceResult sends for a work item: its result, keyed by video_uid."""
+    def message_for(item: Work) -> OutgoingMessage:
+        assert item.message is not None and item.job is not None
+        return OutgoingMessage(topic, item.job.video_uid.encode(), encode(item.message))
+    return message_for
 
 
-class ProduceResult(_Send):
-    """``vigil.result/1`` per analysed job, keyed by video_uid."""
-
-    stage = "produce"
-
-    def __init__(self, producer: Any, topic: str, next_step: ProcessingStep[Work],
-                 dead_letters: ProcessingStep[Failure], *, suite_version: str, backoff: Backoff) -> None:
-        super().__init__(producer, topic, next_step, backoff=backoff)
-        self.suite_version = suite_version
-        self.dead_letters = dead_letters
-
-    def submit(self, item: Work) -> None:
-        if not isinstance(item.result, ResultMessage):  # the Evidence step may have built it already
-            try:
-                item.result = result_message(item, self.suite_version)
-            except Exception as exc:  # noqa: BLE001 - a result that cannot be expressed is this job's problem
-                logger.error("result of %s cannot be written as vigil.result/1: %s", item.video_uid, exc)
-                self.dead_letters.submit(Failure(item, exc, "result"))
-                return
-        item.clip = None  # frames are no longer needed
-        super().submit(item)
-
-    def _payload(self, item: Work) -> tuple[Work, bytes | None, bytes]:
-        return item, item.job.video_uid.encode(), encode(item.result)  # type: ignore[union-attr]
-
-    def _acked(self, item: Work, work: Work) -> None:
-        JOBS.labels(COMPONENT, "ok").inc()
-        STAGE_SECONDS.labels(COMPONENT, "total").observe(time.monotonic() - work.started)
-        fused = work.result.fused if isinstance(work.result, ResultMessage) else None
-        logger.info("scored: %s (%s)", fused.score if fused else None, fused.verdict if fused else "?")
+def requeue_out(topic: str) -> Any:
+    """What Requeue sends: the same job with ``attempt + 1`` (its original record is committed once acknowledged)."""
+    def message_for(item: Work) -> OutgoingMessage:
+        assert item.job is not None
+        again = item.job.model_copy(update={"attempt": item.job.attempt + 1})
+        return OutgoingMessage(topic, item.record.key, encode(again),
+                               (("__vigil.requeued_from", f"{item.record.topic}:{item.record.partition}:"
+                                                          f"{item.record.offset}".encode()),))
+    return message_for
 
 
-class DeadLetters(_Send):
-    """``vigil.dlq/1`` with the original message, error class and message, stage and attempts."""
-
-    stage = "dead_letter"
-
-    def _payload(self, item: Failure) -> tuple[Work, bytes | None, bytes]:
-        record = item.work.record
-        letter = DeadLetter.wrap(record.value, topic=record.topic, error=item.error, stage=item.stage,
-                                 attempts=item.attempts, partition=record.partition, offset=record.offset,
-                                 key=record.key)
-        return item.work, record.key, encode(letter)
-
-    def submit(self, item: Failure) -> None:
-        ERRORS.labels(COMPONENT, type(item.error).__name__, item.stage).inc()
-        item.work.clip = None
-        super().submit(item)
-
-    def _acked(self, item: Failure, work: Work) -> None:
-        JOBS.labels(COMPONENT, "dead_letter").inc()
-        logger.info("sent to %s: %s at %s", self.topic, type(item.error).__name__, item.stage)
+def scored(item: Work, work: Work) -> None:
+    """ProduceResult's acknowledgement: count and log the job."""
+    JOBS.labels(COMPONENT, "ok").inc()
+    STAGE_SECONDS.labels(COMPONENT, "total").observe(time.monotonic() - work.started)
+    fused = work.message.fused if work.message is not None else None
+    logger.info("scored: %s (%s)", fused.score if fused else None, fused.verdict if fused else "?")
 
 
-class Commit(ProcessingStep[Work]):
-    """The last step: mark the offset done; commit each partition's contiguous done prefix."""
-
-    def __init__(self, consumer: Any, tracker: OffsetTracker, *, interval_s: float = 0.2) -> None:
-        self.consumer = consumer
-        self.tracker = tracker
-        self.interval_s = interval_s
-        self._last = 0.0
-        self._dirty = False
-
-    def submit(self, item: Work) -> None:
-        record = item.record
-        if self.tracker.done(record.tp, record.offset, record.generation):
-            self._dirty = True
-        else:
-            logger.info("not committing %s@%d: the partition was reassigned", record.tp, record.offset)
-
-    def poll(self) -> None:
-        if self._dirty and time.monotonic() - self._last >= self.interval_s:
-            self.commit_now()
-
-    def commit_now(self) -> None:
-        with timed(COMPONENT, "commit"):
-            commit_offsets(self.consumer, self.tracker)
-        self._dirty = False
-        self._last = time.monotonic()
-
-    def pending(self) -> int:
-        return 1 if self._dirty else 0
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._dirty:
-            self.commit_now()
+def requeued(item: Work, work: Work) -> None:
+    JOBS.labels(COMPONENT, "requeued").inc()
+    work.release()

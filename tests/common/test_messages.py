@@ -78,12 +78,33 @@ def test_invalid_fields_are_named(field: str, value: object, match: str) -> None
         decode(json.dumps(data).encode(), JobMessage)
 
 
-def test_dead_letter_keeps_binary_input_as_base64() -> None:
+def test_dead_letter_view_keeps_binary_input_as_base64() -> None:
+    from types import SimpleNamespace
+
+    from pipeline.consume import Record, dead_letter_headers, parse_dead_letter
+
     raw = b"\x00\x01binary\xff"
-    letter = DeadLetter.wrap(raw, topic="vigil.jobs", error=MessageError("not JSON"), stage="decode",
-                             partition=3, offset=42, key=b"youtube:abc")
+    headers = dead_letter_headers(Record("vigil.jobs", 3, 42, b"youtube:abc", raw), MessageError("not JSON"),
+                                  stage="decode", attempts=1, component="worker")
+    letter = parse_dead_letter(SimpleNamespace(topic="vigil.dlq", partition=0, offset=1, key=b"youtube:abc",
+                                               value=raw, headers=headers, timestamp=None))
     assert letter.original_encoding == "base64"
-    assert base64.b64decode(letter.original_value) == raw
+    assert base64.b64decode(letter.original_value) == raw == letter.original_bytes()
     assert letter.error_class == "MessageError"
-    back = decode(encode(letter), DeadLetter)
-    assert back.original_offset == 42 and back.original_key == "youtube:abc"
+    back = decode(encode(letter), DeadLetter)  # the view itself is a schema-checked JSON message (vigil dlq --json)
+    assert back.original_offset == 42 and back.original_key == "youtube:abc" and back.schema_ == "vigil.dlq/2"
+
+
+def test_dlq_since_accepts_ages_and_iso_times() -> None:
+    from datetime import UTC, datetime
+
+    import typer
+
+    from pipeline._cli_dlq import parse_since
+
+    assert parse_since(None) is None
+    age = datetime.now(UTC) - parse_since("30m")
+    assert 1790 < age.total_seconds() < 1810
+    assert parse_since("2026-12-01T08:00Z") == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    with pytest.raises(typer.BadParameter):
+        parse_since("yesterday")

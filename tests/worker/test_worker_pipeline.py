@@ -30,7 +30,8 @@ from worker_support import (
 )
 
 from conftest import remove_test_objects, settings_for
-from pipeline import DeadLetter, ResultMessage, Settings, decode, encode, make_es_client, run_setup
+from pipeline import ResultMessage, Settings, decode, encode, make_es_client, run_setup
+from pipeline.consume import parse_dead_letter
 from pipeline.sink import Sink, detection_id
 from pipeline.worker import Worker
 
@@ -128,10 +129,10 @@ def test_twenty_jobs_through_worker_and_sink(pipeline_settings: Settings, clip_d
                                                                 "inconclusive")
         assert any(d.get("score") is not None for d in doc["detectors"].values()) or doc["fused"]["score"] is None
         assert "decode" in doc["timings_ms"] and "@timestamp" in doc
-        # evidence plots rendered by the worker, stored beside the media, linked for the dashboards
-        assert doc["evidence_uris"] and all(f"{doc['media_sha256']}.evidence/" in uri for uri in doc["evidence_uris"])
-        assert all(Path(uri.removeprefix("file://")).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-                   for uri in doc["evidence_uris"])
+        # evidence is data: the worker renders no plots; what it stores beside the media are face-crop JPEGs
+        for uri in doc["evidence_uris"]:
+            assert f"{doc['media_sha256']}.evidence/" in uri and "/faces/" in uri
+            assert Path(uri.removeprefix("file://")).read_bytes()[:2] == b"\xff\xd8"
     if real_suite_available():  # the worker ran the real detectors: their names are in every document
         assert all({"lipsync", "spectral"} <= set(doc["detectors"]) for doc in docs)
     by_uid = videos(settings)
@@ -288,7 +289,8 @@ def test_thirty_bad_inputs_go_to_the_dlq_and_the_worker_keeps_going(stack_env: d
         log = (tmp_path / "worker.log").read_text()
         assert len(letters) == 30, log[-5000:]
         assert len(results) == 6
-        parsed = [decode(m.value, DeadLetter) for m in letters]
+        parsed = [parse_dead_letter(m) for m in letters]
+        assert sorted(p.original_bytes() for p in parsed) == sorted(value for _, value, _ in bad)  # bytes unchanged
         by_key = {p.original_key: p for p in parsed}
         for letter in parsed:
             assert letter.error_class and letter.error_message and letter.stage and letter.attempts >= 1
@@ -372,7 +374,7 @@ def test_sink_dead_letters_a_document_elasticsearch_rejects(pipeline_settings: S
     finally:
         sink.stop()
         thread.join(30)
-    parsed = {decode(m.value, DeadLetter).original_key: decode(m.value, DeadLetter) for m in letters}
+    parsed = {parse_dead_letter(m).original_key: parse_dead_letter(m) for m in letters}
     assert set(parsed) == {"test:r2", "test:junk"}
     assert parsed["test:r2"].error_class == "BulkRejected" and "400" in parsed["test:r2"].error_message
     assert parsed["test:junk"].stage == "parse"
@@ -393,8 +395,8 @@ def test_a_batch_longer_than_max_poll_interval_triggers_no_rebalance(pipeline_se
     suite = LightSuite(analyse_delay_s=9.0)  # 1.5 x max.poll.interval.ms
     worker = Worker(settings, suite=suite)
     revoked: list[object] = []
-    original = worker._on_revoked
-    worker._on_revoked = lambda parts: (  # type: ignore[method-assign]
+    original = worker.tracker.revoke
+    worker.tracker.revoke = lambda parts: (  # type: ignore[method-assign]
         None if worker._stop.is_set() else revoked.append(set(parts)), original(parts))
     thread = threading.Thread(target=worker.run, kwargs={"max_seconds": 60})
     thread.start()

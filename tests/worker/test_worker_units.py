@@ -2,7 +2,6 @@
 checks, steps with in-memory neighbours (no Kafka or Elasticsearch needed here)."""
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import time
@@ -12,8 +11,8 @@ from pathlib import Path
 import pytest
 from kafka import TopicPartition
 
-from pipeline import DeadLetter, FusedScore, MessageError, ResultMessage, Settings, decode, encode
-from pipeline._consume import Backoff, MessageRejected, OffsetTracker, ProcessingStep, Record, describe
+from pipeline import DeadLetter, FusedScore, MessageError, ResultMessage, Settings
+from pipeline.consume import Backoff, Failure, MessageRejected, OffsetTracker, ProcessingStep, Record, describe
 from pipeline._observe import JsonFormatter, log_context
 from pipeline.sink import bulk_actions, detection_doc, detection_id, video_update
 from pipeline.worker import BatchPolicy, ChecksumMismatch, MediaMissing, MediaOverCap, fetch_media, is_poison, \
@@ -81,7 +80,7 @@ def test_records_redelivered_to_the_same_assignment_are_skipped() -> None:
 
 
 def test_rebalance_events_are_queued_for_the_main_loop() -> None:
-    from pipeline._consume import RebalanceEvents
+    from pipeline.consume import RebalanceEvents
 
     events = RebalanceEvents()
     events.on_partitions_revoked({TP0})
@@ -157,6 +156,15 @@ def _work(i: int) -> object:
     return work
 
 
+def _analyse(suite: object, out: ProcessingStep[object], dlq: ProcessingStep[object],
+             requeue: ProcessingStep[object] | None = None, **options: object) -> object:
+    from pipeline.worker import Analyse
+
+    options.setdefault("retry_attempts", 3)
+    options.setdefault("backoff", Backoff(0.001, 0.01, jitter=0.5))
+    return Analyse(suite, out, dlq, requeue if requeue is not None else _Sink(), **options)
+
+
 def _drain(step: ProcessingStep[object], until: float = 5.0) -> None:
     deadline = time.monotonic() + until
     while step.pending() and time.monotonic() < deadline:
@@ -169,7 +177,7 @@ def test_analyse_batches_across_videos_bounded_and_applies_backpressure() -> Non
 
     suite = _CountingSuite()
     out, dlq = _Sink(), _Sink()
-    step = Analyse(suite, out, dlq, policy=BatchPolicy(max_size=3, max_wait_s=10.0))
+    step = _analyse(suite, out, dlq, policy=BatchPolicy(max_size=3, max_wait_s=10.0))
     for i in range(6):
         step.submit(_work(i))
     with pytest.raises(MessageRejected):  # two batches wait: the step is full
@@ -193,28 +201,56 @@ def test_analyse_isolates_the_clip_that_breaks_a_batch() -> None:
 
     suite = _CountingSuite(fail_on="clip1")
     out, dlq = _Sink(), _Sink()
-    step = Analyse(suite, out, dlq, policy=BatchPolicy(max_size=3, max_wait_s=0.0))
+    step = _analyse(suite, out, dlq, policy=BatchPolicy(max_size=3, max_wait_s=0.0))
     for i in range(3):
         step.submit(_work(i))
     step.join(5)
     assert [w.record.offset for w in out.items] == [0, 2]
     assert len(dlq.items) == 1 and dlq.items[0].stage == "analyse"
-    assert dlq.items[0].work.record.offset == 1 and "breaks the model" in str(dlq.items[0].error)
+    assert dlq.items[0].envelope.record.offset == 1 and "breaks the model" in str(dlq.items[0].error)
     step.close()
 
 
 # ---------------------------------------------------------------- dead letters
 
-def test_dead_letter_keeps_the_original_and_says_why() -> None:
+def test_dead_letter_keeps_the_original_bytes_and_says_why_in_headers() -> None:
+    from types import SimpleNamespace
+
+    from pipeline.consume import dead_letter_headers, parse_dead_letter
+
     raw = b'{"schema": "vigil.job/2"}'
-    letter = DeadLetter.wrap(raw, topic="vigil.jobs", error=MessageError("schema is 'vigil.job/2'"), stage="parse",
-                             attempts=1, partition=1, offset=42, key=b"youtube:abc")
-    back = decode(encode(letter), DeadLetter)
-    assert back.original_value == raw.decode() and back.original_encoding == "utf-8"
-    assert (back.error_class, back.stage, back.attempts) == ("MessageError", "parse", 1)
-    assert (back.original_partition, back.original_offset, back.original_key) == (1, 42, "youtube:abc")
-    binary = DeadLetter.wrap(b"\xff\x00", topic="t", error=ChecksumMismatch("x"), stage="fetch", attempts=3)
-    assert base64.b64decode(binary.original_value) == b"\xff\x00" and binary.attempts == 3
+    record = Record("vigil.jobs", 1, 42, b"youtube:abc", raw, headers=[("trace", b"t-1")])
+    headers = dead_letter_headers(record, MessageError("schema is 'vigil.job/2'"), stage="parse", attempts=1,
+                                  component="worker")
+    names = dict(headers)
+    assert names["__connect.errors.exception.class.name"] == b"MessageError"
+    assert names["__connect.errors.stage"] == b"parse" and names["__connect.errors.attempts"] == b"1"
+    assert (names["__connect.errors.topic"], names["__connect.errors.partition"],
+            names["__connect.errors.offset"]) == (b"vigil.jobs", b"1", b"42")
+    assert names["trace"] == b"t-1"  # the record's own headers travel along
+    message = SimpleNamespace(topic="vigil.dlq", partition=0, offset=7, key=b"youtube:abc", value=raw,
+                              headers=headers, timestamp=1_764_000_000_000)
+    letter = parse_dead_letter(message)
+    assert letter.original_bytes() == raw and letter.original_encoding == "utf-8"
+    assert (letter.error_class, letter.stage, letter.attempts, letter.component) == (
+        "MessageError", "parse", 1, "vigil-worker")
+    assert (letter.original_topic, letter.original_partition, letter.original_offset, letter.original_key) == (
+        "vigil.jobs", 1, 42, "youtube:abc")
+    binary = parse_dead_letter(SimpleNamespace(topic="vigil.dlq", partition=0, offset=8, key=None, value=b"\xff\x00",
+                                               headers=dead_letter_headers(
+                                                   Record("t", 0, 1, None, b"\xff\x00"), ChecksumMismatch("x"),
+                                                   stage="fetch", attempts=3, component="worker"), timestamp=None))
+    assert binary.original_bytes() == b"\xff\x00" and binary.attempts == 3 and binary.original_encoding == "base64"
+    foreign = parse_dead_letter(SimpleNamespace(topic="vigil.dlq", partition=0, offset=9, key=None, value=b"x",
+                                                headers=[], timestamp=None))
+    assert foreign.original_topic == "?" and "not written by Vigil" in foreign.error_message
+    assert isinstance(letter, DeadLetter)
+
+
+def test_backoff_jitter_stays_below_the_plain_delay() -> None:
+    backoff = Backoff(1.0, 8.0, jitter=0.5)
+    delays = [backoff.delay(3) for _ in range(200)]
+    assert all(2.0 <= d <= 4.0 for d in delays) and len({round(d, 6) for d in delays}) > 50
 
 
 def test_poison_and_transient_errors_are_told_apart() -> None:
@@ -297,15 +333,38 @@ def test_documents_follow_the_index_mappings() -> None:
     assert set(doc) - {"source", "evidence_uris"} <= set(mapping)
     assert doc["detection_id"] == detection_id(result.media_sha256, result.suite_version)
     assert doc["@timestamp"].startswith("2026-11-26T10:00:00")
-    assert doc["fused"] == {"score": 0.83, "verdict": "likely_manipulated", "reasons": ["mouth lags speech by 200 ms"]}
+    assert doc["fused"] == {"score": 0.83, "verdict": "likely_manipulated", "reasons": ["mouth lags speech by 200 ms"],
+                            "timeline": []}
     update = video_update(result)
     assert update["status"] == "scored" and update["fused"]["verdict"] == "likely_manipulated"
+    videos = json.loads((Path(__file__).resolve().parents[2] / "infra/elasticsearch/index/videos.json")
+                        .read_text())["template"]["mappings"]["properties"]
+    assert set(update) <= set(videos)
     assert update["scored_at"] == doc["@timestamp"] and update["detection_id"] == doc["detection_id"]
     settings = Settings(es_index_prefix="vigil")
     index, upsert = bulk_actions(result, settings)
     assert (index["_op_type"], index["_index"], index["_id"]) == ("index", "vigil-detections", doc["detection_id"])
     assert (upsert["_op_type"], upsert["_index"], upsert["_id"]) == ("update", "vigil-videos", "youtube:abc123")
     assert upsert["doc_as_upsert"] is True and "script" not in upsert
+
+
+def test_the_video_says_which_detector_failed_and_carries_what_detectors_found() -> None:
+    from pipeline import DetectorOutput, Segment
+    from pipeline.sink import video_update
+
+    result = _result().model_copy(update={
+        "detectors": {"lipsync": DetectorOutput(version="1", applicable=True, score=0.9),
+                      "face_forgery": DetectorOutput(version="2", applicable=False,
+                                                     error="ValueError: crop is empty")},
+        "segments": [Segment(start_s=2.0, end_s=5.2, score=0.9, detectors=["lipsync"])],
+        "annotations": {"persons": [{"name": "Jane Doe", "face_similarity": 0.94}], "provenance": {"present": False},
+                        "not_a_video_field": 1}})
+    update = video_update(result)
+    assert update["status_reason"] == "scored: likely_manipulated; detector failed: face_forgery (ValueError: crop is empty)"
+    assert update["detectors_failed"] == ["face_forgery"]
+    assert update["segments"][0]["start_s"] == 2.0 and update["persons"][0]["name"] == "Jane Doe"
+    assert update["provenance"] == {"present": False} and "not_a_video_field" not in update
+    assert "timeline" not in update["fused"]  # the per-window fused timeline stays in the detection document
 
 
 # ---------------------------------------------------------------- logs
@@ -334,8 +393,8 @@ def test_analyse_bounds_the_memory_of_waiting_clips() -> None:
             self.audio = None
 
     out, dlq = _Sink(), _Sink()
-    step = Analyse(_CountingSuite(), out, dlq, policy=BatchPolicy(max_size=8, max_wait_s=10.0),
-                   max_buffered_bytes=3 * 1024 * 1024)
+    step = _analyse(_CountingSuite(), out, dlq, policy=BatchPolicy(max_size=8, max_wait_s=10.0),
+                    max_buffered_bytes=3 * 1024 * 1024)
     works = []
     for i in range(4):
         work = Work(Record("jobs", 0, i, None, b""))
@@ -375,7 +434,7 @@ def test_bulk_lines_are_the_bulk_actions_as_ndjson() -> None:
 def test_group_watchdog_notices_a_member_stuck_in_a_rebalance() -> None:
     from types import SimpleNamespace
 
-    from pipeline._consume import GroupWatchdog
+    from pipeline.consume import GroupWatchdog
 
     state = {"stable": True}
     consumer = SimpleNamespace(_coordinator=SimpleNamespace(stable=lambda: state["stable"]))
@@ -409,13 +468,13 @@ class _SuiteResult:
                              timings_ms=extra_timings or {})
 
 
-def test_evidence_renders_plots_off_the_main_loop_in_order(tmp_path: Path) -> None:
+def test_keyframes_builds_results_off_the_main_loop_in_order(tmp_path: Path) -> None:
     from pipeline import JobMessage, SourceMetadata
     from pipeline._media_store import MediaStore
-    from pipeline.worker import Evidence
+    from pipeline.worker import Keyframes
 
     out, dlq = _Sink(limit=2), _Sink()
-    step = Evidence(MediaStore(str(tmp_path / "store")), out, dlq, suite_version="suite-9", capacity=3)
+    step = Keyframes(MediaStore(str(tmp_path / "store")), out, dlq, suite_version="suite-9", crops=0, capacity=3)
     works = []
     for i in range(4):
         sha = f"{i:x}" * 64
@@ -433,8 +492,130 @@ def test_evidence_renders_plots_off_the_main_loop_in_order(tmp_path: Path) -> No
     assert [w.job.video_uid for w in out.items] == ["file:0", "file:1"]
     assert [f.stage for f in dlq.items] == ["result"] and "score out of range" in str(dlq.items[0].error)
     for work in out.items:
-        assert isinstance(work.result, ResultMessage) and len(work.result.evidence_uris) >= 1
-        for uri in work.result.evidence_uris:
-            assert Path(uri.removeprefix("file://")).read_bytes().startswith(b"\x89PNG")
-            assert f"{work.job.media_sha256}.evidence/suite-9/" in uri
+        assert isinstance(work.message, ResultMessage) and work.message.evidence_uris == []
+        assert work.clip is None  # frames released once the message is built
     step.close()
+
+
+def test_face_keyframes_are_small_jpegs_where_the_detectors_fired(tmp_path: Path) -> None:
+    import numpy as np
+
+    from detectors import Clip, DetectorResult, FaceTrack, Window
+    from pipeline._media_store import MediaStore
+    from pipeline.worker import face_crops, keyframe_times, store_face_crops
+
+    n = 40
+    frames = np.zeros((n, 240, 320, 3), dtype=np.uint8)
+    frames[:, 60:180, 100:220] = 200
+    track = FaceTrack(track_id=0, frame_index=np.arange(n), boxes=np.tile([100, 60, 220, 180], (n, 1)).astype("f4"),
+                      landmarks=None, mouth_open=np.zeros(n, dtype="f4"))
+    clip = Clip(source="x.mp4", duration_s=8.0, fps=5.0, frames=frames, timestamps=np.arange(n) / 5.0, audio=None,
+                faces=[track])
+
+    class Result:
+        results = {"lipsync": DetectorResult(name="lipsync", version="1", applicable=True, score=0.9,
+                                             timeline=[Window(0, 2, 0.1), Window(4, 6, 0.95)])}
+        segments: list[object] = []
+
+    times = keyframe_times(Result(), 8.0, 3)
+    assert times[0] == 5.0 and len(times) == 3 and len({round(t, 3) for t in times}) == 3
+    crops = face_crops(clip, times)
+    assert len(crops) == 3 and all(data[:2] == b"\xff\xd8" and len(data) < 20_000 for _, data in crops)
+    store = MediaStore(str(tmp_path / "store"))
+    sha = "ab" * 32
+    uris = store_face_crops(store, clip, Result(), media_sha256=sha, suite_version="s/1", n=2)
+    assert len(uris) == 2 and all(f"{sha}.evidence/s_1/faces/" in u and u.endswith(".jpg") for u in uris)
+    no_face = Clip(source="y.mp4", duration_s=8.0, fps=5.0, frames=frames, timestamps=np.arange(n) / 5.0,
+                   audio=None)
+    assert face_crops(no_face, times) == []
+
+
+class _FlakyDeviceSuite(_CountingSuite):
+    """The device step fails with CUDA out-of-memory on the first call of every batch size, or always."""
+
+    def __init__(self, *, always: bool = False) -> None:
+        super().__init__()
+        self.always = always
+        self.failed_sizes: set[int] = set()
+
+    def analyse(self, clips: list[object]) -> list[object]:
+        import torch
+
+        from detectors import DetectorUnavailable
+
+        self.batches.append(len(clips))
+        if self.always or len(clips) not in self.failed_sizes:
+            self.failed_sizes.add(len(clips))
+            try:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            except torch.cuda.OutOfMemoryError as exc:
+                raise DetectorUnavailable(f"face_forgery: {exc}", detector="face_forgery",
+                                          batch_size=len(clips)) from exc
+        return [f"result:{c}" for c in clips]
+
+
+def test_a_transient_device_failure_is_split_and_retried_never_a_result() -> None:
+    suite = _FlakyDeviceSuite()
+    out, dlq, requeue = _Sink(), _Sink(), _Sink()
+    step = _analyse(suite, out, dlq, requeue, policy=BatchPolicy(max_size=4, max_wait_s=0.0))
+    for i in range(4):
+        step.submit(_work(i))
+    step.join(10)
+    assert sorted(w.result for w in out.items) == [f"result:clip{i}" for i in range(4)]
+    assert dlq.items == [] and requeue.items == []
+    assert suite.batches[0] == 4 and 2 in suite.batches  # split into halves after the failure
+    assert step.buffered_bytes == 0
+    step.close()
+
+
+def test_a_device_failure_that_never_clears_requeues_then_dead_letters() -> None:
+    from pipeline import JobMessage, SourceMetadata
+
+    out, dlq, requeue = _Sink(), _Sink(), _Sink()
+    step = _analyse(_FlakyDeviceSuite(always=True), out, dlq, requeue, policy=BatchPolicy(max_size=2, max_wait_s=0.0),
+                    retry_attempts=3, local_tries=2)
+    works = []
+    for i, attempt in enumerate((1, 3)):
+        work = _work(i)
+        work.job = JobMessage(video_uid=f"file:{i}", media_uri="file:///x", media_sha256="a" * 64, attempt=attempt,
+                              source=SourceMetadata(platform="file", url="/x"))
+        works.append(work)
+        step.submit(work)
+    step.join(10)
+    assert out.items == []  # never a result
+    assert [w.job.attempt for w in requeue.items] == [1]  # handed back: goes to vigil.jobs as attempt 2
+    assert len(dlq.items) == 1 and isinstance(dlq.items[0], Failure)
+    assert dlq.items[0].stage == "analyse" and dlq.items[0].attempts == 3
+    assert "out of memory" in str(dlq.items[0].error)
+    step.close()
+
+
+def test_requeued_job_carries_the_next_attempt() -> None:
+    from pipeline import JobMessage, SourceMetadata, decode
+    from pipeline.worker._steps import requeue_out
+
+    work = _work(5)
+    work.job = JobMessage(video_uid="file:5", media_uri="file:///x", media_sha256="a" * 64, attempt=2,
+                          source=SourceMetadata(platform="file", url="/x"))
+    message = requeue_out("vigil.jobs")(work)
+    assert message.topic == "vigil.jobs" and decode(message.value, JobMessage).attempt == 3
+    assert dict(message.headers)["__vigil.requeued_from"] == b"jobs:0:5"
+
+
+def test_lag_gauges_of_revoked_partitions_are_removed() -> None:
+    from types import SimpleNamespace
+
+    from pipeline._observe import CONSUMER_LAG
+    from pipeline.sink import Sink
+
+    consumer = SimpleNamespace(pause=lambda *a: None, assignment=lambda: set(), paused=lambda: set())
+    sink = Sink(Settings(topic_results="lag-test.results"), es=object(), consumer=consumer, producer=object())
+    tp = TopicPartition("lag-test.results", 3)
+    CONSUMER_LAG.labels("sink", tp.topic, "3").set(12)
+    sink._rebalance.on_partitions_assigned({tp})
+    sink._apply_rebalance()
+    sink._rebalance.on_partitions_revoked({tp})
+    sink._apply_rebalance()
+    samples = [s for metric in CONSUMER_LAG.collect() for s in metric.samples
+               if s.labels.get("topic") == tp.topic]
+    assert samples == []  # not left stale at its last value

@@ -111,6 +111,35 @@ class Loudness(Detector[torch.Tensor, torch.Tensor]):
         return self.result(applicable=True, score=float(min(1.0, rms * 2)), evidence={"rms": rms})
 
 
+class FlakyDevice(Detector[torch.Tensor, torch.Tensor]):
+    """A device step that raises CUDA out-of-memory: on the first try of every batch it sees (``once``), or
+    always (``always``). Its score is real arithmetic on the frames when it does run."""
+
+    name = "test_flaky_device"
+    version = "1"
+
+    def __init__(self, *, mode: str = "once", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mode = mode
+        self.seen: set[tuple[float, ...]] = set()
+        self.calls = 0
+
+    def preprocess(self, clip: Clip) -> torch.Tensor | NotApplicable:
+        return torch.tensor([float(clip.duration_s), float(np.asarray(clip.frames).mean())])
+
+    def _forward(self, batch: list[torch.Tensor]) -> list[torch.Tensor]:
+        self.calls += 1
+        key = tuple(round(float(t[1]), 6) for t in batch)
+        if self.mode == "always" or key not in self.seen:
+            self.seen.add(key)
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB "
+                                              "total capacity)")
+        return [t[1:2] / 255.0 for t in batch]
+
+    def postprocess(self, raw: torch.Tensor, clip: Clip) -> DetectorResult:
+        return self.result(applicable=True, score=float(raw[0]), evidence={"mean": float(raw[0])})
+
+
 @dataclass
 class LightResult:
     clip: Clip
@@ -130,8 +159,10 @@ class LightSuite:
     """``detectors.Suite``'s shape with the two light detectors; ``analyse_delay_s`` stretches each batch."""
 
     def __init__(self, *, analyse_delay_s: float = 0.0, fps: float = 5.0, max_side: int = 160,
-                 max_duration_s: float | None = None) -> None:
-        self.detectors = [Brightness(device="cpu"), Loudness(device="cpu")]
+                 max_duration_s: float | None = None, flaky: str | None = None) -> None:
+        self.detectors: list[Detector[Any, Any]] = [Brightness(device="cpu"), Loudness(device="cpu")]
+        if flaky:
+            self.detectors.append(FlakyDevice(mode=flaky, device="cpu"))
         self.version = suite_version(self.detectors, "test")
         self.analyse_delay_s = analyse_delay_s
         self.fps, self.max_side, self.max_duration_s = fps, max_side, max_duration_s
