@@ -141,6 +141,10 @@ def locate(results: Mapping[str, DetectorResult], fused: FusedScore, calibration
         thresholds = calibration.verdicts
         verdict = ("likely_manipulated" if worst >= thresholds.likely_manipulated else
                    "suspicious" if worst >= thresholds.suspicious else fused.verdict)
+        top = max(segments, key=lambda s: s.score)
+        if verdict == "likely_manipulated" and all(
+                results[n].evidence.get("decides_alone") is False for n in top.detectors if n in results):
+            verdict = "suspicious"  # as fusion does: detectors that cannot decide alone raise suspicion only
         where = [r for s in sorted(segments, key=lambda s: -s.score) for r in s.reasons]
         kept = [r for r in fused.reasons if r not in where and r != "no detector found a sign of manipulation"]
         update.update(score=round(worst, 4), verdict=verdict, reasons=list(dict.fromkeys(where + kept)))
