@@ -161,7 +161,8 @@ class VoiceChange(Detector[VoiceChangeInputs, dict[str, Any]]):
                                         f", usually {base:.2f})"})
         timeline = [Window(float(spans[i][0]), float(spans[i][1]), float(min(per_window[j], group_score[j])))
                     for j, i in enumerate(counted)]
-        score = max((s["score"] for s in stretches), default=float(np.clip(group_score.max(), 0.0, 0.49)))
+        # no change found: a low score (half the best group's, at most 0.25), so near-misses do not add up in fusion
+        score = max((s["score"] for s in stretches), default=float(np.clip(0.5 * group_score.max(), 0.0, 0.25)))
         reasons = [s["reason"] for s in sorted(stretches, key=lambda s: -s["score"])] or \
                   [f"one voice throughout the speech (similarity to the main voice {float(similarity.min()):.2f}"
                    f"-{float(similarity.max()):.2f})"]
@@ -174,6 +175,9 @@ class VoiceChange(Detector[VoiceChangeInputs, dict[str, Any]]):
             "similarity": [{"t_s": round(float(spans[i].mean()), 2), "value": round(float(v), 3)}
                            for i, v in zip(counted, similarity, strict=True)],
             "encoder": getattr(self._encoder, "version", None),
+            # generated and real voices can sit close in this embedding: a change corroborates lipsync, it does
+            # not decide alone (fusion caps such a flag at "suspicious")
+            "decides_alone": False,
         }
         return self.result(applicable=True, score=float(score), timeline=timeline, evidence=evidence)
 
