@@ -134,6 +134,7 @@ class LipSyncInputs:
     mouth_activity: float
     speech_share: float
     judged: np.ndarray  # (W,) bool: face visible, mouth moving and speech present in the window
+    clip_mask: torch.Tensor  # (N,) 1 for the frames of the whole-clip reading: those of judged windows (or all)
 
 
 @register
@@ -229,7 +230,9 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
             envelope=torch.from_numpy(shifted.astype(np.float32)),
             valid=torch.from_numpy(valid.astype(np.float32)),
             windows=torch.from_numpy(windows.astype(np.float32)),
-            times=times, window_starts=starts, mouth_activity=activity, speech_share=speech_share, judged=judged)
+            times=times, window_starts=starts, mouth_activity=activity, speech_share=speech_share, judged=judged,
+            clip_mask=torch.from_numpy((windows[judged].any(axis=0) if judged.any() else
+                                        np.ones(times.size, dtype=bool)).astype(np.float32)))
 
     def _judgeable(self, start: float, times: np.ndarray, mouth: np.ndarray, all_times: np.ndarray,
                    level_times: np.ndarray, active: np.ndarray, cuts: np.ndarray) -> bool:
@@ -284,8 +287,9 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
 
     # -- forward (device, many clips)
     def _forward(self, batch: list[LipSyncInputs]) -> list[dict[str, torch.Tensor]]:
-        """Weighted Pearson correlation of mouth vs shifted envelope for every window (plus one window spanning the
-        whole clip) and lag, all clips padded into one tensor."""
+        """Weighted Pearson correlation of mouth vs shifted envelope for every window (plus one spanning the whole
+        clip's judged windows: pauses, music, a listener, cutaways left out) and lag, all clips padded into one
+        tensor."""
         n_max = max(int(item.mouth.shape[0]) for item in batch)
         w_max = max(int(item.windows.shape[0]) for item in batch) + 1
         lags = int(batch[0].envelope.shape[1])
@@ -298,7 +302,7 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
             n, nw = item.mouth.shape[0], item.windows.shape[0]
             x[b, :n], y[b, :n], m[b, :n] = item.mouth, item.envelope, item.valid
             w[b, :nw, :n] = item.windows
-            w[b, nw, :n] = 1.0  # the whole clip
+            w[b, nw, :n] = item.clip_mask  # the whole clip, where it can be judged
         weight = w[:, :, :, None] * m[:, None, :, :]  # (B, W, N, L)
         total = weight.sum(dim=2).clamp_min(1e-6)
         xb = x[:, None, :, None]
