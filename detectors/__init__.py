@@ -24,6 +24,7 @@ from ._registry import KNOWN_NAMES, create, register, registered, suite_version
 from ._suite import Suite, SuiteResult
 from .lipsync import LipSync
 from .spectral import Spectral
+from .voice_change import VoiceChange
 from ._models import LoadedModel, ModelDetector, load_model
 # model-based detectors: importing registers them; their checkpoints load at first use, never at import
 from .face_forgery import FaceForgery
@@ -41,5 +42,5 @@ __all__ = [
     "KNOWN_NAMES", "register", "registered", "create", "suite_version",
     "LoadedModel", "ModelDetector", "load_model", "FaceForgery", "NonVerbal", "VoiceSynthetic",
     "FaceTracker", "track_faces", "Calibration", "Fusion", "load_calibration", "Suite", "SuiteResult",
-    "LipSync", "Spectral", "Identity", "Provenance", "Gallery", "GalleryError", "EnrolmentError",
+    "LipSync", "Spectral", "VoiceChange", "Identity", "Provenance", "Gallery", "GalleryError", "EnrolmentError",
 ]

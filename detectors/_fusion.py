@@ -159,29 +159,13 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
 
 
 def describe(result: DetectorResult) -> str:
-    """One human-readable sentence on what a detector found."""
+    """One human-readable sentence on what a detector found: its first ``evidence["reasons"]`` entry (each detector
+    words its own findings in postprocess), else its score."""
     e = result.evidence
     if result.error:
         return f"{result.name}: failed ({result.error})"
     if not result.applicable:
         return f"{result.name}: not applicable ({e.get('reason') or 'no reason given'})"
-    if result.name == "lipsync":
-        offset = e.get("offset_ms")
-        if e.get("talking") and (e.get("peak_correlation") or 0.0) < 0.3:
-            return (f"mouth movement does not follow the speech (best correlation "
-                    f"{e.get('peak_correlation', 0.0):.2f}): the audio may not belong to this face")
-        if offset is None:
-            return f"lipsync score {result.score:.2f}"
-        ms = int(round(abs(offset) / 10.0) * 10)
-        if ms < 40:
-            return f"mouth and speech in sync (offset {int(round(offset))} ms)"
-        direction = "speech lags the mouth" if offset > 0 else "mouth lags speech"
-        return f"{direction} by {ms} ms (confidence {e.get('confidence', 0.0):.2f})"
-    if result.name == "spectral":
-        where = "face" if e.get("crop_source") == "face" else "frame"
-        return (f"upsampling artefacts in the {where} spectrum ({e.get('bins_above_reference', 0)} frequency bins "
-                f"above the camera range, Nyquist peak {e.get('nyquist_peak_db', 0.0):.0f} dB)"
-                if result.flagged else f"{where} spectrum within the camera range")
     reasons = e.get("reasons")
     if isinstance(reasons, list) and reasons:
         return f"{result.name}: {reasons[0]}"

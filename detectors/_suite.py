@@ -27,6 +27,7 @@ from ._exceptions import ModelError
 from ._faces import FaceTracker
 from ._fusion import Fusion, load_calibration
 from ._registry import KNOWN_NAMES, create, registered, suite_version
+from ._segments import locate
 
 if TYPE_CHECKING:
     from pipeline import Settings
@@ -178,8 +179,9 @@ class Suite:
         for clip, results, timing in zip(clips, per_clip, timings, strict=True):
             start = time.perf_counter()
             fused = self.fusion.fuse(results)
+            fused, segments = locate(results, fused, self.fusion.calibration, duration_s=clip.duration_s)
             timing["fusion"] = _ms(start)
-            out.append(SuiteResult(clip=clip, results=results, fused=fused, timings_ms=timing))
+            out.append(SuiteResult(clip=clip, results=results, fused=fused, timings_ms=timing, segments=segments))
         return out
 
     def scan(self, source: str | os.PathLike[str], *, media_sha256: str | None = None) -> SuiteResult:

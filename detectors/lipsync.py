@@ -4,11 +4,22 @@ The speaker's mouth opening (face mesh inner-lip gap / mouth width) at each samp
 speech loudness envelope of the audio (log energy at 100 Hz, smoothed like a jaw, slow drift removed) evaluated at
 the frame times shifted by every lag in ±1 s (20 ms steps). Because the envelope is read at the shifted frame times,
 the lag resolution is the envelope's, not the frame interval's: 5 fps sampling still locates an offset to tens of
-milliseconds. The device step computes weighted Pearson correlations for all lags in all windows (4 s, 1 s hop)
-of all clips of a batch at once.
+milliseconds. The device step computes weighted Pearson correlations for all lags in all windows (2.5 s, 0.5 s hop:
+sentence-sized, so a spliced sentence fills a window) and over the whole clip, for all clips of a batch at once.
 
-``offset_ms`` > 0 means the audio comes later than the mouth. The score is high when a clear correlation peak sits
-at a large offset, or when the face is visibly talking and its mouth is unrelated to the speech (a dub).
+``offset_ms`` > 0 means the audio comes later than the mouth. The clip score is the larger of two readings:
+
+- the whole clip: high when a clear correlation peak sits at a large offset, or when the face is visibly talking and
+  its mouth is unrelated to the speech (a dub of the whole clip);
+- the worst sustained stretch: a window is judged only where it can be (the face is visible in most of its frames,
+  the mouth moves and there is speech: speech pauses, music, a listener while someone off-screen talks, a head
+  turned away and a cutaway give no judgement, never a fake one). A judged window is off when its mouth stops
+  following the audio at the clip's own lag: a *dub* (it follows at no lag: another voice, other words) or a
+  *shift* (it follows clearly at another lag). A stretch counts when at least ``min_stretch_windows`` consecutive
+  judged windows are off while the rest of the clip follows well (so a clip whose mouth never follows its audio
+  is left to the whole-clip reading). The stretch's score rises with how far off its windows are and how long it
+  lasts. Stretches become ``evidence["stretches"]`` and readable ``evidence["reasons"]`` that say where.
+
 Not applicable: no face, no audio or no speech, too short, a still face.
 """
 from __future__ import annotations
@@ -25,7 +36,7 @@ from ._base import Detector, DetectorResult, NotApplicable, Window
 from ._clip import Clip
 from ._registry import register
 
-__all__ = ["LipSync", "speech_envelope"]
+__all__ = ["LipSync", "speech_envelope", "describe_sync", "describe_stretch", "shot_cuts", "main_face"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +65,62 @@ def speech_envelope(audio: np.ndarray, rate: int, *, floor_db: float = 40.0) -> 
     return np.maximum(level, top - floor_db), level
 
 
+def shot_cuts(frames: np.ndarray, timestamps: np.ndarray, *, factor: float = 4.0, floor: float = 12.0
+              ) -> np.ndarray:
+    """Times of picture cuts: where consecutive sampled frames (colour, 1/8 size) differ far more than usual (more
+    than ``factor`` times the clip's median change and ``floor`` levels). Returns the later frame's times."""
+    if len(frames) < 3:
+        return np.zeros(0)
+    small = frames[:, ::8, ::8].astype(np.float32)
+    change = np.abs(np.diff(small, axis=0)).mean(axis=(1, 2, 3))
+    threshold = max(floor, factor * float(np.median(change)))
+    return np.asarray(timestamps[1:][change > threshold], dtype=np.float64)
+
+
+def main_face(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
+    """(frame indices, mouth openings) of the main visible face: in every frame the most likely speaker's track
+    present there. A cutaway or a turned head splits the speaker into several tracks; this joins them back."""
+    owner = np.full(len(clip.frames), -1, dtype=np.int64)
+    mouth = np.full(len(clip.frames), np.nan, dtype=np.float64)
+    for track in clip.faces:  # speaker first
+        index = np.asarray(track.frame_index, dtype=np.int64)
+        free = owner[index] < 0
+        owner[index[free]] = track.track_id
+        mouth[index[free]] = track.mouth_open[free]
+    seen = np.flatnonzero(owner >= 0)
+    return seen, mouth[seen]
+
+
+def describe_sync(offset_ms: float | None, *, confidence: float, peak: float, talking: bool) -> str:
+    """The whole-clip reading in words (what fusion shows as the lipsync reason)."""
+    if talking and peak < 0.3:
+        return (f"mouth movement does not follow the speech (best correlation {peak:.2f}): the audio may not belong "
+                f"to this face")
+    if offset_ms is None:
+        return "no offset measured"
+    ms = int(round(abs(offset_ms) / 10.0) * 10)
+    if ms < 40:
+        return f"mouth and speech in sync (offset {int(round(offset_ms))} ms)"
+    direction = "speech lags the mouth" if offset_ms > 0 else "mouth lags speech"
+    return f"{direction} by {ms} ms (confidence {confidence:.2f})"
+
+
+def _span(start: float, end: float) -> str:
+    return f"from {start:.1f} s to {end:.1f} s"
+
+
+def describe_stretch(stretch: dict[str, Any]) -> str:
+    """One stretch in words: where, and whether the mouth stops following (dub) or follows at another lag (shift)."""
+    where = _span(stretch["start_s"], stretch["end_s"])
+    if stretch["kind"] == "shift":
+        lag = stretch["lag_ms"]
+        way = "late" if lag > 0 else "early"
+        return (f"speech {way} by {abs(lag):.0f} ms {where} while the rest is in sync: the mouth follows the audio "
+                f"at another lag (a shifted stretch)")
+    return (f"mouth does not follow the speech {where} while it follows it elsewhere: the audio there may not "
+            f"belong to this face (a dub or inserted voice)")
+
+
 @dataclass
 class LipSyncInputs:
     """One clip's prepared signals: mouth samples and the envelope read at every (frame, lag)."""
@@ -66,6 +133,8 @@ class LipSyncInputs:
     window_starts: np.ndarray  # (W,)
     mouth_activity: float
     speech_share: float
+    judged: np.ndarray  # (W,) bool: face visible, mouth moving and speech present in the window
+    clip_mask: torch.Tensor  # (N,) 1 for the frames of the whole-clip reading: those of judged windows (or all)
 
 
 @register
@@ -76,9 +145,13 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
     version = "1.0"
 
     def __init__(self, *, device: str | torch.device = "auto", batch_size: int = 16, max_lag_s: float = 1.0,
-                 lag_step_s: float = 0.02, window_s: float = 4.0, hop_s: float = 1.0, min_duration_s: float = 3.0,
+                 lag_step_s: float = 0.02, window_s: float = 2.5, hop_s: float = 0.5, min_duration_s: float = 3.0,
                  min_face_share: float = 0.5, still_mouth_std: float = 0.012, talking_mouth_std: float = 0.03,
-                 min_speech_share: float = 0.1, speech_floor_dbfs: float = -50.0, tolerance_ms: float = 150.0) -> None:
+                 min_speech_share: float = 0.1, speech_floor_dbfs: float = -50.0, tolerance_ms: float = 150.0,
+                 window_face_share: float = 0.7, window_speech_share: float = 0.35, window_mouth_std: float = 0.02,
+                 min_stretch_windows: int = 3, near_lag_ms: float = 20.0, follows_at: float = 0.55,
+                 stretch_drop: float = 0.36, lost_at: float = 0.4, clip_follows: float = 0.5, clear_peak: float = 0.6,
+                 still_speech_rule: bool = True, still_speech_s: float = 0.8) -> None:
         super().__init__(device=device, batch_size=batch_size)
         self.lags = np.round(np.arange(-max_lag_s, max_lag_s + 1e-9, lag_step_s), 6)
         self.window_s, self.hop_s = window_s, hop_s
@@ -89,6 +162,18 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         self.min_speech_share = min_speech_share
         self.speech_floor_dbfs = speech_floor_dbfs
         self.tolerance_ms = tolerance_ms
+        self.window_face_share = window_face_share
+        self.window_speech_share = window_speech_share
+        self.window_mouth_std = window_mouth_std
+        self.min_stretch_windows = min_stretch_windows
+        self.near_lag_ms = near_lag_ms
+        self.follows_at = follows_at
+        self.stretch_drop = stretch_drop
+        self.lost_at = lost_at
+        self.still_speech_rule = still_speech_rule
+        self.still_speech_s = still_speech_s
+        self.clip_follows = clip_follows
+        self.clear_peak = clear_peak
 
     # -- preprocess (CPU, one clip)
     def preprocess(self, clip: Clip) -> LipSyncInputs | NotApplicable:
@@ -99,7 +184,8 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
             return NotApplicable("no audio stream")
         if clip.duration_s < self.min_duration_s:
             return NotApplicable(f"too short ({clip.duration_s:.1f} s < {self.min_duration_s:g} s)")
-        share = len(speaker) / max(1, len(clip.frames))
+        frame_index, mouth_all = main_face(clip)
+        share = frame_index.size / max(1, len(clip.frames))
         if share < self.min_face_share:
             return NotApplicable(f"the speaker's face is visible in only {share:.0%} of the frames")
         assert clip.audio is not None
@@ -112,9 +198,9 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
             return NotApplicable(f"no speech (silence: {speech_share:.0%} of the audio is above the floor, "
                                  f"loudest {loudest:.0f} dBFS)")
 
-        ok = np.isfinite(speaker.mouth_open)
-        times = clip.timestamps[speaker.frame_index[ok]]
-        mouth = speaker.mouth_open[ok].astype(np.float64)
+        ok = np.isfinite(mouth_all)
+        times = clip.timestamps[frame_index[ok]]
+        mouth = mouth_all[ok].astype(np.float64)
         if mouth.size < 8:
             return NotApplicable(f"too few frames with a measurable mouth ({mouth.size})")
         activity = float(np.std(mouth))
@@ -132,13 +218,66 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         shifted = np.interp(query.ravel(), env_times, env).reshape(query.shape)
 
         starts = self._window_starts(clip.duration_s)
-        windows = np.stack([(times >= s) & (times < s + self.window_s) for s in starts]).astype(np.float32)
+        windows = np.stack([(times >= s) & (times < s + self.window_s) for s in starts])
+        # which windows can be judged: most frames show the face, its mouth moves, and there is speech
+        all_times = clip.timestamps
+        level_times = np.arange(active.size) / ENVELOPE_RATE
+        cuts = shot_cuts(clip.frames, clip.timestamps)
+        judged = np.array([self._judgeable(start, times, mouth, all_times, level_times, active, cuts)
+                           for start in starts], dtype=bool)
         return LipSyncInputs(
             mouth=torch.from_numpy(mouth_bp.astype(np.float32)),
             envelope=torch.from_numpy(shifted.astype(np.float32)),
             valid=torch.from_numpy(valid.astype(np.float32)),
-            windows=torch.from_numpy(windows),
-            times=times, window_starts=starts, mouth_activity=activity, speech_share=speech_share)
+            windows=torch.from_numpy(windows.astype(np.float32)),
+            times=times, window_starts=starts, mouth_activity=activity, speech_share=speech_share, judged=judged,
+            clip_mask=torch.from_numpy((windows[judged].any(axis=0) if judged.any() else
+                                        np.ones(times.size, dtype=bool)).astype(np.float32)))
+
+    def _judgeable(self, start: float, times: np.ndarray, mouth: np.ndarray, all_times: np.ndarray,
+                   level_times: np.ndarray, active: np.ndarray, cuts: np.ndarray) -> bool:
+        """Can the window from ``start`` be judged? Over the window the face is visible in most frames, the mouth
+        moves and there is speech; the picture does not cut (a cutaway to a listener or to the set, and back); and in
+        no third of it is there speech under a still or hidden mouth (a listener while someone off-screen speaks, a
+        turned head)."""
+        end = start + self.window_s
+        in_frames = int(np.sum((all_times >= start) & (all_times < end)))
+        inside = (times >= start) & (times < end)
+        in_audio = (level_times >= start) & (level_times < end)
+        if in_frames == 0 or not in_audio.any() or inside.sum() < 3:
+            return False
+        if inside.sum() / in_frames < self.window_face_share or float(np.mean(active[in_audio])) < \
+                self.window_speech_share or float(np.std(mouth[inside])) < self.window_mouth_std:
+            return False
+        if np.any((cuts > start) & (cuts < end)):
+            return False  # a cut inside the window: the face after it may be someone else
+        if self.still_speech_rule and self._silent_mouth_s(start, end, times, mouth, all_times, level_times,
+                                                           active) >= self.still_speech_s:
+            return False  # someone speaks while this face stays still or hidden: a listener, a turn, not a dub
+        return True
+
+    def _silent_mouth_s(self, start: float, end: float, times: np.ndarray, mouth: np.ndarray, all_times: np.ndarray,
+                        level_times: np.ndarray, active: np.ndarray) -> float:
+        """The longest stretch inside the window with speech under a still (or unseen) mouth, in seconds."""
+        frames = all_times[(all_times >= start) & (all_times < end)]
+        if frames.size == 0:
+            return 0.0
+        at = np.searchsorted(times, frames)
+        visible = (at < times.size) & (np.abs(times[np.clip(at, 0, times.size - 1)] - frames) < 1e-6)
+        longest = run = 0
+        step = float(np.median(np.diff(all_times))) if all_times.size > 1 else 0.2
+        for i, t in enumerate(frames):
+            near = (level_times >= t - step) & (level_times < t + step)
+            speaking = bool(near.any()) and float(np.mean(active[near])) >= 0.5
+            if visible[i]:
+                around = (times >= t - 1.5 * step) & (times <= t + 1.5 * step)
+                still = float(np.ptp(mouth[around])) < 2 * self.window_mouth_std if around.any() else True
+            else:
+                still = True
+            run = run + 1 if speaking and still else 0
+            longest = max(longest, run)
+        return longest * step
+
 
     def _window_starts(self, duration: float) -> np.ndarray:
         if duration <= self.window_s:
@@ -148,8 +287,9 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
 
     # -- forward (device, many clips)
     def _forward(self, batch: list[LipSyncInputs]) -> list[dict[str, torch.Tensor]]:
-        """Weighted Pearson correlation of mouth vs shifted envelope for every window (plus one window spanning the
-        whole clip) and lag, all clips padded into one tensor."""
+        """Weighted Pearson correlation of mouth vs shifted envelope for every window (plus one spanning the whole
+        clip's judged windows: pauses, music, a listener, cutaways left out) and lag, all clips padded into one
+        tensor."""
         n_max = max(int(item.mouth.shape[0]) for item in batch)
         w_max = max(int(item.windows.shape[0]) for item in batch) + 1
         lags = int(batch[0].envelope.shape[1])
@@ -162,7 +302,7 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
             n, nw = item.mouth.shape[0], item.windows.shape[0]
             x[b, :n], y[b, :n], m[b, :n] = item.mouth, item.envelope, item.valid
             w[b, :nw, :n] = item.windows
-            w[b, nw, :n] = 1.0  # the whole clip
+            w[b, nw, :n] = item.clip_mask  # the whole clip, where it can be judged
         weight = w[:, :, :, None] * m[:, None, :, :]  # (B, W, N, L)
         total = weight.sum(dim=2).clamp_min(1e-6)
         xb = x[:, None, :, None]
@@ -177,7 +317,8 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         corr = cov / torch.sqrt(var_x * var_y).clamp_min(1e-9)
         corr = torch.where(total >= 6, corr, torch.zeros_like(corr))  # too few samples: no evidence
         return [{"windows": corr[b, : batch[b].windows.shape[0]], "clip": corr[b, batch[b].windows.shape[0]],
-                 "samples": total[b, : batch[b].windows.shape[0]].amax(dim=1)} for b in range(len(batch))]
+                 "samples": total[b, : batch[b].windows.shape[0]].amax(dim=1), "judged": batch[b].judged}
+                for b in range(len(batch))]
 
     # -- postprocess (CPU, one clip)
     def _peak(self, curve: np.ndarray) -> tuple[float, float]:
@@ -198,40 +339,141 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         unrelated = 0.8 * float(np.clip((0.3 - peak) / 0.15, 0.0, 1.0)) if talking else 0.0
         return float(np.clip(max(out_of_sync * reliable, unrelated), 0.0, 1.0))
 
+    def _near(self, row: np.ndarray, lag_ms: float) -> float:
+        """The best correlation of a window within ``near_lag_ms`` of the clip's own lag."""
+        near = np.abs(1000.0 * self.lags - lag_ms) <= self.near_lag_ms
+        return float(row[near].max()) if near.any() else float(row.max())
+
+    def _window_reading(self, row: np.ndarray, offset_ms: float) -> dict[str, Any]:
+        """One judged window: its own peak, and how well the mouth follows the audio at the clip's lag (± one lag
+        step). At 5 fps the lag curve of a short window aliases, so a window is judged at the clip's own lag only;
+        where a stretch follows instead is read over the whole stretch."""
+        w_offset, w_peak = self._peak(row)
+        return {"offset_ms": w_offset, "peak": w_peak, "at_clip_lag": self._near(row, offset_ms), "row": row}
+
+    def _groups(self, readings: list[dict[str, Any] | None]) -> list[list[int]]:
+        """Every run of ``min_stretch_windows`` consecutive judged windows (one unjudged window may sit inside)."""
+        judged = [w for w, r in enumerate(readings) if r is not None]
+        k = self.min_stretch_windows
+        return [judged[i:i + k] for i in range(len(judged) - k + 1) if judged[i + k - 1] - judged[i] <= k]
+
+    def _stretches(self, starts: np.ndarray, readings: list[dict[str, Any] | None], duration: float,
+                   offset_ms: float) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """Stretches where the mouth stops following the audio at the clip's own lag, against the clip's own level.
+
+        The rule that keeps authentic clips calm: only judged windows count (see ``_judgeable``); a stretch needs
+        ``min_stretch_windows`` consecutive judged windows whose mean correlation at the clip's lag lies at least
+        ``stretch_drop`` below the clip's median window and under ``follows_at``; and the clip must follow its
+        audio elsewhere (median window >= ``clip_follows``), or the whole-clip reading speaks for it. Returns the
+        stretches and a per-window score (the best group a window belongs to)."""
+        per_window = np.zeros(len(readings))
+        judged = [r["at_clip_lag"] for r in readings if r is not None]
+        if len(judged) < 2 * self.min_stretch_windows + 2:
+            return [], per_window
+        base = float(np.median(judged))
+        if base < self.clip_follows:
+            return [], per_window
+        flagged: set[int] = set()
+        for group in self._groups(readings):
+            mean = float(np.mean([readings[w]["at_clip_lag"] for w in group]))  # type: ignore[index]
+            drop = base - mean
+            relative = 0.5 + (drop - self.stretch_drop) / 0.3  # far below this clip's own level
+            absolute = 0.5 + (self.lost_at - mean) / 0.2  # hardly following at all
+            score = float(np.clip(max(relative, absolute), 0.0, 1.0)) if mean <= self.follows_at else 0.0
+            for w in group:
+                per_window[w] = max(per_window[w], score)
+            if score >= 0.5:
+                flagged.update(group)
+        out: list[dict[str, Any]] = []
+        runs: list[list[int]] = []
+        for w in sorted(flagged):
+            if runs and w - runs[-1][-1] <= 2:
+                runs[-1].append(w)
+            else:
+                runs.append([w])
+        for run in runs:
+            rows = np.mean([readings[w]["row"] for w in run], axis=0)  # type: ignore[index]
+            lag_ms, stretch_peak = self._peak(rows)
+            at_lag = self._near(rows, offset_ms)
+            shifted = (stretch_peak >= self.clear_peak and abs(lag_ms - offset_ms) >= self.tolerance_ms
+                       and stretch_peak - at_lag >= 0.3)
+            # the stretch's extent: the windows that are off themselves, trimmed by a quarter window at each end
+            own = [w for w in run if base - readings[w]["at_clip_lag"] >= self.stretch_drop] or run  # type: ignore[index]
+            half = self.hop_s / 2 + self.window_s / 4
+            out.append({"start_s": round(max(0.0, float(starts[own[0]] + self.window_s / 2 - half)), 2),
+                        "end_s": round(min(duration, float(starts[own[-1]] + self.window_s / 2 + half)), 2),
+                        "score": round(float(max(per_window[w] for w in run)), 3),
+                        "kind": "shift" if shifted else "dub", "windows": len(run),
+                        "lag_ms": round(lag_ms, 1) if shifted else None,
+                        "correlation": round(float(np.mean([readings[w]["at_clip_lag"] for w in run])), 3),  # type: ignore[index]
+                        "clip_correlation": round(base, 3)})
+        return out, per_window
+
     def postprocess(self, raw: dict[str, torch.Tensor], clip: Clip) -> DetectorResult:
         inputs_windows = raw["windows"].numpy().astype(np.float64)
         curve = raw["clip"].numpy().astype(np.float64)
         samples = raw["samples"].numpy()
+        judged = np.asarray(raw["judged"], dtype=bool)
         offset_ms, peak = self._peak(curve)
-        talking = bool(np.std(clip.speaker.mouth_open[np.isfinite(clip.speaker.mouth_open)])  # type: ignore[union-attr]
-                       >= self.talking_mouth_std)
+        _, mouth_all = main_face(clip)
+        talking = bool(np.std(mouth_all[np.isfinite(mouth_all)]) >= self.talking_mouth_std)
         starts = self._window_starts(clip.duration_s)
         series = []
-        timeline = []
+
+        readings: list[dict[str, Any] | None] = []
         agree = 0
         counted = 0
-        for start, row, count in zip(starts, inputs_windows, samples, strict=True):
+        whole = self._score(offset_ms, peak, talking)
+        kept: list[tuple[float, float, float]] = []
+        for start, row, count, ok in zip(starts, inputs_windows, samples, judged, strict=True):
             end = min(start + self.window_s, clip.duration_s)
-            if count < 6:
+            if count < 6 or not ok:
+                readings.append(None)
                 continue
-            w_offset, w_peak = self._peak(row)
+            reading = self._window_reading(row, offset_ms)
+            readings.append(reading)
             counted += 1
-            agree += int(abs(w_offset - offset_ms) <= 100.0)
-            series.append({"t_s": round(float(start + (end - start) / 2), 3), "offset_ms": round(w_offset, 1),
-                           "correlation": round(w_peak, 3)})
-            timeline.append(Window(float(start), float(end), self._score(w_offset, w_peak, talking)))
+            agree += int(abs(reading["offset_ms"] - offset_ms) <= 100.0)
+            series.append({"t_s": round(float(start + (end - start) / 2), 3), "offset_ms": round(reading["offset_ms"], 1),
+                           "correlation": round(reading["peak"], 3),
+                           "at_clip_lag": round(reading["at_clip_lag"], 3)})
+            # a window that follows at the clip's lag carries the clip's own reading
+            in_step = self._score(offset_ms, reading["at_clip_lag"], False) if reading["at_clip_lag"] >= 0.3 else 0.0
+            kept.append((float(start), float(end), min(in_step, whole)))
         agreement = agree / counted if counted else 0.0
         confidence = float(np.clip(peak, 0.0, 1.0) * (0.5 + 0.5 * agreement))
-        score = self._score(offset_ms, peak, talking)
+        stretches, per_window = self._stretches(starts, readings, clip.duration_s, offset_ms)
+        judged_index = [w for w, r in enumerate(readings) if r is not None]
+        timeline = [Window(a, b, float(max(v, per_window[w]))) for w, (a, b, v) in zip(judged_index, kept, strict=True)]
+        for stretch in stretches:
+            stretch["reason"] = describe_stretch(stretch)
+        worst = max((s["score"] for s in stretches), default=0.0)
+        score = max(whole, worst)
+        reasons = []
+        if whole >= worst or whole >= 0.5:
+            reasons.append(describe_sync(offset_ms, confidence=confidence, peak=peak, talking=talking))
+        reasons = [s["reason"] for s in sorted(stretches, key=lambda s: -s["score"]) if s["score"] >= 0.5] + reasons
+        manipulation = None
+        if whole >= 0.5:
+            manipulation = "dub" if talking and peak < 0.3 else "shift"
+        elif stretches and worst >= 0.5:
+            manipulation = max(stretches, key=lambda s: s["score"])["kind"]
         evidence: dict[str, Any] = {
             "offset_ms": round(offset_ms, 1),
             "confidence": round(confidence, 3),
             "peak_correlation": round(peak, 3),
             "window_agreement": round(agreement, 3),
             "talking": talking,
+            "whole_clip_score": round(whole, 3),
+            "manipulation": manipulation,  # dub (mouth stops following) / shift (follows at another lag) / None
+            "stretches": stretches,
+            "windows_judged": int(counted),
+            "windows": int(len(starts)),
+            "reasons": reasons,
             "offsets": series,
             "lag_ms": [round(1000 * float(v), 1) for v in self.lags],
             "correlation": [round(float(v), 4) for v in curve],
             "speaker_track": int(clip.speaker.track_id) if clip.speaker else None,
         }
-        return self.result(applicable=True, score=score, timeline=timeline, evidence=evidence)
+        return self.result(applicable=True, score=float(np.clip(score, 0.0, 1.0)), timeline=timeline,
+                           evidence=evidence)

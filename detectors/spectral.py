@@ -241,6 +241,11 @@ class Spectral(Detector[SpectralInputs, dict[str, Any]]):
             "nyquist_peak_db": round(float(np.median(peak)), 2),
             "keyframes_s": [round(float(times[i]), 2) for i in top],
         }
+        where = "face" if raw["source"] == "face" else "frame"
+        evidence["reasons"] = [
+            f"upsampling artefacts in the {where} spectrum ({evidence['bins_above_reference']} frequency bins above "
+            f"the camera range, Nyquist peak {evidence['nyquist_peak_db']:.0f} dB)" if score >= 0.5
+            else f"{where} spectrum within the camera range"]
         return self.result(applicable=True, score=score, timeline=timeline, evidence=evidence)
 
 

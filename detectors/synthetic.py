@@ -16,6 +16,7 @@ __all__ = [
     "write_mp4", "write_audio_only", "speak", "mouth_opening_from_speech", "render_talking_head", "TalkingClip",
     "make_talking_clip", "SENTENCES", "HELDOUT_SENTENCES", "camera_like", "upsampled", "spectral_images",
     "PERSON_PHOTOS", "person_photo", "write_photo", "make_person_clip",
+    "LongClip", "make_long_clip", "TUNING_VOICES", "HELDOUT_VOICES", "TUNING_FACES", "HELDOUT_FACES", "SPLICE_KINDS",
 ]
 
 
@@ -382,3 +383,208 @@ def make_person_clip(path: str | os.PathLike[str], person: str = "astronaut", te
     frames = render_talking_head(np.zeros(n_frames, dtype=np.float32), fps=fps, background=person_photo(person))
     write_mp4(path, frames, fps, audio, sample_rate=AUDIO_RATE)
     return TalkingClip(path=Path(path), kind="talking", offset_ms=0.0, text=text, duration_s=audio.size / AUDIO_RATE)
+
+
+# long talking heads with partial manipulations (a spliced sentence) and authentic hard cases
+
+#: espeak-ng voices (voice, words per minute, pitch) for tuning and tests; the benchmark speaks HELDOUT_VOICES
+TUNING_VOICES = (("en-us", 150, 50), ("en-gb-x-rp+m3", 160, 45), ("en-us+f2", 145, 65))
+HELDOUT_VOICES = (("en-gb", 170, 40), ("en-gb-scotland", 135, 60), ("en-us-nyc+m4", 155, 35),
+                  ("en-029+f3", 150, 70), ("en-gb-x-gbclan+m2", 165, 55))
+#: how the one face photo is varied into several speakers (mirror, tint, framing); the benchmark uses HELDOUT_FACES
+TUNING_FACES = ("plain", "mirrored")
+HELDOUT_FACES = ("warm", "cool_mirrored", "small")
+SPLICE_KINDS = ("voice", "shift")
+
+
+@dataclass(frozen=True)
+class LongClip:
+    """A generated long talking head and its truth.
+
+    ``kind``: ``authentic`` (nothing manipulated; it may hold pauses, a head turn, a cutaway, music and a second,
+    off-screen speaker), ``voice`` (from ``splice[0]`` to ``splice[1]`` another voice says other words while the
+    face keeps saying the original ones: an inserted sentence) or ``shift`` (that stretch of the original audio
+    comes ``shift_ms`` late, > 0, or early). ``events`` lists the authentic hard cases as (what, start_s, end_s).
+    """
+
+    path: Path
+    kind: str
+    duration_s: float
+    splice: tuple[float, float] | None
+    shift_ms: float
+    face: str
+    voice: str
+    events: tuple[tuple[str, float, float], ...]
+
+    @property
+    def manipulated(self) -> bool:
+        return self.kind != "authentic"
+
+
+def _vary_face(frames: np.ndarray, face: str) -> np.ndarray:
+    """One of several speakers made from the one photo: mirrored, tinted, or smaller in a wider frame."""
+    out = frames.astype(np.float32)
+    if "mirrored" in face:
+        out = out[:, :, ::-1]
+    if face.startswith("warm"):
+        out = out * np.array([1.12, 1.0, 0.82], dtype=np.float32) + 8.0
+    elif face.startswith("cool"):
+        out = out * np.array([0.85, 0.97, 1.15], dtype=np.float32) ** 1.0 - 6.0
+    if face == "small":
+        import cv2
+
+        n, h, w = out.shape[:3]
+        canvas = np.empty_like(out)
+        side = int(0.72 * h)
+        for i in range(n):
+            canvas[i] = cv2.GaussianBlur(out[i], (0, 0), 12.0)  # the rest of the set, out of focus
+            canvas[i, h - side:, (w - side) // 2:(w - side) // 2 + side] = cv2.resize(out[i], (side, side),
+                                                                                interpolation=cv2.INTER_AREA)
+        out = canvas
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _turn_away(frame: np.ndarray, amount: float) -> np.ndarray:
+    """A crude head turn: the face squeezed sideways (cos of the yaw) and slid towards the edge, ``amount`` 0..1."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    squeeze = max(0.08, float(np.cos(amount * np.pi / 2 * 0.95)))
+    slide = amount * 0.35 * w
+    matrix = np.float32([[squeeze, 0, (1 - squeeze) * w / 2 + slide], [0, 1, 0]])
+    return cv2.warpAffine(frame, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+
+def _music(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """A music-like bed: a chord progression with a beat, at 16 kHz."""
+    t = np.arange(int(seconds * AUDIO_RATE)) / AUDIO_RATE
+    root = float(rng.choice([196.0, 220.0, 246.9, 261.6]))
+    out = np.zeros_like(t)
+    for k, ratio in enumerate((1.0, 1.26, 1.5, 2.0)):
+        out += np.sin(2 * np.pi * root * ratio * t * (1 + 0.06 * np.floor(t / 1.5) % 2)) / (k + 1)
+    beat = 0.6 + 0.4 * np.exp(-((t * 2.0) % 1.0) * 6.0)
+    return (0.08 * out * beat).astype(np.float32)
+
+
+def make_long_clip(path: str | os.PathLike[str], *, kind: str = "authentic", seed: int = 0,
+                   sentences: tuple[str, ...] = SENTENCES, voices: tuple[tuple[str, int, int], ...] = TUNING_VOICES,
+                   faces: tuple[str, ...] = TUNING_FACES, n_sentences: int = 4, splice_s: float | None = None,
+                   shift_ms: float | None = None, events: tuple[str, ...] | None = None, fps: float = VIDEO_FPS,
+                   crf: int = 23) -> LongClip:
+    """Write a long talking head (``n_sentences`` sentences with pauses, ~20-30 s) and return its truth.
+
+    ``kind`` ``voice`` / ``shift`` puts one splice of ``splice_s`` seconds (random 1-5 s by default) at a random
+    place inside the speech; ``authentic`` leaves the audio as spoken. ``events`` (default: a random choice per
+    seed, always at least two) adds authentic hard cases: ``pause`` (a long silence, mouth closed), ``turn`` (the
+    head turns away while still speaking), ``cutaway`` (the picture cuts to the set or to a still listener while
+    the speech goes on), ``music`` (a musical interlude, speaker silent), ``second_speaker`` (another, off-screen
+    voice speaks while the face listens with its mouth closed). Spliced clips carry events too.
+    """
+    if kind not in ("authentic", *SPLICE_KINDS):
+        raise ValueError(f"unknown kind {kind!r}")
+    rng = np.random.default_rng(seed)
+    voice_i = int(rng.integers(len(voices)))
+    voice, wpm, pitch = voices[voice_i]
+    face = faces[int(rng.integers(len(faces)))]
+    chosen = [sentences[int(i)] for i in rng.permutation(len(sentences) * 4)[:n_sentences] % len(sentences)]
+    if events is None:
+        pool = ("pause", "turn", "cutaway", "music", "second_speaker")
+        events = tuple(pool[int(i)] for i in rng.choice(len(pool), size=int(rng.integers(2, 4)), replace=False))
+    other_voices = [v for j, v in enumerate(voices) if j != voice_i] or [(voice, wpm, pitch + 30)]
+
+    # the timeline: blocks of the speaker talking, gaps, and events between sentences
+    lead = 0.6
+    speech_track: list[tuple[float, np.ndarray]] = []  # (start_s, samples) the face speaks
+    extra_audio: list[tuple[float, np.ndarray]] = []  # other sound: second speaker, music
+    marks: list[tuple[str, float, float]] = []
+    talking_spans: list[tuple[float, float]] = []
+    t = lead
+    queued = list(events)
+    for i, text in enumerate(chosen):
+        speech = speak(text, voice=voice, words_per_minute=wpm, pitch=pitch)
+        speech_track.append((t, speech))
+        talking_spans.append((t, t + speech.size / AUDIO_RATE))
+        if "turn" in queued and i == 1:  # turns away during the second sentence
+            turn_start = t + float(rng.uniform(0.3, 1.0))
+            marks.append(("turn", turn_start, min(turn_start + float(rng.uniform(1.0, 2.0)), talking_spans[-1][1])))
+            queued.remove("turn")
+        if "cutaway" in queued and i == 2:  # the picture cuts away during the third sentence
+            cut_start = t + float(rng.uniform(0.5, 1.2))
+            marks.append(("cutaway", cut_start, min(cut_start + float(rng.uniform(1.5, 3.0)),
+                                                    talking_spans[-1][1])))
+            queued.remove("cutaway")
+        t += speech.size / AUDIO_RATE + float(rng.uniform(0.25, 0.7))
+        if i < len(chosen) - 1 and queued:
+            event = next((e for e in queued if e in ("pause", "music", "second_speaker")), None)
+            if event is not None:
+                queued.remove(event)
+                if event == "pause":
+                    length = float(rng.uniform(1.5, 3.0))
+                elif event == "music":
+                    length = float(rng.uniform(2.0, 3.5))
+                    extra_audio.append((t, _music(length, rng)))
+                else:
+                    v2, w2, p2 = other_voices[int(rng.integers(len(other_voices)))]
+                    question = speak("And what do you say to your critics tonight?", voice=v2,
+                                     words_per_minute=w2, pitch=p2)
+                    extra_audio.append((t, question))
+                    length = question.size / AUDIO_RATE
+                marks.append((event, t, t + length))
+                t += length + float(rng.uniform(0.3, 0.6))
+    total_s = t + 0.6
+    total = int(total_s * AUDIO_RATE)
+    n_frames = int(total_s * fps)
+    times = np.arange(n_frames) / fps
+
+    spoken = np.zeros(total, dtype=np.float32)  # what the face says, where it says it
+    for start, samples in speech_track:
+        i0 = int(start * AUDIO_RATE)
+        spoken[i0:i0 + samples.size] += samples[: total - i0]
+    audio = spoken.copy()
+    splice: tuple[float, float] | None = None
+    applied_shift = 0.0
+    if kind != "authentic":
+        length = float(splice_s) if splice_s is not None else float(rng.uniform(1.0, 5.0))
+        hidden = [(a, b) for what, a, b in marks if what in ("turn", "cutaway")]
+        for _ in range(50):  # inside the speech, where the face is on screen (the face keeps talking)
+            s0, s1 = talking_spans[int(rng.integers(len(talking_spans)))]
+            start = float(rng.uniform(s0, max(s0, s1 - min(length, s1 - s0))))
+            end = min(start + length, total_s - 0.3)
+            if not any(start < b + 0.3 and end > a - 0.3 for a, b in hidden):
+                break
+        i0, i1 = int(start * AUDIO_RATE), int(end * AUDIO_RATE)
+        if kind == "voice":
+            v2, w2, p2 = other_voices[int(rng.integers(len(other_voices)))]
+            pool = [s for s in sentences if s not in chosen] or list(sentences)
+            words = speak(pool[int(rng.integers(len(pool)))], voice=v2, words_per_minute=w2, pitch=p2)
+            words = np.resize(words, i1 - i0) if words.size < i1 - i0 else words[: i1 - i0]
+            level = np.sqrt(np.mean(audio[i0:i1] ** 2) + 1e-9) / np.sqrt(np.mean(words ** 2) + 1e-9)
+            audio[i0:i1] = words * float(np.clip(level, 0.5, 2.0))
+        else:
+            applied_shift = float(shift_ms) if shift_ms is not None else \
+                float(rng.choice([-1.0, 1.0]) * rng.uniform(200.0, 450.0))
+            lag = int(round(applied_shift / 1000 * AUDIO_RATE))
+            src = np.arange(i0, i1) - lag
+            audio[i0:i1] = np.where((src >= 0) & (src < total), spoken[np.clip(src, 0, total - 1)], 0.0)
+        splice = (round(start, 3), round(end, 3))
+    for start, samples in extra_audio:
+        i0 = int(start * AUDIO_RATE)
+        audio[i0:i0 + samples.size] += samples[: total - i0]
+    audio += (10 ** (-55.0 / 20) * rng.standard_normal(total)).astype(np.float32)
+
+    opening = mouth_opening_from_speech(spoken, times)
+    frames = _vary_face(render_talking_head(opening, fps=fps), face)
+    listener = _vary_face(render_talking_head(np.zeros(8, dtype=np.float32), fps=fps, sway=False),
+                          "cool_mirrored" if face != "cool_mirrored" else "warm")[0]
+    scene = _no_face_crop()
+    for what, a, b in marks:
+        idx = np.flatnonzero((times >= a) & (times < b))
+        if what == "turn":
+            ramp = np.clip(np.minimum(times[idx] - a, b - times[idx]) / 0.4, 0, 1)
+            for j, amount in zip(idx, ramp, strict=True):
+                frames[j] = _turn_away(frames[j], float(amount))
+        elif what == "cutaway":
+            frames[idx] = scene if rng.random() < 0.5 else listener
+    write_mp4(path, frames, fps, audio, sample_rate=AUDIO_RATE, crf=crf)
+    return LongClip(path=Path(path), kind=kind, duration_s=total / AUDIO_RATE, splice=splice,
+                    shift_ms=applied_shift, face=face, voice=voice, events=tuple(marks))

@@ -149,7 +149,7 @@ def scan(
     """Analyse one video now, without Kafka or Elasticsearch: download → decode → faces → detectors → verdict."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from .scan import result_table, run_scan
+    from .scan import result_table, run_scan, segments_table
 
     settings = settings_or_exit()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
@@ -163,6 +163,8 @@ def scan(
             err_console.print(f"[red]scan failed:[/red] {exc}")
             raise typer.Exit(1) from exc
     console.print(result_table(outcome.message))
+    if (stretches := segments_table(outcome.message)) is not None:  # the manipulated stretches, where there are any
+        console.print(stretches)
     for path in outcome.files:
         console.print(f"wrote {path}")
 

@@ -27,7 +27,8 @@ from ._settings import Settings
 if TYPE_CHECKING:
     from detectors import Suite, SuiteResult
 
-__all__ = ["ScanError", "ScanOutcome", "run_scan", "write_report", "result_table", "persons_on_screen"]
+__all__ = ["ScanError", "ScanOutcome", "run_scan", "write_report", "result_table", "persons_on_screen",
+           "segments_table"]
 
 logger = logging.getLogger(__name__)
 
@@ -197,10 +198,9 @@ def result_table(message: ResultMessage) -> Any:
             table.add_row(name, "—", "[dim]n/a[/]", detail)
             continue
         ev = out.evidence
-        if name == "lipsync":
-            detail = f"offset {ev.get('offset_ms')} ms, confidence {ev.get('confidence')}"
-        elif name == "spectral":
-            detail = f"{ev.get('bins_above_reference')} bins above camera range, Nyquist peak {ev.get('nyquist_peak_db')} dB"
+        reasons = ev.get("reasons")
+        if isinstance(reasons, list) and reasons:  # each detector words its own findings
+            detail = str(reasons[0])
         else:
             detail = ", ".join(f"{k}={v}" for k, v in list(ev.items())[:3] if not isinstance(v, (list, dict)))
         flagged = out.score is not None and out.score >= 0.5
@@ -227,3 +227,19 @@ def persons_on_screen(message: ResultMessage) -> str:
                     f"enrolled voice"
         lines.append(said)
     return "\n".join(lines)
+
+
+def segments_table(message: ResultMessage) -> Any:
+    """A rich table of the manipulated stretches (where, score, which detectors, why); None when there are none."""
+    if not message.segments:
+        return None
+    from rich.table import Table
+
+    table = Table(title="[red]manipulated stretches[/]", title_justify="left")
+    for column in ("from (s)", "to (s)", "score", "detectors", "why"):
+        table.add_column(column, overflow="fold")
+    for segment in message.segments:
+        table.add_row(f"{segment.start_s:.1f}", f"{segment.end_s:.1f}", f"{segment.score:.2f}",
+                      ", ".join(segment.detectors), "\n".join(segment.reasons))
+    return table
+

@@ -8,19 +8,26 @@ import pytest
 
 from detectors import DetectorResult, Fusion, LipSync, Window, load_calibration, suite_version
 from detectors._fusion import DEFAULT_CALIBRATION_FILE, Calibration, describe
+from detectors.lipsync import describe_sync
 from pipeline import ConfigError
 
 
 def lipsync(score: float, offset_ms: float, **extra: object) -> DetectorResult:
+    """A lipsync result worded as its postprocess words it."""
+    evidence: dict[str, object] = {"offset_ms": offset_ms, "confidence": 0.8, "peak_correlation": 0.8,
+                                   "talking": True, **extra}
+    evidence["reasons"] = [describe_sync(offset_ms, confidence=0.8, peak=float(evidence["peak_correlation"]),
+                                         talking=True)]
     return DetectorResult(name="lipsync", version="1.0", applicable=True, score=score,
-                          timeline=[Window(0, 4, score)],
-                          evidence={"offset_ms": offset_ms, "confidence": 0.8, "peak_correlation": 0.8,
-                                    "talking": True, **extra})
+                          timeline=[Window(0, 4, score)], evidence=evidence)
 
 
 def spectral(score: float) -> DetectorResult:
+    reason = ("upsampling artefacts in the face spectrum (5 frequency bins above the camera range, Nyquist peak 31 dB)"
+              if score >= 0.5 else "face spectrum within the camera range")
     return DetectorResult(name="spectral", version="1.0", applicable=True, score=score,
-                          evidence={"crop_source": "face", "bins_above_reference": 5, "nyquist_peak_db": 31.0})
+                          evidence={"crop_source": "face", "bins_above_reference": 5, "nyquist_peak_db": 31.0,
+                                    "reasons": [reason]})
 
 
 def not_applicable(name: str, reason: str) -> DetectorResult:
@@ -42,19 +49,19 @@ def test_packaged_calibration_loads_with_a_version() -> None:
 def test_lagging_mouth_is_likely_manipulated_with_the_offset_in_words(fusion: Fusion) -> None:
     fused = fusion.fuse({"lipsync": lipsync(0.92, -200.0), "spectral": spectral(0.03)})
     assert fused.verdict == "likely_manipulated" and fused.score >= 0.9
-    assert fused.reasons[0] == "mouth lags speech by 200 ms (confidence 0.80)"
+    assert fused.reasons[0] == "lipsync: mouth lags speech by 200 ms (confidence 0.80)"
 
 
 def test_late_audio_is_described_the_other_way_round(fusion: Fusion) -> None:
     fused = fusion.fuse({"lipsync": lipsync(0.97, 410.0)})
-    assert fused.reasons == ["speech lags the mouth by 410 ms (confidence 0.80)"]
+    assert fused.reasons == ["lipsync: speech lags the mouth by 410 ms (confidence 0.80)"]
 
 
 def test_one_moderate_flag_is_suspicious(fusion: Fusion) -> None:
     fused = fusion.fuse({"lipsync": lipsync(0.1, 10.0), "spectral": spectral(0.8)})
     assert fused.verdict == "suspicious"  # 1 - (1 - 0.1) (1 - 0.7 * 0.8) = 0.604
     assert fused.score == pytest.approx(1 - 0.9 * (1 - 0.56), abs=1e-4)
-    assert fused.reasons[0].startswith("upsampling artefacts in the face spectrum")
+    assert fused.reasons[0].startswith("spectral: upsampling artefacts in the face spectrum")
 
 
 def test_clean_results_give_no_signal_with_what_was_checked(fusion: Fusion) -> None:
@@ -62,7 +69,7 @@ def test_clean_results_give_no_signal_with_what_was_checked(fusion: Fusion) -> N
                          "voice_synthetic": not_applicable("voice_synthetic", "no speech")})
     assert fused.verdict == "no_signal" and fused.score < 0.1
     assert fused.reasons[0] == "no detector found a sign of manipulation"
-    assert "mouth and speech in sync (offset 12 ms)" in fused.reasons
+    assert "lipsync: mouth and speech in sync (offset 12 ms)" in fused.reasons
     assert "voice_synthetic: not applicable (no speech)" in fused.reasons
 
 
@@ -77,7 +84,15 @@ def test_nothing_applicable_is_inconclusive(fusion: Fusion) -> None:
 
 def test_a_dub_is_described_as_unrelated_speech() -> None:
     text = describe(lipsync(0.7, -300.0, peak_correlation=0.12))
-    assert "does not follow the speech" in text
+    assert text.startswith("lipsync: ") and "does not follow the speech" in text
+
+
+def test_describe_is_generic_and_knows_no_detector_by_name() -> None:
+    other = DetectorResult(name="anything", version="1", applicable=True, score=0.6,
+                           evidence={"reasons": ["a reason that says where (2.0 s to 4.0 s)", "a second one"]})
+    assert describe(other) == "anything: a reason that says where (2.0 s to 4.0 s)"
+    bare = DetectorResult(name="lipsync", version="1", applicable=True, score=0.25, evidence={"offset_ms": 300.0})
+    assert describe(bare) == "lipsync: score 0.25"  # no reasons: the score, whatever the detector's name
 
 
 def test_platt_scaling_applies_to_score_and_timeline(tmp_path: Path) -> None:

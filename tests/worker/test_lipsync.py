@@ -57,10 +57,11 @@ def test_evidence_has_the_offset_series_and_the_lag_curve(results: dict[str, Det
     best = ev["lag_ms"][int(np.argmax(ev["correlation"]))]
     assert abs(best - ev["offset_ms"]) <= 20.0
     assert ev["peak_correlation"] == pytest.approx(max(ev["correlation"]), abs=1e-3)
-    # 4 s windows with a 1 s hop over a ~7.5 s clip
-    assert len(ev["offsets"]) == len(result.timeline) >= 3
-    assert all(abs(p["offset_ms"] - 200.0) <= 100.0 for p in ev["offsets"])
-    assert result.timeline[0].start_s == 0.0 and result.timeline[-1].end_s <= prepared["late_200"].duration_s
+    # 2.5 s windows with a 0.5 s hop over a ~7.5 s clip; only windows where the face talks over speech are judged
+    assert len(ev["offsets"]) == len(result.timeline) >= 6
+    assert np.median([abs(p["offset_ms"] - 200.0) for p in ev["offsets"]]) <= 40.0
+    assert 0.0 <= result.timeline[0].start_s <= 3.0 and result.timeline[-1].end_s <= prepared["late_200"].duration_s
+    assert all(w.score >= 0.5 for w in result.timeline)  # every window of a clip offset throughout is off
     assert result.to_output().evidence["offset_ms"] == ev["offset_ms"]
 
 
