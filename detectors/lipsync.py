@@ -91,6 +91,16 @@ def main_face(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
     return seen, mouth[seen]
 
 
+def mouth_width_px(track: Any) -> float | None:
+    """Median inner mouth width of a face track in pixels of the sampled frames (None without landmarks)."""
+    landmarks = getattr(track, "landmarks", None)
+    if landmarks is None or len(landmarks) == 0:
+        return None
+    widths = np.linalg.norm(landmarks[:, 78] - landmarks[:, 308], axis=1)  # face-mesh inner mouth corners
+    widths = widths[np.isfinite(widths)]
+    return float(np.median(widths)) if widths.size else None
+
+
 def describe_sync(offset_ms: float | None, *, confidence: float, peak: float, talking: bool) -> str:
     """The whole-clip reading in words (what fusion shows as the lipsync reason)."""
     if talking and peak < 0.3:
@@ -150,8 +160,8 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
                  min_speech_share: float = 0.1, speech_floor_dbfs: float = -50.0, tolerance_ms: float = 150.0,
                  window_face_share: float = 0.7, window_speech_share: float = 0.35, window_mouth_std: float = 0.02,
                  min_stretch_windows: int = 3, near_lag_ms: float = 20.0, follows_at: float = 0.55,
-                 stretch_drop: float = 0.36, lost_at: float = 0.4, clip_follows: float = 0.5, clear_peak: float = 0.6,
-                 still_speech_rule: bool = True, still_speech_s: float = 0.8) -> None:
+                 stretch_drop: float = 0.36, lost_at: float = 0.4, clip_follows: float = 0.55, clear_peak: float = 0.6,
+                 still_speech_rule: bool = True, still_speech_s: float = 0.8, min_mouth_px: float = 35.0) -> None:
         super().__init__(device=device, batch_size=batch_size)
         self.lags = np.round(np.arange(-max_lag_s, max_lag_s + 1e-9, lag_step_s), 6)
         self.window_s, self.hop_s = window_s, hop_s
@@ -165,6 +175,7 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         self.window_face_share = window_face_share
         self.window_speech_share = window_speech_share
         self.window_mouth_std = window_mouth_std
+        self.min_mouth_px = min_mouth_px
         self.min_stretch_windows = min_stretch_windows
         self.near_lag_ms = near_lag_ms
         self.follows_at = follows_at
@@ -185,6 +196,12 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         if clip.duration_s < self.min_duration_s:
             return NotApplicable(f"too short ({clip.duration_s:.1f} s < {self.min_duration_s:g} s)")
         frame_index, mouth_all = main_face(clip)
+        mouth_px = mouth_width_px(speaker)
+        if mouth_px is not None and mouth_px < self.min_mouth_px:
+            # a small face in the sampled frames: landmark jitter is as large as the lips' movement, and an
+            # authentic mouth reads as "not following the speech". Unknown, not a fake low or high score
+            return NotApplicable(f"mouth too small to read the lips ({mouth_px:.0f} px wide in the sampled frames, "
+                                 f"needs {self.min_mouth_px:g}; a larger VIGIL_SAMPLE_MAX_SIDE samples it larger)")
         share = frame_index.size / max(1, len(clip.frames))
         if share < self.min_face_share:
             return NotApplicable(f"the speaker's face is visible in only {share:.0%} of the frames")

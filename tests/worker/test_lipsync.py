@@ -94,6 +94,20 @@ def test_not_applicable_without_audio_or_when_too_short(prepared: dict[str, Clip
     assert "visible in only" in detector(hidden).evidence["reason"]
 
 
+def test_a_mouth_too_small_to_read_is_not_applicable_rather_than_a_dub(prepared: dict[str, Clip]) -> None:
+    """A face far from the camera: landmark jitter is as large as the lips' movement, so an authentic mouth would
+    read as not following the speech. The detector says it cannot judge instead of flagging."""
+    from detectors.lipsync import mouth_width_px
+
+    clip = prepared["sync"]
+    assert mouth_width_px(clip.speaker) >= 35  # the generated talking heads are read
+    small = copy.deepcopy(clip)
+    small.speaker.landmarks = small.speaker.landmarks * 0.6  # the same face at 60 % of its size
+    result = LipSync(device="cpu")(small)
+    assert not result.applicable and "mouth too small" in result.evidence["reason"]
+    assert "VIGIL_SAMPLE_MAX_SIDE" in result.evidence["reason"]
+
+
 def test_a_dub_correlates_less_than_the_real_speech(results: dict[str, DetectorResult]) -> None:
     dub = results["mismatched"]
     assert dub.applicable
