@@ -71,7 +71,10 @@ def detector_stretches(result: DetectorResult, *, min_segment_s: float = MIN_SEG
         if run and run[-1].end_s - run[0].start_s >= min_segment_s:
             start, end = run[0].start_s, max(w.end_s for w in run)
             score = sum(w.score for w in run) / len(run)
-            out.append(Stretch(start, end, score, result.name, f"{result.name} flags {_span(start, end)}"))
+            # the detector's own words, placed: "identity: face matches … (from 0.5 s to 5.8 s)"
+            reasons = result.evidence.get("reasons")
+            said = f"{result.name}: {reasons[0]}" if isinstance(reasons, list) and reasons else f"{result.name} flags"
+            out.append(Stretch(start, end, score, result.name, f"{said} ({_span(start, end)})"))
         run = [window] if window is not None and window.score >= FLAG else []
     return out
 
