@@ -62,12 +62,13 @@ def settings_for_run(env: dict[str, str], bulk: int) -> Any:
 
 def cleanup(settings: Any) -> None:
     from pipeline import make_admin, make_es_client
+    from pipeline._elasticsearch import INDEX_NAMES
 
     es = make_es_client(settings)
     prefix = settings.es_index_prefix
     es.options(ignore_status=404).indices.delete(index=f"{prefix}-videos,{prefix}-detections",
                                                  ignore_unavailable=True)
-    for name in ("videos", "detections", "spread", "alerts"):
+    for name in INDEX_NAMES:  # every index template `vigil setup` applied, before the components they use
         es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{name}")
     for name in ("settings", "spread-ilm"):
         es.options(ignore_status=404).cluster.delete_component_template(name=f"{prefix}-{name}")

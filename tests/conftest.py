@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import Settings, make_admin, make_es_client
+from pipeline._elasticsearch import INDEX_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = ROOT / "infra" / "local" / "stack"
@@ -89,7 +90,7 @@ def remove_test_objects(settings: Settings) -> None:
     indices = [settings.index(n) for n in ("videos", "detections", "alerts", "verdicts")] + [f"{prefix}-spread-000001",
                                                                                     f"{prefix}-console-users"]
     es.options(ignore_status=404).indices.delete(index=",".join(indices), ignore_unavailable=True)
-    for name in ("videos", "detections", "spread", "alerts", "verdicts"):
+    for name in INDEX_NAMES:  # every index template `vigil setup` applied, before the components they use
         es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{name}")
     for name in ("settings", "spread-ilm"):
         es.options(ignore_status=404).cluster.delete_component_template(name=f"{prefix}-{name}")
