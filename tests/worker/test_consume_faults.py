@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from worker_support import (
+from worker_support import (  # no_process_left_behind: autouse
+    no_process_left_behind,  # noqa: F401
     LightSuite,
     ROOT,
     committed_total,
@@ -18,7 +19,6 @@ from worker_support import (
     job_for,
     make_clips,
     produce,
-    reap,
     settings_env,
     wait_for,
 )
@@ -30,12 +30,6 @@ from pipeline.sink import Sink
 from pipeline.worker import Worker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.elasticsearch]
-
-
-@pytest.fixture(autouse=True)
-def _no_process_left_behind() -> Iterator[None]:
-    yield
-    reap()
 
 
 @pytest.fixture(scope="module")

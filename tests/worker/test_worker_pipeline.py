@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from worker_support import (
-    reap,
+from worker_support import (  # no_process_left_behind: autouse
+    no_process_left_behind,  # noqa: F401
     LightSuite,
     committed_total,
     consume_all,
@@ -36,12 +36,6 @@ from pipeline.sink import Sink, detection_id
 from pipeline.worker import Worker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.elasticsearch]
-
-
-@pytest.fixture(autouse=True)
-def _no_process_left_behind() -> Iterator[None]:
-    yield
-    reap()
 
 
 @pytest.fixture(scope="session")

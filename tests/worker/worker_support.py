@@ -11,11 +11,13 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 from detectors import Clip, Detector, DetectorResult, NotApplicable, Window, decode_clip, run_detector, suite_version
@@ -243,6 +245,13 @@ def reap() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """Autouse in every test module that imports it: what a test spawned is reaped when it ends."""
+    yield
+    reap()
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
