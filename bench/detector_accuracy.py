@@ -147,19 +147,23 @@ def _iou(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 
 def _tracked(path: Path, fps: float, tracker: object) -> object:
-    """The clip decoded and face-tracked, cached beside the media (decoding and tracking a 30 s clip is most of the
-    evaluation's time; the cache holds only what the media determines)."""
+    """The clip decoded and face-tracked (cached beside the media: decoding and tracking a 30 s clip is most of the
+    evaluation's time, and the cache holds only what the media determines), then probed as ``Suite.prepare`` does:
+    lipsync reads the speaker's mouth from the file at its own rate (not cached: it follows the code)."""
     import pickle
 
-    from detectors import decode_clip
+    from detectors import LipSync, decode_clip
 
     cache = path.with_suffix(f".{fps:g}fps.clip.pkl")
     if cache.exists():
         with cache.open("rb") as handle:
-            return pickle.load(handle)
-    clip = tracker(decode_clip(path, fps=fps))  # type: ignore[operator]
-    with cache.open("wb") as handle:
-        pickle.dump(clip, handle)
+            clip = pickle.load(handle)
+    else:
+        clip = tracker(decode_clip(path, fps=fps))  # type: ignore[operator]
+        with cache.open("wb") as handle:
+            pickle.dump(clip, handle)
+    clip.probes = {}  # a cache written before probes existed lacks the field
+    LipSync(device="cpu").probe(clip, str(path))
     return clip
 
 

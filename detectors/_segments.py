@@ -28,6 +28,7 @@ __all__ = ["Stretch", "detector_stretches", "fused_timeline", "merge_stretches",
 FLAG = 0.5  # a detector flags (a clip or a stretch) at >= 0.5 (DESIGN.md)
 GRID_S = 0.5
 MIN_SEGMENT_S = 1.0
+SUPPORT = 0.25  # a timeline window this high, under another detector's stretch, supports that stretch
 
 
 @dataclass
@@ -85,8 +86,27 @@ def _noisy_or(values: Mapping[str, float], calibration: Calibration) -> float:
     return 1.0 - math.prod(1.0 - calibration.for_detector(n).weight * v for n, v in values.items())
 
 
-def merge_stretches(stretches: list[Stretch], calibration: Calibration, *, join_s: float = 0.5) -> list[Segment]:
-    """Stretches of several detectors that overlap (or lie within ``join_s``) merged into segments."""
+def _support(start: float, end: float, result: DetectorResult) -> float:
+    """A detector's own timeline over a segment it did not flag itself: its best window that lies mostly inside the
+    segment (at least half of the shorter of the two), when that window reaches ``SUPPORT``; else 0."""
+    if not result.applicable or not result.timeline:
+        return 0.0
+    best = 0.0
+    for window in result.timeline:
+        inter = min(window.end_s, end) - max(window.start_s, start)
+        if inter > 0 and inter >= 0.5 * min(window.end_s - window.start_s, end - start):
+            best = max(best, float(window.score))
+    return best if best >= SUPPORT else 0.0
+
+
+def merge_stretches(stretches: list[Stretch], calibration: Calibration, *, join_s: float = 0.5,
+                    results: Mapping[str, DetectorResult] | None = None) -> list[Segment]:
+    """Stretches of several detectors that overlap (or lie within ``join_s``) merged into segments.
+
+    With ``results``, a detector that did not flag the stretch itself but whose timeline is raised there (a
+    window at >= ``SUPPORT``: short of a flag, more than noise) supports it: its window score joins the noisy-OR
+    and it is named among the segment's detectors. Two detectors that each see a little of the same stretch add
+    up; one alone does not flag below 0.5."""
     merged: list[_Merged] = []
     for stretch in sorted(stretches, key=lambda s: s.start_s):
         if merged and stretch.start_s <= merged[-1].end_s + join_s:
@@ -99,6 +119,9 @@ def merge_stretches(stretches: list[Stretch], calibration: Calibration, *, join_
         best: dict[str, float] = {}
         for part in group.parts:
             best[part.detector] = max(best.get(part.detector, 0.0), part.score)
+        for name, result in (results or {}).items():
+            if name not in best and (value := _support(group.start_s, group.end_s, result)) > 0:
+                best[name] = value
         score = min(max(_noisy_or(best, calibration), 0.0), 1.0)
         reasons = list(dict.fromkeys(p.reason for p in sorted(group.parts, key=lambda p: -p.score) if p.reason))
         segments.append(Segment(start_s=round(max(0.0, group.start_s), 2), end_s=round(max(0.0, group.end_s), 2),
@@ -136,7 +159,7 @@ def locate(results: Mapping[str, DetectorResult], fused: FusedScore, calibration
     """The fused score with its timeline and, where a segment scores higher, raised to it (verdict and reasons
     follow); and the segments."""
     stretches = [s for r in results.values() for s in detector_stretches(r)]
-    segments = merge_stretches(stretches, calibration)
+    segments = merge_stretches(stretches, calibration, results=results)
     timeline = fused_timeline(results, calibration, duration_s)
     update: dict[str, Any] = {"timeline": timeline}
     worst = max((s.score for s in segments), default=0.0)

@@ -34,6 +34,7 @@ import torch
 
 from ._base import Detector, DetectorResult, NotApplicable, Window
 from ._clip import Clip
+from ._mouth import PROBE_KEY, DenseMouth, dense_opening, mouth_patches
 from ._registry import register
 
 __all__ = ["LipSync", "speech_envelope", "describe_sync", "describe_stretch", "shot_cuts", "main_face"]
@@ -131,6 +132,35 @@ def describe_stretch(stretch: dict[str, Any]) -> str:
             f"belong to this face (a dub or inserted voice)")
 
 
+@dataclass(frozen=True)
+class StretchRule:
+    """How windows are cut and when a stretch of them counts as off; one per mouth reading (see the module text).
+
+    ``window_s``/``hop_s``: the windows; ``min_stretch_windows``: consecutive judged windows a stretch needs;
+    a stretch's mean correlation at the clip's lag must lie under ``follows_at``, and either ``stretch_drop`` below
+    the clip's median window or under ``lost_at``; ``window_mouth_std``: a window whose mouth reading varies less
+    cannot be judged; ``still_speech_s``: speech under a mouth at rest this long makes a window unjudgeable."""
+
+    window_s: float
+    hop_s: float
+    min_stretch_windows: int
+    follows_at: float
+    stretch_drop: float
+    lost_at: float
+    window_mouth_std: float
+    still_speech_s: float = 0.8
+    detrend_s: float = 1.5  # the moving average taken out of both signals (0: none; each window's mean goes anyway)
+    dub_below: float | None = None  # a talking clip whose median window follows less is a dub of the whole clip
+
+
+#: the face mesh's readings at the sampled frames (5 fps): long windows, the mesh's units (gap / mouth width)
+MESH_RULE = StretchRule(window_s=2.5, hop_s=0.5, min_stretch_windows=3, follows_at=0.55, stretch_drop=0.36,
+                        lost_at=0.4, window_mouth_std=0.02)
+#: the mouth at the video's own rate (``detectors._mouth``): sentence-part windows, the clip's own 0-1 scale
+DENSE_RULE = StretchRule(window_s=1.0, hop_s=0.2, min_stretch_windows=5, follows_at=0.45, stretch_drop=0.47,
+                         lost_at=0.39, window_mouth_std=0.02, dub_below=0.6)
+
+
 @dataclass
 class LipSyncInputs:
     """One clip's prepared signals: mouth samples and the envelope read at every (frame, lag)."""
@@ -138,13 +168,17 @@ class LipSyncInputs:
     mouth: torch.Tensor  # (N,) band-passed mouth opening at the speaker's frames
     envelope: torch.Tensor  # (N, L) band-passed envelope at t_i + lag_l
     valid: torch.Tensor  # (N, L) 1 where t_i + lag_l lies inside the audio
-    windows: torch.Tensor  # (W, N) 1 where frame i belongs to window w
+    bounds: torch.Tensor  # (W, 2) long: window w holds frames bounds[w, 0] <= i < bounds[w, 1]
     times: np.ndarray  # (N,) frame times
     window_starts: np.ndarray  # (W,)
     mouth_activity: float
     speech_share: float
     judged: np.ndarray  # (W,) bool: face visible, mouth moving and speech present in the window
     clip_mask: torch.Tensor  # (N,) 1 for the frames of the whole-clip reading: those of judged windows (or all)
+    reading: str = "mesh"  # where the mouth signal comes from: mesh (sampled frames) | appearance | regression
+    rate: float = 5.0  # its frames per second
+    talking: bool = True  # the mouth visibly talks over the clip
+    rule: StretchRule = MESH_RULE
 
 
 @register
@@ -155,16 +189,16 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
     version = "1.0"
 
     def __init__(self, *, device: str | torch.device = "auto", batch_size: int = 16, max_lag_s: float = 1.0,
-                 lag_step_s: float = 0.02, window_s: float = 2.5, hop_s: float = 0.5, min_duration_s: float = 3.0,
-                 min_face_share: float = 0.5, still_mouth_std: float = 0.012, talking_mouth_std: float = 0.03,
-                 min_speech_share: float = 0.1, speech_floor_dbfs: float = -50.0, tolerance_ms: float = 150.0,
-                 window_face_share: float = 0.7, window_speech_share: float = 0.35, window_mouth_std: float = 0.02,
-                 min_stretch_windows: int = 3, near_lag_ms: float = 20.0, follows_at: float = 0.55,
-                 stretch_drop: float = 0.36, lost_at: float = 0.4, clip_follows: float = 0.55, clear_peak: float = 0.6,
-                 still_speech_rule: bool = True, still_speech_s: float = 0.8, min_mouth_px: float = 35.0) -> None:
+                 lag_step_s: float = 0.02, min_duration_s: float = 3.0, min_face_share: float = 0.5,
+                 still_mouth_std: float = 0.012, talking_mouth_std: float = 0.03, min_speech_share: float = 0.1,
+                 speech_floor_dbfs: float = -50.0, tolerance_ms: float = 150.0, window_face_share: float = 0.7,
+                 window_speech_share: float = 0.35, near_lag_ms: float = 20.0, clip_follows: float = 0.55,
+                 clear_peak: float = 0.6, still_speech_rule: bool = True, min_mouth_px: float = 35.0,
+                 dense_mouth: bool = True, dense_max_fps: float = 25.0, closed_share: float = 0.35,
+                 dense_still_motion: float = 0.08, dense_talking_motion: float = 0.1,
+                 rule: StretchRule = MESH_RULE, dense_rule: StretchRule = DENSE_RULE) -> None:
         super().__init__(device=device, batch_size=batch_size)
         self.lags = np.round(np.arange(-max_lag_s, max_lag_s + 1e-9, lag_step_s), 6)
-        self.window_s, self.hop_s = window_s, hop_s
         self.min_duration_s = min_duration_s
         self.min_face_share = min_face_share
         self.still_mouth_std = still_mouth_std
@@ -174,17 +208,29 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         self.tolerance_ms = tolerance_ms
         self.window_face_share = window_face_share
         self.window_speech_share = window_speech_share
-        self.window_mouth_std = window_mouth_std
         self.min_mouth_px = min_mouth_px
-        self.min_stretch_windows = min_stretch_windows
         self.near_lag_ms = near_lag_ms
-        self.follows_at = follows_at
-        self.stretch_drop = stretch_drop
-        self.lost_at = lost_at
         self.still_speech_rule = still_speech_rule
-        self.still_speech_s = still_speech_s
         self.clip_follows = clip_follows
         self.clear_peak = clear_peak
+        self.dense_mouth = dense_mouth
+        self.closed_share = closed_share
+        self.dense_still_motion = dense_still_motion
+        self.dense_talking_motion = dense_talking_motion
+        self.dense_max_fps = dense_max_fps
+        self.rule, self.dense_rule = rule, dense_rule
+
+    # -- probe (while the file exists): the mouth at the video's own rate
+    def probe(self, clip: Clip, path: str) -> None:
+        """Cut the speaker's mouth patches from every frame of the file (``detectors._mouth``), once per clip."""
+        if self.dense_mouth and PROBE_KEY not in clip.probes and clip.speaker is not None and clip.has_audio:
+            clip.probes[PROBE_KEY] = mouth_patches(clip, path, max_fps=self.dense_max_fps)
+
+    def _dense(self, clip: Clip, frame_index: np.ndarray, mouth: np.ndarray) -> DenseMouth | None:
+        patches = clip.probes.get(PROBE_KEY) if self.dense_mouth else None
+        if patches is None:
+            return None
+        return dense_opening(patches, clip.timestamps[frame_index], mouth)
 
     # -- preprocess (CPU, one clip)
     def preprocess(self, clip: Clip) -> LipSyncInputs | NotApplicable:
@@ -196,8 +242,9 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         if clip.duration_s < self.min_duration_s:
             return NotApplicable(f"too short ({clip.duration_s:.1f} s < {self.min_duration_s:g} s)")
         frame_index, mouth_all = main_face(clip)
+        dense = self._dense(clip, frame_index, mouth_all)
         mouth_px = mouth_width_px(speaker)
-        if mouth_px is not None and mouth_px < self.min_mouth_px:
+        if dense is None and mouth_px is not None and mouth_px < self.min_mouth_px:
             # a small face in the sampled frames: landmark jitter is as large as the lips' movement, and an
             # authentic mouth reads as "not following the speech". Unknown, not a fake low or high score
             return NotApplicable(f"mouth too small to read the lips ({mouth_px:.0f} px wide in the sampled frames, "
@@ -215,67 +262,97 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
             return NotApplicable(f"no speech (silence: {speech_share:.0%} of the audio is above the floor, "
                                  f"loudest {loudest:.0f} dBFS)")
 
-        ok = np.isfinite(mouth_all)
-        times = clip.timestamps[frame_index[ok]]
-        mouth = mouth_all[ok].astype(np.float64)
+        if dense is not None:  # the mouth at the video's own rate (appearance of the mouth patches)
+            ok = dense.valid & np.isfinite(dense.opening)
+            times, mouth, all_times, fps = dense.times[ok], dense.opening[ok].astype(np.float64), dense.times, dense.rate
+        else:  # the face mesh's readings at the sampled frames
+            ok = np.isfinite(mouth_all)
+            times, mouth, all_times = clip.timestamps[frame_index[ok]], mouth_all[ok].astype(np.float64), clip.timestamps
+            fps = clip.fps if clip.fps > 0 else 5.0
         if mouth.size < 8:
             return NotApplicable(f"too few frames with a measurable mouth ({mouth.size})")
-        activity = float(np.std(mouth))
-        if activity < self.still_mouth_std:
-            return NotApplicable(f"still face: the mouth does not move (opening std {activity:.3f})")
+        rule = self.dense_rule if dense is not None else self.rule
+        mouth_std = rule.window_mouth_std
+        if dense is not None:
+            activity = dense.motion
+            talking = activity >= self.dense_talking_motion
+            if activity < self.dense_still_motion:
+                return NotApplicable(f"still face: the mouth does not move (its patch changes by {activity:.3f} of "
+                                     f"the grey range)")
+        else:
+            activity = float(np.std(mouth))
+            talking = bool(np.std(mouth_all[np.isfinite(mouth_all)]) >= self.talking_mouth_std)
+            if activity < self.still_mouth_std:
+                return NotApplicable(f"still face: the mouth does not move (opening std {activity:.3f})")
 
         env = _moving_average(env_db, 7)  # ~70 ms: the jaw does not follow faster than that
-        env = env - _moving_average(env, int(1.5 * ENVELOPE_RATE))
-        fps = clip.fps if clip.fps > 0 else 5.0
-        mouth_bp = mouth - _moving_average(mouth, max(3, int(round(1.5 * fps)) | 1))
+        if rule.detrend_s > 0:  # slow drift (head motion, light, level changes) out of both
+            env = env - _moving_average(env, int(rule.detrend_s * ENVELOPE_RATE))
+            mouth_bp = mouth - _moving_average(mouth, max(3, int(round(rule.detrend_s * fps)) | 1))
+        else:
+            mouth_bp = mouth - float(np.mean(mouth))
 
         env_times = np.arange(env.size) / ENVELOPE_RATE
         query = times[:, None] + self.lags[None, :]
         valid = (query >= 0) & (query <= env_times[-1])
         shifted = np.interp(query.ravel(), env_times, env).reshape(query.shape)
 
-        starts = self._window_starts(clip.duration_s)
-        windows = np.stack([(times >= s) & (times < s + self.window_s) for s in starts])
+        starts = self._window_starts(clip.duration_s, rule)
+        bounds = np.stack([np.searchsorted(times, starts), np.searchsorted(times, starts + rule.window_s)], axis=1)
         # which windows can be judged: most frames show the face, its mouth moves, and there is speech
-        all_times = clip.timestamps
         level_times = np.arange(active.size) / ENVELOPE_RATE
         cuts = shot_cuts(clip.frames, clip.timestamps)
-        judged = np.array([self._judgeable(start, times, mouth, all_times, level_times, active, cuts)
+        if dense is not None:  # cuts found at the video's own rate place the shot changes to a frame
+            cuts = np.union1d(cuts, clip.probes[PROBE_KEY].cuts)
+        low, high = np.percentile(mouth, [5, 95])
+        closed = float(low + self.closed_share * (high - low))  # a mouth at rest reads below this
+        judged = np.array([self._judgeable(start, times, mouth, all_times, level_times, active, cuts, closed, rule)
                            for start in starts], dtype=bool)
+        clip_mask = np.zeros(times.size, dtype=bool)
+        for a, b in bounds[judged]:
+            clip_mask[a:b] = True
+        if not judged.any():
+            clip_mask[:] = True
         return LipSyncInputs(
             mouth=torch.from_numpy(mouth_bp.astype(np.float32)),
             envelope=torch.from_numpy(shifted.astype(np.float32)),
             valid=torch.from_numpy(valid.astype(np.float32)),
-            windows=torch.from_numpy(windows.astype(np.float32)),
+            bounds=torch.from_numpy(bounds.astype(np.int64)),
             times=times, window_starts=starts, mouth_activity=activity, speech_share=speech_share, judged=judged,
-            clip_mask=torch.from_numpy((windows[judged].any(axis=0) if judged.any() else
-                                        np.ones(times.size, dtype=bool)).astype(np.float32)))
+            clip_mask=torch.from_numpy(clip_mask.astype(np.float32)),
+            reading=dense.method if dense is not None else "mesh", rate=float(fps), talking=talking, rule=rule)
 
     def _judgeable(self, start: float, times: np.ndarray, mouth: np.ndarray, all_times: np.ndarray,
-                   level_times: np.ndarray, active: np.ndarray, cuts: np.ndarray) -> bool:
+                   level_times: np.ndarray, active: np.ndarray, cuts: np.ndarray, closed: float = np.inf,
+                   rule: StretchRule = MESH_RULE) -> bool:
         """Can the window from ``start`` be judged? Over the window the face is visible in most frames, the mouth
         moves and there is speech; the picture does not cut (a cutaway to a listener or to the set, and back); and in
         no third of it is there speech under a still or hidden mouth (a listener while someone off-screen speaks, a
         turned head)."""
-        end = start + self.window_s
+        end = start + rule.window_s
+        mouth_std = rule.window_mouth_std
         in_frames = int(np.sum((all_times >= start) & (all_times < end)))
         inside = (times >= start) & (times < end)
         in_audio = (level_times >= start) & (level_times < end)
         if in_frames == 0 or not in_audio.any() or inside.sum() < 3:
             return False
         if inside.sum() / in_frames < self.window_face_share or float(np.mean(active[in_audio])) < \
-                self.window_speech_share or float(np.std(mouth[inside])) < self.window_mouth_std:
+                self.window_speech_share or float(np.std(mouth[inside])) < mouth_std:
             return False
         if np.any((cuts > start) & (cuts < end)):
             return False  # a cut inside the window: the face after it may be someone else
         if self.still_speech_rule and self._silent_mouth_s(start, end, times, mouth, all_times, level_times,
-                                                           active) >= self.still_speech_s:
+                                                           active, closed, mouth_std) >= rule.still_speech_s:
             return False  # someone speaks while this face stays still or hidden: a listener, a turn, not a dub
         return True
 
     def _silent_mouth_s(self, start: float, end: float, times: np.ndarray, mouth: np.ndarray, all_times: np.ndarray,
-                        level_times: np.ndarray, active: np.ndarray) -> float:
-        """The longest stretch inside the window with speech under a still (or unseen) mouth, in seconds."""
+                        level_times: np.ndarray, active: np.ndarray, closed: float = np.inf,
+                        mouth_std: float | None = None) -> float:
+        """The longest stretch inside the window with speech under a closed and still (or unseen) mouth, in seconds.
+        A mouth held open on a long vowel is still too, and it is talking: only a mouth at rest (below ``closed``)
+        counts."""
+        mouth_std = MESH_RULE.window_mouth_std if mouth_std is None else mouth_std
         frames = all_times[(all_times >= start) & (all_times < end)]
         if frames.size == 0:
             return 0.0
@@ -284,11 +361,12 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         longest = run = 0
         step = float(np.median(np.diff(all_times))) if all_times.size > 1 else 0.2
         for i, t in enumerate(frames):
-            near = (level_times >= t - step) & (level_times < t + step)
+            near = (level_times >= t - max(step, 0.1)) & (level_times < t + max(step, 0.1))
             speaking = bool(near.any()) and float(np.mean(active[near])) >= 0.5
             if visible[i]:
-                around = (times >= t - 1.5 * step) & (times <= t + 1.5 * step)
-                still = float(np.ptp(mouth[around])) < 2 * self.window_mouth_std if around.any() else True
+                around = (times >= t - max(1.5 * step, 0.3)) & (times <= t + max(1.5 * step, 0.3))
+                still = (float(np.ptp(mouth[around])) < 2 * mouth_std and
+                         float(np.mean(mouth[around])) <= closed) if around.any() else True
             else:
                 still = True
             run = run + 1 if speaking and still else 0
@@ -296,46 +374,44 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         return longest * step
 
 
-    def _window_starts(self, duration: float) -> np.ndarray:
-        if duration <= self.window_s:
+    @staticmethod
+    def _window_starts(duration: float, rule: StretchRule) -> np.ndarray:
+        if duration <= rule.window_s:
             return np.array([0.0])
-        count = int(math.floor((duration - self.window_s) / self.hop_s)) + 1
-        return np.arange(count) * self.hop_s
+        count = int(math.floor((duration - rule.window_s) / rule.hop_s)) + 1
+        return np.arange(count) * rule.hop_s
 
     # -- forward (device, many clips)
     def _forward(self, batch: list[LipSyncInputs]) -> list[dict[str, torch.Tensor]]:
-        """Weighted Pearson correlation of mouth vs shifted envelope for every window (plus one spanning the whole
-        clip's judged windows: pauses, music, a listener, cutaways left out) and lag, all clips padded into one
-        tensor."""
-        n_max = max(int(item.mouth.shape[0]) for item in batch)
-        w_max = max(int(item.windows.shape[0]) for item in batch) + 1
-        lags = int(batch[0].envelope.shape[1])
-        device = batch[0].mouth.device
-        x = torch.zeros(len(batch), n_max, device=device)
-        y = torch.zeros(len(batch), n_max, lags, device=device)
-        m = torch.zeros(len(batch), n_max, lags, device=device)
-        w = torch.zeros(len(batch), w_max, n_max, device=device)
-        for b, item in enumerate(batch):
-            n, nw = item.mouth.shape[0], item.windows.shape[0]
-            x[b, :n], y[b, :n], m[b, :n] = item.mouth, item.envelope, item.valid
-            w[b, :nw, :n] = item.windows
-            w[b, nw, :n] = item.clip_mask  # the whole clip, where it can be judged
-        weight = w[:, :, :, None] * m[:, None, :, :]  # (B, W, N, L)
-        total = weight.sum(dim=2).clamp_min(1e-6)
-        xb = x[:, None, :, None]
-        yb = y[:, None, :, :]
-        mean_x = (weight * xb).sum(dim=2) / total
-        mean_y = (weight * yb).sum(dim=2) / total
-        dx = xb - mean_x[:, :, None, :]
-        dy = yb - mean_y[:, :, None, :]
-        cov = (weight * dx * dy).sum(dim=2)
-        var_x = (weight * dx * dx).sum(dim=2)
-        var_y = (weight * dy * dy).sum(dim=2)
-        corr = cov / torch.sqrt(var_x * var_y).clamp_min(1e-9)
-        corr = torch.where(total >= 6, corr, torch.zeros_like(corr))  # too few samples: no evidence
-        return [{"windows": corr[b, : batch[b].windows.shape[0]], "clip": corr[b, batch[b].windows.shape[0]],
-                 "samples": total[b, : batch[b].windows.shape[0]].amax(dim=1), "judged": batch[b].judged}
-                for b in range(len(batch))]
+        """Weighted Pearson correlation of mouth vs shifted envelope for every window and lag (from prefix sums
+        along the frames: windows are contiguous), plus one over the whole clip's judged windows (pauses, music, a
+        listener, cutaways left out). Float64: the sums of squares of a long clip would lose digits in float32."""
+        out = []
+        for item in batch:
+            x = item.mouth.double()
+            y = item.envelope.double()
+            m = item.valid.double()
+            x = x - x.mean()
+            y = y - y.mean()
+            xc = x[:, None]
+            terms = torch.stack([m, m * xc, m * y, m * xc * xc, m * y * y, m * xc * y])  # (6, N, L)
+            prefix = torch.cat([torch.zeros_like(terms[:, :1]), terms.cumsum(dim=1)], dim=1)
+            first, last = item.bounds[:, 0], item.bounds[:, 1]
+            sums = prefix[:, last] - prefix[:, first]  # (6, W, L)
+            whole = (terms * item.clip_mask.double()[None, :, None]).sum(dim=1, keepdim=True)
+            sums = torch.cat([sums, whole], dim=1)
+            total, sx, sy, sxx, syy, sxy = sums
+            safe = total.clamp_min(1e-6)
+            cov = sxy - sx * sy / safe
+            var_x = (sxx - sx * sx / safe).clamp_min(0.0)
+            var_y = (syy - sy * sy / safe).clamp_min(0.0)
+            corr = cov / torch.sqrt(var_x * var_y).clamp_min(1e-12)
+            corr = torch.where(total >= 6, corr, torch.zeros_like(corr))  # too few samples: no evidence
+            n = int(item.bounds.shape[0])
+            out.append({"windows": corr[:n].float(), "clip": corr[n].float(), "samples": total[:n].amax(dim=1).float(),
+                        "judged": item.judged, "reading": item.reading, "talking": item.talking,
+                        "rule": item.rule})
+        return out
 
     # -- postprocess (CPU, one clip)
     def _peak(self, curve: np.ndarray) -> tuple[float, float]:
@@ -368,14 +444,15 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         w_offset, w_peak = self._peak(row)
         return {"offset_ms": w_offset, "peak": w_peak, "at_clip_lag": self._near(row, offset_ms), "row": row}
 
-    def _groups(self, readings: list[dict[str, Any] | None]) -> list[list[int]]:
+    @staticmethod
+    def _groups(readings: list[dict[str, Any] | None], rule: StretchRule) -> list[list[int]]:
         """Every run of ``min_stretch_windows`` consecutive judged windows (one unjudged window may sit inside)."""
         judged = [w for w, r in enumerate(readings) if r is not None]
-        k = self.min_stretch_windows
+        k = rule.min_stretch_windows
         return [judged[i:i + k] for i in range(len(judged) - k + 1) if judged[i + k - 1] - judged[i] <= k]
 
     def _stretches(self, starts: np.ndarray, readings: list[dict[str, Any] | None], duration: float,
-                   offset_ms: float) -> tuple[list[dict[str, Any]], np.ndarray]:
+                   offset_ms: float, rule: StretchRule = MESH_RULE) -> tuple[list[dict[str, Any]], np.ndarray]:
         """Stretches where the mouth stops following the audio at the clip's own lag, against the clip's own level.
 
         The rule that keeps authentic clips calm: only judged windows count (see ``_judgeable``); a stretch needs
@@ -385,18 +462,21 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         stretches and a per-window score (the best group a window belongs to)."""
         per_window = np.zeros(len(readings))
         judged = [r["at_clip_lag"] for r in readings if r is not None]
-        if len(judged) < 2 * self.min_stretch_windows + 2:
+        if len(judged) < 2 * rule.min_stretch_windows + 2:
             return [], per_window
         base = float(np.median(judged))
         if base < self.clip_follows:
             return [], per_window
         flagged: set[int] = set()
-        for group in self._groups(readings):
+        for group in self._groups(readings, rule):
             mean = float(np.mean([readings[w]["at_clip_lag"] for w in group]))  # type: ignore[index]
             drop = base - mean
-            relative = 0.5 + (drop - self.stretch_drop) / 0.3  # far below this clip's own level
-            absolute = 0.5 + (self.lost_at - mean) / 0.2  # hardly following at all
-            score = float(np.clip(max(relative, absolute), 0.0, 1.0)) if mean <= self.follows_at else 0.0
+            relative = 0.5 + (drop - rule.stretch_drop) / 0.3  # far below this clip's own level
+            absolute = 0.5 + (rule.lost_at - mean) / 0.2  # hardly following at all
+            graded = float(np.clip(max(relative, absolute), 0.0, 1.0))
+            # the timeline keeps the graded reading (a little off supports another detector's stretch there);
+            # only a group under follows_at flags a stretch of its own
+            score = graded if mean <= rule.follows_at else min(graded, 0.49)
             for w in group:
                 per_window[w] = max(per_window[w], score)
             if score >= 0.5:
@@ -415,10 +495,10 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
             shifted = (stretch_peak >= self.clear_peak and abs(lag_ms - offset_ms) >= self.tolerance_ms
                        and stretch_peak - at_lag >= 0.3)
             # the stretch's extent: the windows that are off themselves, trimmed by a quarter window at each end
-            own = [w for w in run if base - readings[w]["at_clip_lag"] >= self.stretch_drop] or run  # type: ignore[index]
-            half = self.hop_s / 2 + self.window_s / 4
-            out.append({"start_s": round(max(0.0, float(starts[own[0]] + self.window_s / 2 - half)), 2),
-                        "end_s": round(min(duration, float(starts[own[-1]] + self.window_s / 2 + half)), 2),
+            own = [w for w in run if base - readings[w]["at_clip_lag"] >= rule.stretch_drop] or run  # type: ignore[index]
+            half = rule.hop_s / 2 + rule.window_s / 4
+            out.append({"start_s": round(max(0.0, float(starts[own[0]] + rule.window_s / 2 - half)), 2),
+                        "end_s": round(min(duration, float(starts[own[-1]] + rule.window_s / 2 + half)), 2),
                         "score": round(float(max(per_window[w] for w in run)), 3),
                         "kind": "shift" if shifted else "dub", "windows": len(run),
                         "lag_ms": round(lag_ms, 1) if shifted else None,
@@ -433,8 +513,9 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         judged = np.asarray(raw["judged"], dtype=bool)
         offset_ms, peak = self._peak(curve)
         _, mouth_all = main_face(clip)
-        talking = bool(np.std(mouth_all[np.isfinite(mouth_all)]) >= self.talking_mouth_std)
-        starts = self._window_starts(clip.duration_s)
+        talking = bool(raw.get("talking", np.std(mouth_all[np.isfinite(mouth_all)]) >= self.talking_mouth_std))
+        rule: StretchRule = raw.get("rule", self.rule)  # type: ignore[assignment]
+        starts = self._window_starts(clip.duration_s, rule)
         series = []
 
         readings: list[dict[str, Any] | None] = []
@@ -443,7 +524,7 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         whole = self._score(offset_ms, peak, talking)
         kept: list[tuple[float, float, float]] = []
         for start, row, count, ok in zip(starts, inputs_windows, samples, judged, strict=True):
-            end = min(start + self.window_s, clip.duration_s)
+            end = min(start + rule.window_s, clip.duration_s)
             if count < 6 or not ok:
                 readings.append(None)
                 continue
@@ -458,8 +539,17 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
             in_step = self._score(offset_ms, reading["at_clip_lag"], False) if reading["at_clip_lag"] >= 0.3 else 0.0
             kept.append((float(start), float(end), min(in_step, whole)))
         agreement = agree / counted if counted else 0.0
+        # at the video's own rate, a mouth that follows its audio does so in nearly every window; one whose windows
+        # mostly do not (median under dub_below) is dubbed, whatever chance correlation the whole clip peaks at
+        followed = float(np.median([r["at_clip_lag"] for r in readings if r is not None])) if counted else None
+        dubbed = (rule.dub_below is not None and talking and followed is not None
+                  and counted >= 2 * rule.min_stretch_windows)
+        if dubbed:
+            unrelated = 0.8 * float(np.clip((rule.dub_below - followed) / 0.15, 0.0, 1.0))  # type: ignore[operator]
+            dubbed = unrelated >= 0.5 and unrelated > whole
+            whole = max(whole, unrelated)
         confidence = float(np.clip(peak, 0.0, 1.0) * (0.5 + 0.5 * agreement))
-        stretches, per_window = self._stretches(starts, readings, clip.duration_s, offset_ms)
+        stretches, per_window = self._stretches(starts, readings, clip.duration_s, offset_ms, rule)
         judged_index = [w for w, r in enumerate(readings) if r is not None]
         timeline = [Window(a, b, float(max(v, per_window[w]))) for w, (a, b, v) in zip(judged_index, kept, strict=True)]
         for stretch in stretches:
@@ -467,12 +557,16 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         worst = max((s["score"] for s in stretches), default=0.0)
         score = max(whole, worst)
         reasons = []
-        if whole >= worst or whole >= 0.5:
+        if dubbed:
+            reasons.append(f"mouth movement does not follow the speech in most of the clip (median window "
+                           f"correlation {followed:.2f}, best whole-clip correlation {peak:.2f}): the audio may not "
+                           f"belong to this face")
+        elif whole >= worst or whole >= 0.5:
             reasons.append(describe_sync(offset_ms, confidence=confidence, peak=peak, talking=talking))
         reasons = [s["reason"] for s in sorted(stretches, key=lambda s: -s["score"]) if s["score"] >= 0.5] + reasons
         manipulation = None
         if whole >= 0.5:
-            manipulation = "dub" if talking and peak < 0.3 else "shift"
+            manipulation = "dub" if dubbed or (talking and peak < 0.3) else "shift"
         elif stretches and worst >= 0.5:
             manipulation = max(stretches, key=lambda s: s["score"])["kind"]
         evidence: dict[str, Any] = {
@@ -482,6 +576,7 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
             "window_agreement": round(agreement, 3),
             "talking": talking,
             "whole_clip_score": round(whole, 3),
+            "median_window_correlation": round(followed, 3) if followed is not None else None,
             "manipulation": manipulation,  # dub (mouth stops following) / shift (follows at another lag) / None
             "stretches": stretches,
             "windows_judged": int(counted),
@@ -491,6 +586,7 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
             "lag_ms": [round(1000 * float(v), 1) for v in self.lags],
             "correlation": [round(float(v), 4) for v in curve],
             "speaker_track": int(clip.speaker.track_id) if clip.speaker else None,
+            "mouth_reading": raw.get("reading", "mesh"),
         }
         return self.result(applicable=True, score=float(np.clip(score, 0.0, 1.0)), timeline=timeline,
                            evidence=evidence)

@@ -430,7 +430,7 @@ def _vary_face(frames: np.ndarray, face: str) -> np.ndarray:
         out = out * np.array([1.12, 1.0, 0.82], dtype=np.float32) + 8.0
     elif face.startswith("cool"):
         out = out * np.array([0.85, 0.97, 1.15], dtype=np.float32) ** 1.0 - 6.0
-    if face == "small":
+    if face.startswith("small"):  # small, small_plain: the face at 72 % in a wider, out-of-focus set
         import cv2
 
         n, h, w = out.shape[:3]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from detectors import Clip, FaceTracker, decode_clip
+from detectors import Clip, FaceTracker, LipSync, decode_clip
 from detectors.synthetic import SENTENCES, TalkingClip, make_talking_clip
 
 #: (kind, offset_ms, sentence index): everything the lip-sync and suite tests need
@@ -54,9 +54,12 @@ def talking(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TalkingClip]:
 
 @pytest.fixture(scope="session")
 def prepared(talking: dict[str, TalkingClip]) -> dict[str, Clip]:
-    """The clips decoded at 5 fps with face tracks; tests get their own copies."""
-    tracker = FaceTracker()
+    """The clips decoded at 5 fps with face tracks and probed as ``Suite.prepare`` does (lipsync reads the mouth
+    from the file at its own rate); tests get their own copies."""
+    tracker, lipsync = FaceTracker(), LipSync(device="cpu")
     for name, made in talking.items():
         if name not in _CLIPS:
-            _CLIPS[name] = tracker(decode_clip(made.path, fps=5.0))
+            clip = tracker(decode_clip(made.path, fps=5.0))
+            lipsync.probe(clip, str(made.path))
+            _CLIPS[name] = clip
     return {name: copy.deepcopy(clip) for name, clip in _CLIPS.items()}

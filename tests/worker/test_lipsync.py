@@ -95,13 +95,15 @@ def test_not_applicable_without_audio_or_when_too_short(prepared: dict[str, Clip
 
 
 def test_a_mouth_too_small_to_read_is_not_applicable_rather_than_a_dub(prepared: dict[str, Clip]) -> None:
-    """A face far from the camera: landmark jitter is as large as the lips' movement, so an authentic mouth would
-    read as not following the speech. The detector says it cannot judge instead of flagging."""
+    """A face far from the camera, read from the sampled frames only (no mouth patches from the file): landmark
+    jitter is as large as the lips' movement, so an authentic mouth would read as not following the speech. The
+    detector says it cannot judge instead of flagging."""
     from detectors.lipsync import mouth_width_px
 
     clip = prepared["sync"]
     assert mouth_width_px(clip.speaker) >= 35  # the generated talking heads are read
     small = copy.deepcopy(clip)
+    small.probes.clear()
     small.speaker.landmarks = small.speaker.landmarks * 0.6  # the same face at 60 % of its size
     result = LipSync(device="cpu")(small)
     assert not result.applicable and "mouth too small" in result.evidence["reason"]
@@ -118,3 +120,28 @@ def test_batched_and_single_runs_agree(prepared: dict[str, Clip], results: dict[
     single = LipSync(device="cpu")(prepared["early_200"])
     assert single.score == pytest.approx(results["early_200"].score, abs=1e-5)
     assert single.evidence["offset_ms"] == results["early_200"].evidence["offset_ms"]
+
+
+def test_the_mouth_is_read_at_the_videos_own_rate_and_the_sampled_frames_remain_the_fallback(
+        prepared: dict[str, Clip], results: dict[str, DetectorResult], talking: dict[str, TalkingClip]) -> None:
+    """With the probe's mouth patches (25 fps here) the reading is the patches' appearance; without them (a clip
+    built in memory, a file that could not be read again) the face mesh at 5 fps, and both recover the offset."""
+    dense = results["late_200"]
+    assert dense.evidence["mouth_reading"] == "appearance"
+    mesh_clip = copy.deepcopy(prepared["late_200"])
+    mesh_clip.probes.clear()
+    mesh = LipSync(device="cpu")(mesh_clip)
+    assert mesh.evidence["mouth_reading"] == "mesh" and mesh.flagged
+    truth = talking["late_200"].offset_ms
+    assert abs(dense.evidence["offset_ms"] - truth) <= 40.0 and abs(mesh.evidence["offset_ms"] - truth) <= 40.0
+    # the denser reading follows the speech more closely than the mesh at the sampled frames
+    assert dense.evidence["peak_correlation"] > mesh.evidence["peak_correlation"]
+    off = LipSync(device="cpu", dense_mouth=False)(copy.deepcopy(prepared["late_200"]))
+    assert off.evidence["mouth_reading"] == "mesh"
+
+
+def test_a_dub_of_the_whole_clip_is_flagged_as_a_dub(results: dict[str, DetectorResult]) -> None:
+    dub = results["mismatched"]
+    assert dub.flagged and dub.evidence["manipulation"] == "dub", dub.evidence
+    assert dub.evidence["median_window_correlation"] < 0.6
+    assert "does not follow the speech" in dub.evidence["reasons"][0]

@@ -39,7 +39,9 @@ def long_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Long
             made = make_long_clip(directory / f"{name}.mp4", kind=kind, seed=seed, splice_s=length, events=events,
                                   n_sentences=sentences, fps=12.5,
                                   shift_ms=300.0 if kind == "shift" else None)
-            _CLIPS[name] = (made, tracker(decode_clip(made.path, fps=5.0)))
+            clip = tracker(decode_clip(made.path, fps=5.0))
+            LipSync(device="cpu").probe(clip, str(made.path))  # as Suite.prepare does
+            _CLIPS[name] = (made, clip)
     return {name: (made, copy.deepcopy(clip)) for name, (made, clip) in _CLIPS.items()}
 
 

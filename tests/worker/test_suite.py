@@ -68,8 +68,11 @@ def test_unknown_or_unloadable_detectors_are_model_errors(tmp_path: Path) -> Non
 
 def test_prepare_decodes_tracks_and_times(suite: Suite, talking: dict[str, TalkingClip]) -> None:
     clip, timings = suite.prepare(talking["late_200"].path, media_sha256="0" * 64)
-    assert set(timings) == {"decode", "faces"} and all(v > 0 for v in timings.values())
+    # lipsync's probe reads the speaker's mouth from the file at its own rate while the file is at hand
+    assert set(timings) == {"decode", "faces", "probe_lipsync"} and all(v > 0 for v in timings.values())
     assert clip.speaker is not None and clip.fps == 5.0 and clip.media_sha256 == "0" * 64
+    patches = clip.probes["mouth"]
+    assert patches.rate == pytest.approx(25.0, abs=0.5) and patches.valid.mean() > 0.9  # the 25 fps source
 
 
 def test_prepare_raises_media_errors(suite: Suite, tmp_path: Path) -> None:

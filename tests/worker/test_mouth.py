@@ -1,0 +1,107 @@
+"""The mouth read from the file at its own rate (detectors/_mouth.py): patches, the appearance reading, cuts, and
+every way it can be missing (the detector then keeps the face mesh's readings at the sampled frames)."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detector_media import prepared, talking  # noqa: F401  (session fixtures)
+from detectors import Clip, FaceTracker, LipSync, decode_clip
+from detectors._mouth import PATCH_H, PATCH_W, PROBE_KEY, dense_opening, mouth_patches
+from detectors.lipsync import main_face
+from detectors.synthetic import TalkingClip, make_long_clip, mouth_opening_from_speech, speak
+
+
+def test_patches_cover_every_frame_of_the_file(prepared: dict[str, Clip], talking: dict[str, TalkingClip]) -> None:
+    patches = prepared["sync"].probes[PROBE_KEY]
+    assert patches.rate == pytest.approx(25.0, abs=0.5)  # the source rate, not the 5 fps of the sampled frames
+    assert patches.patches.shape[1:] == (PATCH_H, PATCH_W) and patches.patches.dtype == np.uint8
+    assert len(patches.times) >= 4 * len(prepared["sync"].frames)
+    assert patches.valid.mean() > 0.95 and patches.cuts.size == 0
+    assert 30 < patches.mouth_px < 60  # the astronaut's mouth, in the file's pixels
+
+
+def test_the_appearance_reading_follows_the_true_mouth_opening(prepared: dict[str, Clip]) -> None:
+    """The generated mouth opens by a known amount in every frame: the reading follows it far better than the face
+    mesh does at the sampled frames."""
+    clip = prepared["sync"]
+    patches = clip.probes[PROBE_KEY]
+    index, mesh = main_face(clip)
+    reading = dense_opening(patches, clip.timestamps[index], mesh)
+    assert reading is not None and reading.method == "appearance" and reading.motion > 0.1
+    # the truth: the opening the renderer drew from the speech, placed where the mouth says it (audio in sync)
+    assert clip.audio is not None
+    truth = mouth_opening_from_speech(clip.audio, reading.times)
+    ok = reading.valid
+    assert np.corrcoef(reading.opening[ok], truth[ok])[0, 1] > 0.9
+    assert np.percentile(reading.opening[ok], 5) == pytest.approx(0.0, abs=1e-6)  # the clip's own 0..1 scale
+    assert np.percentile(reading.opening[ok], 95) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_still_face_reads_as_still(prepared: dict[str, Clip]) -> None:
+    clip = prepared["still_face"]
+    index, mesh = main_face(clip)
+    reading = dense_opening(clip.probes[PROBE_KEY], clip.timestamps[index], mesh)
+    assert reading is None or reading.motion < 0.08
+    result = LipSync(device="cpu")(clip)
+    assert not result.applicable and "still face" in result.evidence["reason"]
+
+
+@pytest.fixture(scope="module")
+def cutaway(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Clip]:
+    path = tmp_path_factory.mktemp("mouth") / "cutaway.mp4"
+    made = make_long_clip(path, seed=23, events=("cutaway",), n_sentences=3, fps=12.5)
+    clip = FaceTracker()(decode_clip(path, fps=5.0))
+    clip.probes[PROBE_KEY] = mouth_patches(clip, path)
+    return made, clip
+
+
+def test_cuts_are_found_at_the_files_rate_and_no_patch_spans_one(cutaway: tuple[object, Clip]) -> None:
+    made, clip = cutaway
+    patches = clip.probes[PROBE_KEY]
+    (what, start, end), = made.events  # type: ignore[attr-defined]
+    assert what == "cutaway"
+    # the cut away and the cut back, each to the frame (80 ms at 12.5 fps)
+    assert min(abs(patches.cuts - start)) <= 0.1 and min(abs(patches.cuts - end)) <= 0.1
+    assert patches.valid[(patches.times > start - 1.0) & (patches.times < start - 0.3)].all()
+    # every patch was placed from a sampled frame of the same shot (never interpolated across a cut)
+    index, _ = main_face(clip)
+    keys = clip.timestamps[index]
+    shot_of = lambda t: np.searchsorted(patches.cuts, t + 1e-6, side="right")  # noqa: E731
+    for t in patches.times[patches.valid]:
+        near = keys[np.abs(keys - t) <= 0.6]
+        assert (shot_of(near) == shot_of(t)).any(), t
+
+
+def test_a_file_that_cannot_be_read_again_leaves_the_sampled_frames_reading(prepared: dict[str, Clip],
+                                                                          tmp_path: Path) -> None:
+    clip = copy.deepcopy(prepared["late_200"])
+    clip.probes.clear()
+    broken = tmp_path / "gone.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(2000))
+    assert mouth_patches(clip, broken) is None
+    assert mouth_patches(clip, tmp_path / "missing.mp4") is None
+    LipSync(device="cpu").probe(clip, str(broken))
+    result = LipSync(device="cpu")(clip)
+    assert result.applicable and result.flagged and result.evidence["mouth_reading"] == "mesh"
+
+
+def test_no_face_or_no_audio_means_no_probe(prepared: dict[str, Clip], tmp_path: Path) -> None:
+    faceless = copy.deepcopy(prepared["no_face"])
+    faceless.probes.clear()
+    LipSync(device="cpu").probe(faceless, "unused.mp4")
+    assert PROBE_KEY not in faceless.probes
+    clip = copy.deepcopy(prepared["sync"])
+    clip.faces = []
+    assert mouth_patches(clip, "unused.mp4") is None
+
+
+def test_an_audio_only_file_gives_no_patches(prepared: dict[str, Clip], tmp_path: Path) -> None:
+    from detectors.synthetic import write_audio_only
+
+    audio = tmp_path / "speech.m4a"
+    write_audio_only(audio, speak("Only a voice."))
+    assert mouth_patches(copy.deepcopy(prepared["sync"]), audio) is None
