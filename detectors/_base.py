@@ -10,6 +10,8 @@ Subclasses implement ``preprocess``, ``_forward`` and ``postprocess`` and never 
 """
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -118,7 +120,7 @@ def resolve_device(setting: str | torch.device = "auto") -> torch.device:
 
 
 def to_device(value: Any, device: torch.device, *, non_blocking: bool = False) -> Any:
-    """Tensors anywhere inside dicts, lists, tuples and dataclass-free containers, moved to ``device``.
+    """Tensors anywhere inside dicts, lists, tuples and dataclasses, moved to ``device``.
 
     ``non_blocking`` only for copies onto an accelerator (the stream orders them before the kernels that read
     them); a copy back to the CPU is always blocking, because the CPU reads it right away."""
@@ -128,6 +130,11 @@ def to_device(value: Any, device: torch.device, *, non_blocking: bool = False) -
         return {k: to_device(v, device, non_blocking=non_blocking) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(to_device(v, device, non_blocking=non_blocking) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a detector's prepared inputs
+        moved = {f.name: to_device(getattr(value, f.name), device, non_blocking=non_blocking)
+                 for f in dataclasses.fields(value) if f.init}
+        if any(moved[name] is not getattr(value, name) for name in moved):
+            return dataclasses.replace(value, **moved)
     return value
 
 

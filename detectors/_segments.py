@@ -3,7 +3,8 @@
     per detector:  evidence["stretches"] (a detector that localises itself: lipsync, voice_change)
                    or runs of its timeline at >= 0.5 lasting >= ``min_segment_s`` (any detector with a timeline)
     across them:   overlapping stretches merged into one Segment {start_s, end_s, score, detectors, reasons};
-                   score = the calibration's weighted noisy-OR of the detectors' stretch scores
+                   score = the calibration's weighted noisy-OR of the detectors' stretch scores, plus the timeline
+                   of a detector that did not flag the stretch itself but is raised there (>= SUPPORT)
     fused timeline: a 0.5 s grid, per cell the same noisy-OR of each detector's worst window or stretch covering it
     clip score:    raised to the best segment's score where that is higher (a sustained manipulated stretch is
                    not averaged away); the verdict and reasons follow, naming where

@@ -1,26 +1,40 @@
 """``lipsync``: does the speaker's mouth move with the speech, and how far apart are they?
 
-The speaker's mouth opening (face mesh inner-lip gap / mouth width) at each sampled frame is compared with the
-speech loudness envelope of the audio (log energy at 100 Hz, smoothed like a jaw, slow drift removed) evaluated at
-the frame times shifted by every lag in ±1 s (20 ms steps). Because the envelope is read at the shifted frame times,
-the lag resolution is the envelope's, not the frame interval's: 5 fps sampling still locates an offset to tens of
-milliseconds. The device step computes weighted Pearson correlations for all lags in all windows (2.5 s, 0.5 s hop:
-sentence-sized, so a spliced sentence fills a window) and over the whole clip, for all clips of a batch at once.
+The mouth signal. While the file is at hand (the ``probe`` hook, run by ``Suite.prepare``) the speaker's mouth is
+cut from every frame of the file at its own resolution and rate (``detectors._mouth``); its opening is read from the
+patches' appearance (their main mode of change, which goes with a darker mouth centre). That reading follows a
+mouth's opening at the video's rate even where the face mesh jitters (small faces, soft focus); syllables at 4-5 Hz
+need it, 5 sampled frames a second alias them. Without patches (a clip built in memory, a file that cannot be read
+again) the face mesh's inner-lip gap / mouth width at the sampled frames is used, with its own rule (MESH_RULE:
+2.5 s windows); ``evidence["mouth_reading"]`` says which.
 
-``offset_ms`` > 0 means the audio comes later than the mouth. The clip score is the larger of two readings:
+The comparison. The mouth (slow drift removed) is compared with the speech loudness envelope (log energy at 100 Hz,
+smoothed like a jaw, slow drift removed) evaluated at the frame times shifted by every lag in ±1 s (20 ms steps).
+The device step computes weighted Pearson correlations for all lags in all windows (DENSE_RULE: 1 s windows every
+0.2 s, so a spliced sentence part fills several) and over the whole clip, from prefix sums along the frames.
+
+``offset_ms`` > 0 means the audio comes later than the mouth. The clip score is the largest of three readings:
 
 - the whole clip: high when a clear correlation peak sits at a large offset, or when the face is visibly talking and
-  its mouth is unrelated to the speech (a dub of the whole clip);
+  its mouth is unrelated to the speech (a dub of the whole clip: peak under 0.3, or, with the patch reading, most
+  windows not following: their median under ``dub_below``);
 - the worst sustained stretch: a window is judged only where it can be (the face is visible in most of its frames,
-  the mouth moves and there is speech: speech pauses, music, a listener while someone off-screen talks, a head
-  turned away and a cutaway give no judgement, never a fake one). A judged window is off when its mouth stops
+  the mouth moves and there is speech; speech pauses, music, a listener while someone off-screen talks, a head
+  turned away and a cutaway give no judgement, never a fake one: a window across a picture cut, or with speech
+  under a mouth at rest for ``still_speech_s``, is not judged). A judged window is off when its mouth stops
   following the audio at the clip's own lag: a *dub* (it follows at no lag: another voice, other words) or a
-  *shift* (it follows clearly at another lag). A stretch counts when at least ``min_stretch_windows`` consecutive
-  judged windows are off while the rest of the clip follows well (so a clip whose mouth never follows its audio
-  is left to the whole-clip reading). The stretch's score rises with how far off its windows are and how long it
-  lasts. Stretches become ``evidence["stretches"]`` and readable ``evidence["reasons"]`` that say where.
+  *shift* (it follows clearly at another lag). A stretch counts when ``min_stretch_windows`` consecutive judged
+  windows are off (their mean correlation at the clip's lag under ``follows_at`` and far below the clip's own level)
+  while the rest of the clip follows well (so a clip whose mouth never follows its audio is left to the whole-clip
+  reading). Stretches become ``evidence["stretches"]`` and readable ``evidence["reasons"]`` that say where; the
+  timeline keeps the graded reading of windows that are off but short of a stretch, so that another detector's
+  stretch there (an inserted voice) is supported (``detectors._segments``).
 
-Not applicable: no face, no audio or no speech, too short, a still face.
+The thresholds were chosen on generated long clips of the tuning voices, faces and sentences (``make_long_clip``,
+seeds below 1000), with no authentic clip flagged; ``bench/detector_accuracy.py`` measures them on held-out ones.
+
+Not applicable: no face, no audio or no speech, too short, a still face, a mouth too small for the mesh (without
+patches).
 """
 from __future__ import annotations
 

@@ -88,3 +88,25 @@ def test_suite_version_follows_detector_versions_and_calibration() -> None:
     a = suite_version([MeanBrightness(device="cpu")])
     assert a == suite_version([MeanBrightness(device="cpu")])
     assert a != suite_version([MeanBrightness(device="cpu")], calibration_version="cal-2")
+
+
+def test_to_device_moves_tensors_inside_a_detectors_dataclass_inputs() -> None:
+    """Prepared inputs are often dataclasses (lipsync's): their tensors go to the device with the rest."""
+    from dataclasses import dataclass
+
+    import numpy as np
+    import torch
+
+    from detectors._base import to_device
+
+    @dataclass
+    class Inputs:
+        signal: torch.Tensor
+        times: np.ndarray
+        nested: dict
+
+    original = Inputs(torch.ones(3), np.arange(3.0), {"mask": torch.zeros(2)})
+    moved = to_device(original, torch.device("meta"))
+    assert moved.signal.device.type == "meta" and moved.nested["mask"].device.type == "meta"
+    assert moved.times is original.times and original.signal.device.type == "cpu"
+    assert to_device(original, torch.device("cpu")) is original  # nothing to move: the same object

@@ -159,6 +159,27 @@ def test_stretches_of_two_detectors_merge_and_raise_the_clip_score() -> None:
     assert (3.0, 3.5) not in cells and (12.0, 12.5) not in cells  # nothing covers them
 
 
+def test_a_raised_timeline_under_another_detectors_stretch_supports_it() -> None:
+    """A short inserted voice: voice_change flags it, lipsync's windows there are off but short of a flag. Together
+    they reach a flag; lipsync's raised window elsewhere, or a window barely above noise, adds nothing."""
+    fusion = Fusion()
+    weight = fusion.calibration.for_detector("voice_change").weight
+    voice = _result("voice_change", 0.3, [(0, 1.6, 0.1)], decides_alone=False, stretches=[
+        {"start_s": 10.0, "end_s": 11.2, "score": 0.9, "reason": "another voice from 10.0 s to 11.2 s"}])
+    lip = _result("lipsync", 0.1, [(9.8, 10.8, 0.45), (10.2, 11.2, 0.4), (20.0, 21.0, 0.45)], stretches=[])
+    results = {"lipsync": lip, "voice_change": voice}
+    fused, (segment,) = locate(results, fusion.fuse(results), fusion.calibration, duration_s=30.0)
+    assert segment.detectors == ["lipsync", "voice_change"]
+    assert segment.score == pytest.approx(1 - (1 - 0.45) * (1 - weight * 0.9), abs=1e-4) and segment.score >= 0.5
+    assert fused.score == segment.score and fused.verdict in ("suspicious", "likely_manipulated")
+    alone = {"voice_change": voice}
+    _, (by_voice,) = locate(alone, fusion.fuse(alone), fusion.calibration, duration_s=30.0)
+    assert by_voice.score == pytest.approx(weight * 0.9, abs=1e-4) and by_voice.score < 0.5
+    noise = {"lipsync": _result("lipsync", 0.1, [(10.0, 11.0, 0.2)], stretches=[]), "voice_change": voice}
+    _, (unsupported,) = locate(noise, fusion.fuse(noise), fusion.calibration, duration_s=30.0)
+    assert unsupported.detectors == ["voice_change"] and unsupported.score == by_voice.score
+
+
 def test_no_segment_leaves_the_fused_score_alone() -> None:
     fusion = Fusion()
     results = {"lipsync": _result("lipsync", 0.3, [(0, 2.5, 0.3), (2.5, 5.0, 0.2)])}
