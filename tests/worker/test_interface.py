@@ -109,4 +109,5 @@ def test_to_device_moves_tensors_inside_a_detectors_dataclass_inputs() -> None:
     moved = to_device(original, torch.device("meta"))
     assert moved.signal.device.type == "meta" and moved.nested["mask"].device.type == "meta"
     assert moved.times is original.times and original.signal.device.type == "cpu"
-    assert to_device(original, torch.device("cpu")) is original  # nothing to move: the same object
+    same = to_device(original, torch.device("cpu"))  # already there: the tensors are not copied
+    assert same.signal is original.signal and same.nested["mask"] is original.nested["mask"]
