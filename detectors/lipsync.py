@@ -165,14 +165,16 @@ class StretchRule:
     still_speech_s: float = 0.8
     detrend_s: float = 1.5  # the moving average taken out of both signals (0: none; each window's mean goes anyway)
     dub_below: float | None = None  # a talking clip whose median window follows less is a dub of the whole clip
+    settle_s: float = 0.0  # windows this close to a cut or a break in the mouth reading are not judged (the slow
+    # drift taken out of both signals straddles it there)
 
 
 #: the face mesh's readings at the sampled frames (5 fps): long windows, the mesh's units (gap / mouth width)
 MESH_RULE = StretchRule(window_s=2.5, hop_s=0.5, min_stretch_windows=3, follows_at=0.55, stretch_drop=0.36,
                         lost_at=0.4, window_mouth_std=0.02)
 #: the mouth at the video's own rate (``detectors._mouth``): sentence-part windows, the clip's own 0-1 scale
-DENSE_RULE = StretchRule(window_s=1.0, hop_s=0.2, min_stretch_windows=5, follows_at=0.45, stretch_drop=0.47,
-                         lost_at=0.39, window_mouth_std=0.02, dub_below=0.6)
+DENSE_RULE = StretchRule(window_s=1.0, hop_s=0.2, min_stretch_windows=5, follows_at=0.42, stretch_drop=0.5,
+                         lost_at=0.36, window_mouth_std=0.02, dub_below=0.6, settle_s=0.5)
 
 
 @dataclass
@@ -318,10 +320,15 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         cuts = shot_cuts(clip.frames, clip.timestamps)
         if dense is not None:  # cuts found at the video's own rate place the shot changes to a frame
             cuts = np.union1d(cuts, clip.probes[PROBE_KEY].cuts)
+        if rule.settle_s > 0 and times.size > 1:  # where the mouth reading breaks off (a turn, a lost face)
+            gap = np.flatnonzero(np.diff(times) > 3.0 / fps)
+            breaks = np.union1d(cuts, np.concatenate([times[gap], times[gap + 1]]))
+        else:
+            breaks = cuts
         low, high = np.percentile(mouth, [5, 95])
         closed = float(low + self.closed_share * (high - low))  # a mouth at rest reads below this
-        judged = np.array([self._judgeable(start, times, mouth, all_times, level_times, active, cuts, closed, rule)
-                           for start in starts], dtype=bool)
+        judged = np.array([self._judgeable(start, times, mouth, all_times, level_times, active, breaks, closed,
+                                           rule) for start in starts], dtype=bool)
         clip_mask = np.zeros(times.size, dtype=bool)
         for a, b in bounds[judged]:
             clip_mask[a:b] = True
@@ -353,7 +360,7 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         if inside.sum() / in_frames < self.window_face_share or float(np.mean(active[in_audio])) < \
                 self.window_speech_share or float(np.std(mouth[inside])) < mouth_std:
             return False
-        if np.any((cuts > start) & (cuts < end)):
+        if np.any((cuts > start - rule.settle_s) & (cuts < end + rule.settle_s)):
             return False  # a cut inside the window: the face after it may be someone else
         if self.still_speech_rule and self._silent_mouth_s(start, end, times, mouth, all_times, level_times,
                                                            active, closed, mouth_std) >= rule.still_speech_s:
