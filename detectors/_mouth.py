@@ -33,7 +33,8 @@ import numpy as np
 
 from ._clip import Clip
 
-__all__ = ["MouthPatches", "DenseMouth", "mouth_patches", "dense_opening", "main_face_landmarks", "PROBE_KEY"]
+__all__ = ["MouthPatches", "DenseMouth", "mouth_patches", "dense_opening", "main_face_landmarks", "main_face_owner",
+           "PROBE_KEY"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,22 +77,29 @@ class DenseMouth:
     motion: float = 0.0
 
 
-def main_face_landmarks(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
-    """(sampled-frame indices, (n, 478, 2) landmarks) of the main visible face: per frame the most likely speaker's
-    track present there (as ``lipsync.main_face`` joins a speaker's tracks across cuts and turns)."""
-    owner = np.full(len(clip.frames), -1, dtype=np.int64)
-    points: dict[int, np.ndarray] = {}
-    for track in clip.faces:  # speaker first
-        if track.landmarks is None:
+def main_face_owner(clip: Clip, *, with_landmarks: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per sampled frame, (position in ``clip.faces``, observation index in that track) of the main visible face:
+    the most likely speaker's track present in that frame (-1, -1 where none). A cutaway or a turned head splits the
+    speaker into several tracks; this joins them back. ``with_landmarks``: only tracks that carry landmarks."""
+    track_of = np.full(len(clip.frames), -1, dtype=np.int64)
+    observation = np.full(len(clip.frames), -1, dtype=np.int64)
+    for position, track in enumerate(clip.faces):  # speaker first
+        if with_landmarks and track.landmarks is None:
             continue
-        for j, index in enumerate(np.asarray(track.frame_index, dtype=np.int64)):
-            if owner[index] < 0:
-                owner[index] = track.track_id
-                points[int(index)] = track.landmarks[j]
-    seen = np.flatnonzero(owner >= 0)
+        index = np.asarray(track.frame_index, dtype=np.int64)
+        free = track_of[index] < 0
+        track_of[index[free]] = position
+        observation[index[free]] = np.flatnonzero(free)
+    return track_of, observation
+
+
+def main_face_landmarks(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
+    """(sampled-frame indices, (n, 478, 2) landmarks) of the main visible face (``main_face_owner``)."""
+    track_of, observation = main_face_owner(clip, with_landmarks=True)
+    seen = np.flatnonzero(track_of >= 0)
     if seen.size == 0:
         return seen, np.zeros((0, 0, 2), dtype=np.float32)
-    return seen, np.stack([points[int(i)] for i in seen])
+    return seen, np.stack([clip.faces[track_of[i]].landmarks[observation[i]] for i in seen])  # type: ignore[index]
 
 
 def _mouth_boxes(landmarks: np.ndarray) -> np.ndarray:

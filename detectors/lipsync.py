@@ -48,7 +48,7 @@ import torch
 
 from ._base import Detector, DetectorResult, NotApplicable, Window
 from ._clip import Clip
-from ._mouth import PROBE_KEY, DenseMouth, dense_opening, mouth_patches
+from ._mouth import PROBE_KEY, DenseMouth, dense_opening, main_face_owner, mouth_patches
 from ._registry import register
 
 __all__ = ["LipSync", "speech_envelope", "describe_sync", "describe_stretch", "shot_cuts", "main_face"]
@@ -94,15 +94,13 @@ def shot_cuts(frames: np.ndarray, timestamps: np.ndarray, *, factor: float = 4.0
 
 def main_face(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
     """(frame indices, mouth openings) of the main visible face: in every frame the most likely speaker's track
-    present there. A cutaway or a turned head splits the speaker into several tracks; this joins them back."""
-    owner = np.full(len(clip.frames), -1, dtype=np.int64)
+    present there (``detectors._mouth.main_face_owner``: a speaker split by a cutaway or a turn is joined back)."""
+    track_of, observation = main_face_owner(clip)
     mouth = np.full(len(clip.frames), np.nan, dtype=np.float64)
-    for track in clip.faces:  # speaker first
-        index = np.asarray(track.frame_index, dtype=np.int64)
-        free = owner[index] < 0
-        owner[index[free]] = track.track_id
-        mouth[index[free]] = track.mouth_open[free]
-    seen = np.flatnonzero(owner >= 0)
+    for position, track in enumerate(clip.faces):
+        mine = track_of == position
+        mouth[mine] = track.mouth_open[observation[mine]]
+    seen = np.flatnonzero(track_of >= 0)
     return seen, mouth[seen]
 
 
