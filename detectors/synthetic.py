@@ -17,6 +17,7 @@ __all__ = [
     "make_talking_clip", "SENTENCES", "HELDOUT_SENTENCES", "camera_like", "upsampled", "spectral_images",
     "PERSON_PHOTOS", "person_photo", "write_photo", "make_person_clip",
     "LongClip", "make_long_clip", "TUNING_VOICES", "HELDOUT_VOICES", "TUNING_FACES", "HELDOUT_FACES", "SPLICE_KINDS",
+    "AVATAR_MOTIONS", "animate_avatar",
 ]
 
 
@@ -183,6 +184,86 @@ def render_talking_head(opening: np.ndarray, *, fps: float = VIDEO_FPS, size: in
     return frames
 
 
+#: one-shot avatar variants (``animate_avatar``): ``none`` (the photo as rendered: mouth warp and the small
+#: translation sway of ``render_talking_head``), ``sway`` (a template head motion: periodic rotation, scale, a
+#: sideways squeeze that mimics a turn, and translation of the whole photo), ``blink`` (template blinks: the eyes
+#: close at regular intervals, every time with the same shape) and ``sway_blink`` (both)
+AVATAR_MOTIONS = ("none", "sway", "blink", "sway_blink")
+#: eye centres and half sizes (x, y, half width, half height) in the 256 x 256 crops of PERSON_PHOTOS (measured once
+#: with the mediapipe face mesh: eye corners 33/133 and 362/263, lids 159/145 and 386/374)
+_EYES: dict[str, tuple[tuple[float, float, float, float], ...]] = {
+    "astronaut": ((108.5, 101.0, 9.3, 3.3), (150.1, 103.3, 9.5, 3.3)),
+    "grace_hopper": ((77.2, 88.2, 18.3, 5.2), (159.9, 83.7, 17.4, 5.1)),
+}
+#: how far a template blink closes the eyes (0 open .. 1 shut) over its 0.3 s, the same every time
+_BLINK_PROFILE = np.array([0.0, 0.35, 0.8, 1.0, 1.0, 0.75, 0.4, 0.15, 0.0])
+_BLINK_S = 0.32
+
+
+def _close_eyes(frame: np.ndarray, eyes: tuple[tuple[float, float, float, float], ...], closure: float) -> np.ndarray:
+    """The frame with both eyes closed by ``closure`` (0..1): an upper lid of the skin colour above the eye comes
+    down over the eye opening, its edge drawn as a dark lash line."""
+    out = frame.astype(np.float32)
+    scale = frame.shape[1] / float(_CROP_SIDE)
+    ys, xs = np.mgrid[0:frame.shape[0], 0:frame.shape[1]].astype(np.float32)
+    for cx, cy, a, b in eyes:
+        cx, cy, a, b = cx * scale, cy * scale, 1.25 * a * scale, 1.6 * b * scale + 1.0
+        inside = 1.0 - ((xs - cx) / a) ** 2 - ((ys - cy) / b) ** 2
+        mask = np.clip(inside * 4.0, 0.0, 1.0)
+        y0, y1 = int(max(0, cy - 3.2 * b)), int(max(1, cy - 2.0 * b))
+        x0, x1 = int(max(0, cx - 0.6 * a)), int(cx + 0.6 * a) + 1
+        skin = out[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0) if y1 > y0 and x1 > x0 else out[int(cy), int(cx)]
+        lid_y = cy - b + closure * 2.0 * b  # the lid's edge moves from the top of the eye to its bottom
+        lid = np.clip(lid_y - ys + 0.5, 0.0, 1.0) * mask  # 1 above the edge, inside the eye
+        shade = (0.92 + 0.08 * np.clip((lid_y - ys) / max(b, 1.0), 0, 1))[..., None]
+        out = out * (1 - lid[..., None]) + (skin * shade) * lid[..., None]
+        lash = np.exp(-((ys - lid_y) / 0.9) ** 2) * mask * min(1.0, 2.0 * closure)
+        out = out * (1 - 0.45 * lash[..., None])
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def animate_avatar(frames: np.ndarray, motion: str = "none", *, fps: float = VIDEO_FPS, seed: int = 0,
+                   person: str | None = "astronaut") -> np.ndarray:
+    """A one-shot avatar's template motion on rendered frames (``AVATAR_MOTIONS``): the whole photo warped by a
+    smooth periodic affine motion (rotation up to 2.5 degrees, 2 % scale, a sideways squeeze of up to 5 % as a
+    cheap turn, translation up to 5 px at 256 px) and/or blinks at regular intervals with one shape. ``person``
+    names the photo whose eyes blink (None: no eyes, no blinks). ``none`` returns ``frames`` unchanged."""
+    if motion not in AVATAR_MOTIONS:
+        raise ValueError(f"unknown avatar motion {motion!r}; known: {', '.join(AVATAR_MOTIONS)}")
+    if motion == "none":
+        return frames
+    import cv2
+
+    rng = np.random.default_rng(seed + 7919)  # its own stream: the clip's other random choices stay as they were
+    out = frames.copy()
+    n, h, w = frames.shape[:3]
+    times = np.arange(n) / fps
+    if "blink" in motion and person in _EYES:
+        period = float(rng.uniform(3.0, 4.5))
+        first = float(rng.uniform(0.6, 1.6))
+        grid = np.linspace(0.0, _BLINK_S, _BLINK_PROFILE.size)
+        for start in np.arange(first, times[-1] if n else 0.0, period):
+            for i in np.flatnonzero((times >= start) & (times <= start + _BLINK_S)):
+                closure = float(np.interp(times[i] - start, grid, _BLINK_PROFILE))
+                if closure > 0.02:
+                    out[i] = _close_eyes(out[i], _EYES[person], closure)
+    if "sway" in motion:
+        freq = rng.uniform(0.15, 0.45, size=6)
+        phase = rng.uniform(0, 2 * np.pi, size=6)
+        unit = w / float(_CROP_SIDE)
+        for i, t in enumerate(times):
+            wave = np.sin(2 * np.pi * freq * t + phase)
+            angle, scale = 2.5 * wave[0], 1.0 + 0.02 * wave[1]
+            squeeze = 1.0 - 0.025 * (1.0 + wave[2])
+            tx, ty = 5.0 * unit * wave[3], 3.0 * unit * wave[4]
+            matrix = cv2.getRotationMatrix2D((w / 2, h / 2), float(angle), float(scale))
+            matrix[0, :] *= squeeze  # narrower about the centre: the face seems to turn a little
+            matrix[0, 2] += (1 - squeeze) * w / 2 + tx
+            matrix[1, 2] += ty
+            out[i] = cv2.warpAffine(out[i], matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return out
+
+
 @dataclass(frozen=True)
 class TalkingClip:
     """What a generated clip is, by construction: the truth a detector is judged against."""
@@ -203,12 +284,14 @@ def make_talking_clip(path: str | os.PathLike[str], text: str = SENTENCES[0], *,
                       kind: str = "talking", other_text: str | None = None, fps: float = VIDEO_FPS,
                       size: int = 256, crf: int = 23, lead_s: float = 0.6, tail_s: float = 0.6,
                       noise_db: float = -55.0, seed: int = 0, words_per_minute: int = 150, voice: str = "en-us",
-                      pitch: int = 50) -> TalkingClip:
+                      pitch: int = 50, avatar_motion: str = "none") -> TalkingClip:
     """Write an MP4 of a talking head whose mouth follows ``text`` spoken by espeak-ng, audio ``offset_ms`` late.
 
     ``kind``: ``talking`` (mouth follows the speech), ``still_face`` (speech, mouth never moves), ``silent``
     (the mouth talks but the audio is room noise only, as in a muted video), ``no_face`` (speech over a scene
     without a face), ``mismatched`` (the mouth says ``other_text`` while the audio says ``text``).
+    ``avatar_motion`` (``AVATAR_MOTIONS``) adds a one-shot avatar's template head motion and blinks
+    (``animate_avatar``); ``none`` keeps the clip exactly as before.
     """
     if kind not in {"talking", "still_face", "silent", "no_face", "mismatched"}:
         raise ValueError(f"unknown kind {kind!r}")
@@ -237,6 +320,7 @@ def make_talking_clip(path: str | os.PathLike[str], text: str = SENTENCES[0], *,
         opening = np.zeros_like(opening)
     background = _no_face_crop() if kind == "no_face" else None
     frames = render_talking_head(opening, fps=fps, size=size, background=background)
+    frames = animate_avatar(frames, avatar_motion, fps=fps, seed=seed, person=None if kind == "no_face" else "astronaut")
     write_mp4(path, frames, fps, audio, sample_rate=AUDIO_RATE, crf=crf)
     return TalkingClip(path=Path(path), kind=kind, offset_ms=float(offset_ms) if kind == "talking" else 0.0,
                        text=text, duration_s=total / AUDIO_RATE)
@@ -368,12 +452,12 @@ def write_photo(path: str | os.PathLike[str], image: np.ndarray) -> None:
 
 def make_person_clip(path: str | os.PathLike[str], person: str = "astronaut", text: str = SENTENCES[0], *,
                      voice: str = "en-us", pitch: int = 50, fps: float = VIDEO_FPS, lead_s: float = 0.5,
-                     tail_s: float = 0.5, seed: int = 0) -> TalkingClip:
+                     tail_s: float = 0.5, seed: int = 0, avatar_motion: str = "none") -> TalkingClip:
     """An MP4 of ``person``'s face (PERSON_PHOTOS) saying ``text`` in espeak-ng's ``voice``: the astronaut's mouth
     follows the speech, other faces sway without mouth motion."""
     if person == "astronaut":
         return make_talking_clip(path, text, voice=voice, pitch=pitch, fps=fps, lead_s=lead_s, tail_s=tail_s,
-                                 seed=seed)
+                                 seed=seed, avatar_motion=avatar_motion)
     rng = np.random.default_rng(seed)
     speech = speak(text, voice=voice, pitch=pitch)
     lead, tail = int(lead_s * AUDIO_RATE), int(tail_s * AUDIO_RATE)
@@ -381,6 +465,7 @@ def make_person_clip(path: str | os.PathLike[str], person: str = "astronaut", te
     audio[lead:lead + speech.size] += speech
     n_frames = int(audio.size / AUDIO_RATE * fps)
     frames = render_talking_head(np.zeros(n_frames, dtype=np.float32), fps=fps, background=person_photo(person))
+    frames = animate_avatar(frames, avatar_motion, fps=fps, seed=seed, person=person)
     write_mp4(path, frames, fps, audio, sample_rate=AUDIO_RATE)
     return TalkingClip(path=Path(path), kind="talking", offset_ms=0.0, text=text, duration_s=audio.size / AUDIO_RATE)
 
@@ -470,7 +555,7 @@ def make_long_clip(path: str | os.PathLike[str], *, kind: str = "authentic", see
                    sentences: tuple[str, ...] = SENTENCES, voices: tuple[tuple[str, int, int], ...] = TUNING_VOICES,
                    faces: tuple[str, ...] = TUNING_FACES, n_sentences: int = 4, splice_s: float | None = None,
                    shift_ms: float | None = None, events: tuple[str, ...] | None = None, fps: float = VIDEO_FPS,
-                   crf: int = 23) -> LongClip:
+                   crf: int = 23, avatar_motion: str = "none") -> LongClip:
     """Write a long talking head (``n_sentences`` sentences with pauses, ~20-30 s) and return its truth.
 
     ``kind`` ``voice`` / ``shift`` puts one splice of ``splice_s`` seconds (random 1-5 s by default) at a random
@@ -573,7 +658,8 @@ def make_long_clip(path: str | os.PathLike[str], *, kind: str = "authentic", see
     audio += (10 ** (-55.0 / 20) * rng.standard_normal(total)).astype(np.float32)
 
     opening = mouth_opening_from_speech(spoken, times)
-    frames = _vary_face(render_talking_head(opening, fps=fps), face)
+    frames = _vary_face(animate_avatar(render_talking_head(opening, fps=fps), avatar_motion, fps=fps, seed=seed,
+                                       person="astronaut"), face)
     listener = _vary_face(render_talking_head(np.zeros(8, dtype=np.float32), fps=fps, sway=False),
                           "cool_mirrored" if face != "cool_mirrored" else "warm")[0]
     scene = _no_face_crop()
