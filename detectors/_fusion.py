@@ -15,7 +15,10 @@ Platt scaling maps a raw score p to ``sigmoid(a * logit(p) + b)`` (``null`` = id
 noisy-OR of the calibrated scores of the applicable detectors, ``1 - prod(1 - weight_i * p_i)``: the detectors look
 for different manipulations, so one confident detector is enough and an in-sync mouth does not clear a swapped
 face. Verdicts: ``likely_manipulated`` (fused ≥ upper threshold), ``suspicious`` (≥ lower), ``no_signal`` (below),
-``inconclusive`` (no detector could judge the video).
+``inconclusive`` (no detector could judge the video). A flag is never averaged away: where an applicable detector
+scores >= 0.5 (or, in ``detectors._segments.locate``, flags a stretch) the verdict is at least ``suspicious`` and the
+fused score at least the ``suspicious`` threshold, with that detector's reason first; a low weight only keeps such
+a clip from ``likely_manipulated`` on its own.
 
 Ranks (``DetectorResult.rank``): a calibrated score at or above the checkpoint's ``rank.high`` is ``high``, at or
 below ``rank.low`` is ``low``, between them ``uncertain``; ``not_applicable`` when the detector could not judge.
@@ -33,7 +36,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -42,10 +45,14 @@ from pipeline import ConfigError, FusedScore
 from ._base import DetectorResult, Window
 
 __all__ = ["Calibration", "DetectorCalibration", "Platt", "Fusion", "DEFAULT_CALIBRATION_FILE", "load_calibration",
-           "describe", "RankThresholds", "CheckpointCalibration", "rank_of"]
+           "describe", "RankThresholds", "CheckpointCalibration", "rank_of", "NO_SIGNAL_REASON",
+           "CANNOT_RULE_OUT_REASON"]
 
 DEFAULT_CALIBRATION_FILE = Path(__file__).with_name("calibration") / "default.json"
 _EPS = 1e-6
+#: the first words of a calm verdict's reasons; a located stretch contradicts them (``detectors._segments.locate``)
+NO_SIGNAL_REASON = "no detector found a sign of manipulation"
+CANNOT_RULE_OUT_REASON = "no applicable detector could rule out manipulation"
 
 
 class Platt(BaseModel):
@@ -221,11 +228,15 @@ class Fusion:
         else:
             verdict = "no_signal"
         verdict, caveat = _judge(verdict, applicable)
+        if verdict in ("no_signal", "inconclusive") and any(r.flagged for r in applicable.values()):
+            # a flag is never averaged away: a detector at >= 0.5 makes the clip suspicious, whatever its weight
+            verdict, caveat = _judge("suspicious", applicable)
+            score = max(score, thresholds.suspicious)
         ranked = sorted(applicable, key=lambda n: contributions[n], reverse=True)
         if verdict == "inconclusive":
             reasons = [caveat] + [describe(applicable[n]) for n in ranked]
         elif verdict == "no_signal":
-            reasons = ["no detector found a sign of manipulation"] + [describe(applicable[n]) for n in ranked]
+            reasons = [NO_SIGNAL_REASON] + [describe(applicable[n]) for n in ranked]
         else:
             reasons = [describe(applicable[n]) for n in ranked if applicable[n].flagged] or \
                       [describe(applicable[n]) for n in ranked[:1]]
@@ -264,8 +275,5 @@ def _judge(verdict: str, applicable: Mapping[str, DetectorResult]) -> tuple[str,
         return "suspicious", f"only detectors that cannot decide alone flagged it ({why})"
     if verdict == "no_signal" and not any(rank_of(r) == "low" for r in deciders.values()):
         ranks = ", ".join(f"{n} {rank_of(r)}" for n, r in applicable.items())
-        return "inconclusive", f"no applicable detector could rule out manipulation ({ranks})"
+        return "inconclusive", f"{CANNOT_RULE_OUT_REASON} ({ranks})"
     return verdict, ""
-
-    def summary(self) -> dict[str, Any]:
-        return self.calibration.model_dump()

@@ -22,7 +22,7 @@ from typing import Any
 from pipeline import FusedScore, Segment, TimelineWindow
 
 from ._base import DetectorResult
-from ._fusion import Calibration
+from ._fusion import CANNOT_RULE_OUT_REASON, NO_SIGNAL_REASON, Calibration
 
 __all__ = ["Stretch", "detector_stretches", "fused_timeline", "merge_stretches", "locate", "FLAG"]
 
@@ -164,15 +164,22 @@ def locate(results: Mapping[str, DetectorResult], fused: FusedScore, calibration
     timeline = fused_timeline(results, calibration, duration_s)
     update: dict[str, Any] = {"timeline": timeline}
     worst = max((s.score for s in segments), default=0.0)
-    if segments and fused.score is not None and worst > fused.score:
-        thresholds = calibration.verdicts
-        verdict = ("likely_manipulated" if worst >= thresholds.likely_manipulated else
-                   "suspicious" if worst >= thresholds.suspicious else fused.verdict)
+    thresholds = calibration.verdicts
+    # a detector's stretch at >= 0.5 is a flag, and a flag is never averaged away (detectors._fusion): the clip is
+    # at least suspicious, even where the detector's weight keeps the segment's own score lower
+    floor = thresholds.suspicious if segments else 0.0
+    if segments and fused.score is not None and (worst > fused.score or fused.verdict in _CALM):
+        score = max(worst, floor, fused.score)
+        verdict = ("likely_manipulated" if score >= thresholds.likely_manipulated else "suspicious")
         top = max(segments, key=lambda s: s.score)
-        if verdict == "likely_manipulated" and all(
+        if verdict == "likely_manipulated" and fused.verdict != "likely_manipulated" and all(
                 results[n].evidence.get("decides_alone") is False for n in top.detectors if n in results):
             verdict = "suspicious"  # as fusion does: detectors that cannot decide alone raise suspicion only
         where = [r for s in sorted(segments, key=lambda s: -s.score) for r in s.reasons]
-        kept = [r for r in fused.reasons if r not in where and r != "no detector found a sign of manipulation"]
-        update.update(score=round(worst, 4), verdict=verdict, reasons=list(dict.fromkeys(where + kept)))
+        kept = [r for r in fused.reasons if r not in where and not r.startswith(_CALM_REASONS)]
+        update.update(score=round(score, 4), verdict=verdict, reasons=list(dict.fromkeys(where + kept)))
     return fused.model_copy(update=update), segments
+
+
+_CALM = ("no_signal", "inconclusive")
+_CALM_REASONS = (NO_SIGNAL_REASON, CANNOT_RULE_OUT_REASON)

@@ -138,3 +138,60 @@ def test_calibration_file_errors_name_the_problem(tmp_path: Path, content: str |
     with pytest.raises(ConfigError, match=message) as caught:
         load_calibration(path)
     assert str(path) in str(caught.value) and "VIGIL_CALIBRATION_FILE" in str(caught.value)
+
+
+# -- every combination of applicable / capped / flagged: the verdict never contradicts its reasons ------------------
+
+_STATES = ("not_applicable", "calm", "flagged", "stretch")
+
+
+def _result(name: str, state: str, *, capped: bool) -> DetectorResult:
+    """One detector in one state: calm (0.1), flagged as a whole clip (0.8), or calm as a whole but with a
+    manipulated stretch of its own (0.88, as voice_change words "another voice from 3.2 s to 4.8 s")."""
+    if state == "not_applicable":
+        return not_applicable(name, "no face")
+    evidence: dict[str, object] = {"reasons": [f"{name} {state}"]}
+    if capped:
+        evidence["decides_alone"] = False
+    score = {"calm": 0.1, "flagged": 0.8, "stretch": 0.3}[state]
+    if state == "stretch":
+        evidence["stretches"] = [{"start_s": 3.2, "end_s": 4.8, "score": 0.88,
+                                  "reason": f"{name}: another voice from 3.2 s to 4.8 s"}]
+        evidence["reasons"] = [f"{name}: another voice from 3.2 s to 4.8 s"]
+    return DetectorResult(name=name, version="1.0", applicable=True, score=score,
+                          timeline=[Window(0.0, 8.0, score)], evidence=evidence)
+
+
+@pytest.mark.parametrize("spectral_capped", [False, True])
+@pytest.mark.parametrize("states", list(__import__("itertools").product(_STATES, repeat=3)),
+                         ids=lambda s: "-".join(s))
+def test_verdict_never_contradicts_a_flag(states: tuple[str, str, str], spectral_capped: bool) -> None:
+    """lipsync (weight 1, decides alone), voice_change (weight 0.45, cannot decide alone), spectral (0.7, either):
+    every combination, through fusion and the located stretches, as ``Suite.analyse`` runs them."""
+    from detectors._segments import locate
+
+    fusion = Fusion()
+    capped = {"lipsync": False, "voice_change": True, "spectral": spectral_capped}
+    results = {name: fusion.calibrate(_result(name, state, capped=capped[name]))
+               for name, state in zip(("lipsync", "voice_change", "spectral"), states, strict=True)}
+    fused, segments = locate(results, fusion.fuse(results), fusion.calibration, duration_s=8.0)
+    flagged = [n for n, s in zip(results, states, strict=True) if s in ("flagged", "stretch")]
+    deciding = [n for n in flagged if not capped[n]]
+    if all(s == "not_applicable" for s in states):
+        assert fused.verdict == "inconclusive" and fused.score is None
+        return
+    if flagged:
+        assert fused.verdict in ("suspicious", "likely_manipulated"), (fused.verdict, fused.reasons)
+        assert fused.score is not None and fused.score >= 0.5
+        assert "no detector found a sign of manipulation" not in fused.reasons
+        assert not any(r.startswith("no applicable detector could rule out") for r in fused.reasons)
+        assert any(fused.reasons[0].startswith(f"{n}:") for n in flagged), fused.reasons
+        if not deciding:  # only detectors that cannot decide alone flagged it
+            assert fused.verdict == "suspicious"
+        if "stretch" in states:
+            assert any(s.start_s <= 3.2 and s.end_s >= 4.8 for s in segments), segments
+    else:
+        assert fused.verdict in ("no_signal", "inconclusive") and fused.score is not None and fused.score < 0.5
+        assert not segments
+        if fused.verdict == "no_signal":
+            assert fused.reasons[0] == "no detector found a sign of manipulation"
