@@ -7,6 +7,10 @@ A dataset is a folder with ``real/`` and ``fake/`` sub-folders (searched recursi
 ``evaluate`` runs the suite (prepare on the CPU, analyse in batches across videos) and writes::
 
     DIR/report.json   {"n", "detectors": {name: {"auc", "eer", "n_applicable"}}, "fused": {"auc", "eer", "accuracy"}}
+                      plus (added keys; the ones above are a contract and never change):
+                      "n_real", "n_fake"; per detector "tpr_at_1pct_fpr", "auc_ci"; fused "tpr_at_1pct_fpr",
+                      "auc_ci", "false_flag_rate", "false_flag_rate_ci", "flag_rate", "flag_rate_ci"; and
+                      "groups": {group: {"n", "n_real", "n_fake", "fused": {…as above}, "detectors": {…as above}}}
     DIR/roc.png       ROC curves of every detector (on the items it could judge) and of the fused score
     DIR/items.csv     one row per item: label, group, fused score and verdict, per detector calibrated and raw
                       score and applicability, error
@@ -14,6 +18,15 @@ A dataset is a folder with ``real/`` and ``fake/`` sub-folders (searched recursi
 Metrics: AUC and EER of a detector over the items where it was applicable (null when those hold one class only);
 the fused score of an inconclusive item counts as 0 (nothing found); accuracy is fused score ≥ 0.5 against the
 label. Items whose media cannot be decoded are listed with their error and left out of the metrics.
+``tpr_at_1pct_fpr`` is the largest TPR on the ROC whose FPR ≤ 0.01 (null with one class; with fewer than 100 real
+items that is the share of fakes scored above every real one). ``false_flag_rate`` is the share of real items with
+fused ≥ 0.5, ``flag_rate`` the share of fake items with fused ≥ 0.5 (null when the class is absent). Intervals
+are 95 % percentile bootstraps, 1000 resamples, seed 0 (deterministic): AUC resampled within each class, rates
+over the items of their class; a rate of 0 or 1 has a zero-width interval, so read it with its n.
+``groups`` repeats the metrics per item group (CSV third column or sub-folder under real/ or fake/; items without
+one under ``"(ungrouped)"``; ``{}`` when no item has a group). A group often holds one class only (``youtube`` of
+FaceForensics++ is all real): its AUC, EER and TPR are then null, but ``false_flag_rate`` (all real) or
+``flag_rate`` (all fake) still say how the suite does on it.
 
 ``fit_calibration`` fits, on raw detector scores, what ``detectors/_fusion.py`` applies: per-detector Platt scaling
 (scikit-learn logistic regression on logit(score)) and the noisy-OR weights (maximum likelihood of the labels
@@ -47,7 +60,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Item", "ItemResult", "load_dataset", "run_items", "evaluate", "metrics", "write_report", "read_items_csv",
-    "fit_calibration", "write_calibration", "rescore", "MEDIA_SUFFIXES",
+    "fit_calibration", "write_calibration", "rescore", "MEDIA_SUFFIXES", "bootstrap_ci", "tpr_at_fpr", "rate_ci",
+    "UNGROUPED",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,6 +70,8 @@ MEDIA_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".f
 _FAKE_WORDS = {"1", "fake", "spoof", "manipulated", "deepfake", "synthetic", "forged", "true", "yes"}
 _REAL_WORDS = {"0", "real", "bonafide", "bona-fide", "bona_fide", "pristine", "original", "genuine", "false", "no"}
 _EPS = 1e-6
+UNGROUPED = "(ungrouped)"  # the key in report["groups"] of items without a group
+_THRESHOLD = 0.5  # fused score at which an item counts as flagged (accuracy, flag rates)
 
 
 @dataclass(frozen=True)
@@ -210,25 +226,126 @@ def _auc_eer(labels: np.ndarray, scores: np.ndarray) -> tuple[float | None, floa
     return round(auc, 6), round(eer, 6)
 
 
+def _auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """AUC as the Mann-Whitney statistic (ties count half), fast enough to bootstrap; None with one class."""
+    from scipy.stats import rankdata
+
+    labels = np.asarray(labels)
+    n_fake = int(np.count_nonzero(labels == 1))
+    n_real = labels.size - n_fake
+    if n_fake == 0 or n_real == 0:
+        return None
+    ranks = rankdata(np.asarray(scores, dtype=float))
+    return float((ranks[labels == 1].sum() - n_fake * (n_fake + 1) / 2) / (n_fake * n_real))
+
+
+def tpr_at_fpr(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray,
+               fpr: float = 0.01) -> float | None:
+    """The largest true positive rate on the ROC of ``scores`` (label 1 = fake) whose false positive rate is
+    ≤ ``fpr``; None when one class is missing. Tied scores move together (no interpolation between ROC points),
+    so with fewer than 1/fpr real items this is the share of fakes scored above every real one."""
+    from sklearn.metrics import roc_curve
+
+    y = np.asarray(labels, dtype=int)
+    if y.size == 0 or len(np.unique(y)) < 2:
+        return None
+    fprs, tprs, _ = roc_curve(y, np.asarray(scores, dtype=float), drop_intermediate=False)
+    return round(float(tprs[fprs <= fpr + 1e-12].max()), 6)
+
+
+def bootstrap_ci(data: Sequence[Any] | np.ndarray | tuple[Sequence[Any] | np.ndarray, ...],
+                 statistic: Callable[..., float | None], n: int = 1000, seed: int = 0, *, level: float = 0.95,
+                 strata: Sequence[Any] | np.ndarray | None = None) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of ``statistic``: ``data`` is one array (``statistic(values)``) or a tuple
+    of equally long arrays resampled together by the same indices (``statistic(labels, scores)``). With
+    ``strata`` each stratum is resampled on its own, keeping its size (pass the labels to keep both classes in
+    every AUC resample). Resamples where ``statistic`` returns None are skipped. Deterministic for a ``seed``;
+    None when there is no data or no resample gives a value."""
+    arrays = tuple(np.atleast_1d(np.asarray(a)) for a in data) if isinstance(data, tuple) \
+        else (np.atleast_1d(np.asarray(data)),)
+    sizes = {a.shape[0] for a in arrays}
+    if len(sizes) != 1:
+        raise ValueError(f"bootstrap_ci: the arrays in data differ in length ({sorted(sizes)})")
+    size = sizes.pop()
+    if size == 0:
+        return None
+    groups = ([np.arange(size)] if strata is None else
+              [np.flatnonzero(np.asarray(strata) == s) for s in np.unique(np.asarray(strata))])
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n):
+        index = np.concatenate([g[rng.integers(0, g.size, g.size)] for g in groups])
+        value = statistic(*(a[index] for a in arrays))
+        if value is not None and np.isfinite(value):
+            values.append(float(value))
+    if not values:
+        return None
+    tail = (1.0 - level) / 2 * 100
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return round(float(lo), 6), round(float(hi), 6)
+
+
+def rate_ci(flags: Sequence[bool] | np.ndarray, n: int = 1000, seed: int = 0, *,
+            level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the share of true ``flags`` (e.g. real items flagged); None when empty.
+    All-false or all-true flags give a zero-width interval: read it together with the number of items."""
+    return bootstrap_ci(np.asarray(flags, dtype=float), lambda v: float(v.mean()), n=n, seed=seed, level=level)
+
+
+def _interval(ci: tuple[float, float] | None) -> list[float] | None:
+    return None if ci is None else [ci[0], ci[1]]
+
+
+def _rate(flags: np.ndarray) -> float | None:
+    return round(float(flags.mean()), 6) if flags.size else None
+
+
 def _fused(entry: ItemResult) -> float:
     return 0.0 if entry.fused_score is None else float(entry.fused_score)
 
 
-def metrics(results: Sequence[ItemResult], names: Sequence[str]) -> dict[str, Any]:
-    """The report (DESIGN.md): n, per-detector AUC / EER / n_applicable, fused AUC / EER / accuracy."""
-    scored = [r for r in results if r.error is None]
+def _detector_metrics(scored: Sequence[ItemResult], name: str) -> dict[str, Any]:
+    pairs = [(r.item.label, r.calibrated(name)) for r in scored if r.calibrated(name) is not None]
+    y = np.asarray([p[0] for p in pairs], dtype=int)
+    s = np.asarray([p[1] for p in pairs], dtype=float)
+    auc, eer = _auc_eer(y, s)
+    return {"auc": auc, "eer": eer, "n_applicable": len(pairs), "tpr_at_1pct_fpr": tpr_at_fpr(y, s),
+            "auc_ci": _interval(bootstrap_ci((y, s), _auc, strata=y) if auc is not None else None)}
+
+
+def _fused_metrics(scored: Sequence[ItemResult]) -> dict[str, Any]:
     labels = np.asarray([r.item.label for r in scored], dtype=int)
-    detectors: dict[str, Any] = {}
-    for name in names:
-        pairs = [(r.item.label, r.calibrated(name)) for r in scored if r.calibrated(name) is not None]
-        y = np.asarray([p[0] for p in pairs], dtype=int)
-        s = np.asarray([p[1] for p in pairs], dtype=float)
-        auc, eer = _auc_eer(y, s)
-        detectors[name] = {"auc": auc, "eer": eer, "n_applicable": len(pairs)}
     fused = np.asarray([_fused(r) for r in scored], dtype=float)
+    flagged = fused >= _THRESHOLD
     auc, eer = _auc_eer(labels, fused)
-    accuracy = round(float(np.mean((fused >= 0.5).astype(int) == labels)), 6) if scored else None
-    return {"n": len(scored), "detectors": detectors, "fused": {"auc": auc, "eer": eer, "accuracy": accuracy}}
+    accuracy = round(float(np.mean(flagged.astype(int) == labels)), 6) if scored else None
+    false_flags, flags = flagged[labels == 0], flagged[labels == 1]
+    return {"auc": auc, "eer": eer, "accuracy": accuracy, "tpr_at_1pct_fpr": tpr_at_fpr(labels, fused),
+            "auc_ci": _interval(bootstrap_ci((labels, fused), _auc, strata=labels) if auc is not None else None),
+            "false_flag_rate": _rate(false_flags), "false_flag_rate_ci": _interval(rate_ci(false_flags)),
+            "flag_rate": _rate(flags), "flag_rate_ci": _interval(rate_ci(flags))}
+
+
+def _counts(scored: Sequence[ItemResult]) -> dict[str, int]:
+    n_fake = sum(r.item.label for r in scored)
+    return {"n": len(scored), "n_real": len(scored) - n_fake, "n_fake": n_fake}
+
+
+def metrics(results: Sequence[ItemResult], names: Sequence[str]) -> dict[str, Any]:
+    """The report (DESIGN.md): n, per-detector AUC / EER / n_applicable, fused AUC / EER / accuracy; and, as added
+    keys, TPR at 1 % FPR, bootstrap intervals, false-flag and flag rates, and the same per item group."""
+    scored = [r for r in results if r.error is None]
+    counts = _counts(scored)
+    report: dict[str, Any] = {"n": counts["n"], "detectors": {name: _detector_metrics(scored, name) for name in names},
+                              "fused": _fused_metrics(scored), "n_real": counts["n_real"], "n_fake": counts["n_fake"]}
+    groups: dict[str, Any] = {}
+    if any(r.item.group for r in scored):
+        for group in sorted({r.item.group or UNGROUPED for r in scored}):
+            members = [r for r in scored if (r.item.group or UNGROUPED) == group]
+            groups[group] = {**_counts(members), "fused": _fused_metrics(members),
+                             "detectors": {name: _detector_metrics(members, name) for name in names}}
+    report["groups"] = groups
+    return report
 
 
 def write_report(results: Sequence[ItemResult], out_dir: str | Path, *, names: Sequence[str]) -> dict[str, Any]:

@@ -212,8 +212,8 @@ def eval_(
                          ] = None,
     batch: Annotated[int, typer.Option(min=1, help="videos analysed together on the device")] = 4,
 ) -> None:
-    """Run the detectors over labelled media; write report.json (AUC, EER per detector and fused), roc.png,
-    items.csv."""
+    """Run the detectors over labelled media; write report.json (AUC, EER, TPR at 1 % FPR per detector and fused,
+    with bootstrap intervals; false-flag and flag rates; the same per group), roc.png, items.csv."""
     from detectors._evaluate import write_report
 
     settings = settings_or_exit()
@@ -224,14 +224,24 @@ def eval_(
         raise typer.Exit(2) from exc
     report = write_report(results, out, names=names)
     table = Table(title=f"vigil eval: {report['n']} items")
-    for column in ("", "AUC", "EER", "applicable"):
+    for column in ("", "AUC", "EER", "TPR@1%FPR", "applicable"):
         table.add_column(column)
     fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
     for name, row in report["detectors"].items():
-        table.add_row(name, fmt(row["auc"]), fmt(row["eer"]), str(row["n_applicable"]))
+        table.add_row(name, fmt(row["auc"]), fmt(row["eer"]), fmt(row["tpr_at_1pct_fpr"]), str(row["n_applicable"]))
     fused = report["fused"]
-    table.add_row("[bold]fused", fmt(fused["auc"]), fmt(fused["eer"]), f"accuracy {fmt(fused['accuracy'])}")
+    table.add_row("[bold]fused", fmt(fused["auc"]), fmt(fused["eer"]), fmt(fused["tpr_at_1pct_fpr"]),
+                  f"accuracy {fmt(fused['accuracy'])}")
     console.print(table)
+    if report["groups"]:
+        groups = Table(title="fused, per group (flagged: fused ≥ 0.5)")
+        for column in ("group", "real", "fake", "AUC", "reals flagged", "fakes flagged"):
+            groups.add_column(column)
+        for name, row in report["groups"].items():
+            fused = row["fused"]
+            groups.add_row(name, str(row["n_real"]), str(row["n_fake"]), fmt(fused["auc"]),
+                           fmt(fused["false_flag_rate"]), fmt(fused["flag_rate"]))
+        console.print(groups)
     console.print(f"wrote {out / 'report.json'}, {out / 'roc.png'}, {out / 'items.csv'}")
 
 
