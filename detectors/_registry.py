@@ -21,6 +21,9 @@ D = TypeVar("D", bound=type)
 def register(cls: D) -> D:
     """Class decorator: make a Detector subclass available under its ``name``."""
     name = cls.name  # type: ignore[attr-defined]
+    if cls.__module__ == "__main__":
+        return cls  # a detector module run as a script (``python -m detectors.spectral fit``): the package's own
+        # import of it registered the class already
     if name in _REGISTRY and _REGISTRY[name] is not cls:
         raise ValueError(f"detector name {name!r} is registered twice: {_REGISTRY[name]} and {cls}")
     _REGISTRY[name] = cls  # type: ignore[assignment]
