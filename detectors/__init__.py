@@ -25,6 +25,7 @@ from ._suite import Suite, SuiteResult
 from .lipsync import LipSync
 from .spectral import Spectral
 from .voice_change import VoiceChange
+from .face_dynamics import FaceDynamics
 from ._models import LoadedModel, ModelDetector, load_model
 # model-based detectors: importing registers them; their checkpoints load at first use, never at import
 from .face_forgery import FaceForgery
@@ -42,5 +43,5 @@ __all__ = [
     "KNOWN_NAMES", "register", "registered", "create", "suite_version",
     "LoadedModel", "ModelDetector", "load_model", "FaceForgery", "NonVerbal", "VoiceSynthetic",
     "FaceTracker", "track_faces", "Calibration", "Fusion", "load_calibration", "Suite", "SuiteResult",
-    "LipSync", "Spectral", "VoiceChange", "Identity", "Provenance", "Gallery", "GalleryError", "EnrolmentError",
+    "LipSync", "Spectral", "VoiceChange", "FaceDynamics", "Identity", "Provenance", "Gallery", "GalleryError", "EnrolmentError",
 ]
