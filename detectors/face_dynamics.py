@@ -176,15 +176,16 @@ def track_signals(clip: Clip, track: FaceTrack, cuts: np.ndarray | None = None) 
         residual[i] = design[i] @ coef - reference
     # head turn in depth: the nose tip against the eye corners (yaw) and against the eye line / forehead (pitch);
     # ratios an affine motion of a flat picture leaves (nearly) unchanged. The nose tip stands about half an eye
-    # distance in front of the eye corners: sin(angle) ~ displacement / 0.5
+    # distance in front of the eye corners, and the eye distance itself shortens with the turn (cos): the nose tip's
+    # offset from the eyes' midpoint in eye distances is about 0.5 tan(angle)
     eye_mid = 0.5 * (full[:, 33] + full[:, 263])
     nose = full[:, _NOSE_TIP]
     top = full[:, _TOP]
     yaw_ratio = (nose[:, 0] - eye_mid[:, 0])  # eye distance units (normalised)
     pitch_ratio = (nose[:, 1] - eye_mid[:, 1]) / np.maximum(eye_mid[:, 1] - top[:, 1], 1e-3)
-    yaw = np.degrees(np.arcsin(np.clip(yaw_ratio / 0.5, -1, 1)))
+    yaw = np.degrees(np.arctan(yaw_ratio / 0.5))
     pitch_scale = float(np.median(eye_mid[:, 1] - top[:, 1]))
-    pitch = np.degrees(np.arcsin(np.clip((pitch_ratio - np.median(pitch_ratio)) * pitch_scale / 0.5, -1, 1)))
+    pitch = np.degrees(np.arctan((pitch_ratio - np.median(pitch_ratio)) * pitch_scale / 0.5))
     centre = land[:, rigid].mean(axis=1)
     shift = (centre - np.median(centre, axis=0)) / np.median(dist)
     ear = np.array([_ear(land[i]) for i in range(n)])
