@@ -16,9 +16,9 @@ noisy-OR of the calibrated scores of the applicable detectors, ``1 - prod(1 - we
 for different manipulations, so one confident detector is enough and an in-sync mouth does not clear a swapped
 face. Verdicts: ``likely_manipulated`` (fused ≥ upper threshold), ``suspicious`` (≥ lower), ``no_signal`` (below),
 ``inconclusive`` (no detector could judge the video). A flag is never averaged away: where an applicable detector
-scores >= 0.5 (or, in ``detectors._segments.locate``, flags a stretch) the verdict is at least ``suspicious`` and the
-fused score at least the ``suspicious`` threshold, with that detector's reason first; a low weight only keeps such
-a clip from ``likely_manipulated`` on its own.
+scores >= 0.5 (or, in ``detectors._segments.locate``, flags a stretch) the verdict is at least ``suspicious``, with
+that detector's reason first, even where its weight keeps the fused score (the calibrated noisy-OR, which alerts and
+``vigil calibrate`` use) under the line.
 
 Ranks (``DetectorResult.rank``): a calibrated score at or above the checkpoint's ``rank.high`` is ``high``, at or
 below ``rank.low`` is ``low``, between them ``uncertain``; ``not_applicable`` when the detector could not judge.
@@ -230,8 +230,8 @@ class Fusion:
         verdict, caveat = _judge(verdict, applicable)
         if verdict in ("no_signal", "inconclusive") and any(r.flagged for r in applicable.values()):
             # a flag is never averaged away: a detector at >= 0.5 makes the clip suspicious, whatever its weight
+            # (the fused score stays the calibrated noisy-OR: the weight still says how far the flag is trusted)
             verdict, caveat = _judge("suspicious", applicable)
-            score = max(score, thresholds.suspicious)
         ranked = sorted(applicable, key=lambda n: contributions[n], reverse=True)
         if verdict == "inconclusive":
             reasons = [caveat] + [describe(applicable[n]) for n in ranked]

@@ -167,9 +167,8 @@ def locate(results: Mapping[str, DetectorResult], fused: FusedScore, calibration
     thresholds = calibration.verdicts
     # a detector's stretch at >= 0.5 is a flag, and a flag is never averaged away (detectors._fusion): the clip is
     # at least suspicious, even where the detector's weight keeps the segment's own score lower
-    floor = thresholds.suspicious if segments else 0.0
     if segments and fused.score is not None and (worst > fused.score or fused.verdict in _CALM):
-        score = max(worst, floor, fused.score)
+        score = max(worst, fused.score)
         verdict = ("likely_manipulated" if score >= thresholds.likely_manipulated else "suspicious")
         top = max(segments, key=lambda s: s.score)
         if verdict == "likely_manipulated" and fused.verdict != "likely_manipulated" and all(

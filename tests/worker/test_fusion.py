@@ -182,7 +182,6 @@ def test_verdict_never_contradicts_a_flag(states: tuple[str, str, str], spectral
         return
     if flagged:
         assert fused.verdict in ("suspicious", "likely_manipulated"), (fused.verdict, fused.reasons)
-        assert fused.score is not None and fused.score >= 0.5
         assert "no detector found a sign of manipulation" not in fused.reasons
         assert not any(r.startswith("no applicable detector could rule out") for r in fused.reasons)
         assert any(fused.reasons[0].startswith(f"{n}:") for n in flagged), fused.reasons
@@ -190,6 +189,8 @@ def test_verdict_never_contradicts_a_flag(states: tuple[str, str, str], spectral
             assert fused.verdict == "suspicious"
         if "stretch" in states:
             assert any(s.start_s <= 3.2 and s.end_s >= 4.8 for s in segments), segments
+        if fused.verdict == "likely_manipulated":
+            assert fused.score is not None and fused.score >= 0.75
     else:
         assert fused.verdict in ("no_signal", "inconclusive") and fused.score is not None and fused.score < 0.5
         assert not segments

@@ -132,5 +132,6 @@ def test_vigil_eval_reports_provenance(files: dict[str, Path], tmp_path: Path) -
     listing.write_text("path,label,group\n" + "".join(f"{files[n]},{label},\n" for n, label in rows))
     report = evaluate(listing, tmp_path / "out", suite=Suite([Provenance()]))
     assert report["n"] == 6
-    assert report["detectors"]["provenance"] == {"auc": 1.0, "eer": 0.0, "n_applicable": 5}
+    provenance = report["detectors"]["provenance"]
+    assert {k: provenance[k] for k in ("auc", "eer", "n_applicable")} == {"auc": 1.0, "eer": 0.0, "n_applicable": 5}
     assert (tmp_path / "out" / "report.json").is_file()
