@@ -11,6 +11,9 @@
 
 A detector's ``evidence["stretches"]`` entries are dicts with ``start_s``, ``end_s``, ``score`` and optionally
 ``reason`` (a sentence that says where). ``locate`` is the one call ``Suite.analyse`` makes after fusion.
+
+``SUPPORT`` (0.25) and ``MIN_SEGMENT_S`` were chosen on the tuning split of generated long clips (seeds below 1000);
+``FLAG`` is the contract's line, not a tuned value.
 """
 from __future__ import annotations
 

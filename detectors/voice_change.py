@@ -12,6 +12,10 @@ lies ``drop`` below the clip's median window; its score rises with how far below
                 without speech or without one continuously visible talking face
     forward     device: the encoder's windows per clip (one batched LSTM call each)
     postprocess CPU: similarity timeline, change points, ``evidence["stretches"]`` and reasons that say where
+
+Thresholds (``drop``, ``min_windows``, the window shares) were chosen on the tuning split of generated long clips
+(``make_long_clip`` with TUNING_VOICES and SENTENCES, seeds below 1000); the real check split (real faces dubbed with
+several real voices, ``bench/detector_accuracy.py``) only measures them.
 """
 from __future__ import annotations
 
