@@ -194,8 +194,9 @@ class Fusion:
         return self.calibration.version
 
     def calibrate(self, result: DetectorResult) -> DetectorResult:
-        """The result with its score and timeline mapped through the detector's Platt scaling (raw score kept in
-        ``evidence['raw_score']``); unchanged without scaling or when not applicable."""
+        """The result with its score, timeline and stretches (``evidence['stretches']``) mapped through the detector's
+        Platt scaling (raw scores kept in ``evidence['raw_score']`` and each stretch's ``raw_score``); unchanged
+        without scaling or when not applicable."""
         if not result.applicable:
             return result  # rank not_applicable (DetectorResult.to_output)
         calibration = self.calibration.for_detector(result.name)
@@ -203,6 +204,10 @@ class Fusion:
         if platt is not None and result.applicable and result.score is not None:
             timeline = [Window(w.start_s, w.end_s, platt(w.score)) for w in result.timeline]
             evidence = {**result.evidence, "raw_score": result.score}
+            stretches = result.evidence.get("stretches")
+            if isinstance(stretches, list):  # a stretch is a flag on the same scale as the score (DESIGN.md)
+                evidence["stretches"] = [{**st, "score": round(platt(float(st["score"])), 4), "raw_score": st["score"]}
+                                         if isinstance(st, Mapping) and "score" in st else st for st in stretches]
             result = replace(result, score=platt(result.score), timeline=timeline, evidence=evidence)
         return replace(result, rank=_rank(result, calibration.rank_thresholds(result)))
 

@@ -196,3 +196,28 @@ def test_verdict_never_contradicts_a_flag(states: tuple[str, str, str], spectral
         assert not segments
         if fused.verdict == "no_signal":
             assert fused.reasons[0] == "no detector found a sign of manipulation"
+
+
+def test_platt_scaling_applies_to_stretches_too(tmp_path: Path) -> None:
+    """A stretch is a flag on the detector's score scale: calibration maps it like the score, so a detector whose
+    raw stretches overstate it (voice_change on close voices) does not flag a clip by its raw number."""
+    from detectors._segments import locate
+
+    data = json.loads(DEFAULT_CALIBRATION_FILE.read_text())
+    data["version"] = "test-stretch-platt"
+    data["detectors"]["voice_change"] = {"platt": {"a": 0.1, "b": -1.6}, "weight": 0.45}
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(data))
+    fusion = Fusion.from_file(path)
+    raw = DetectorResult(name="voice_change", version="1.0", applicable=True, score=0.9,
+                         timeline=[Window(3.2, 4.8, 0.9)],
+                         evidence={"stretches": [{"start_s": 3.2, "end_s": 4.8, "score": 0.9, "reason": "another voice"}],
+                                   "reasons": ["another voice from 3.2 s to 4.8 s"], "decides_alone": False})
+    calibrated = fusion.calibrate(raw)
+    stretch = calibrated.evidence["stretches"][0]
+    assert stretch["raw_score"] == 0.9 and stretch["score"] == pytest.approx(calibrated.score, abs=1e-4)
+    assert calibrated.score < 0.5
+    results = {"voice_change": calibrated, "lipsync": fusion.calibrate(lipsync(0.02, 10.0))}
+    fused, segments = locate(results, fusion.fuse(results), fusion.calibration, duration_s=8.0)
+    assert not segments and fused.verdict == "no_signal"
+    assert raw.evidence["stretches"][0]["score"] == 0.9  # the detector's own result is left as it was
