@@ -131,10 +131,11 @@ def crawl_trending() -> None:
 
     @task(trigger_rule="none_failed", outlets=[VIDEOS])
     def summarize(triaged: dict[str, Any], *per_family: list[dict[str, Any]] | None) -> dict[str, Any]:
-        """Counts per status and reason, logged and returned."""
+        """Counts per status and reason, logged and returned; each entry's run recorded (its health history)."""
+        from pipeline import load_settings
         from pipeline.crawl import summarize
 
-        return summarize(triaged, [d for downloads in per_family for d in (downloads or [])])
+        return summarize(triaged, [d for downloads in per_family for d in (downloads or [])], settings=load_settings())
 
     @task
     def of_family(groups: dict[str, list[Any]], family: str) -> list[Any]:

@@ -26,7 +26,7 @@ __all__ = ["make_es_client", "es_errors", "IndexChange", "apply_templates", "che
 
 logger = logging.getLogger(__name__)
 
-INDEX_NAMES = ("videos", "detections", "spread", "alerts", "verdicts")
+INDEX_NAMES = ("videos", "detections", "spread", "alerts", "verdicts", "watchlists", "watchlist-runs")
 LOCAL_STACK_HINT = 'with the local stack: eval "$(infra/local/stack env)"'
 T = TypeVar("T")
 

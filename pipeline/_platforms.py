@@ -26,8 +26,8 @@ OTHER = "other"
 FAMILIES: tuple[str, ...] = (*PLATFORM_FAMILIES, OTHER)
 #: slots of each family's pool (infra/airflow/pools.json): at most this many tasks on one platform at once
 POOL_SLOTS = 2
-#: yt-dlp search prefixes -> family
-_SEARCH_PREFIXES = {"ytsearch": "youtube", "ytsearchdate": "youtube", "tiktoksearch": "tiktok"}
+#: yt-dlp search keys -> family (the installed yt-dlp's keys: `pipeline.crawl._extractors.search_keys`)
+_SEARCH_PREFIXES = {"ytsearch": "youtube"}
 
 
 def host_family(url_or_host: str) -> str:

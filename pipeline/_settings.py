@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     crawl_fetch_subtitles: bool = Field(True, description="read subtitles, when a platform offers them, for relevance")
     ytdlp_extractors: CommaList = Field(
         default_factory=list, description="yt-dlp extractors allowed (e.g. generic); empty = all")
+    ytdlp_version: str | None = Field(
+        None, description="the yt-dlp version this deployment runs (a pin: `vigil status` fails when the installed one "
+                          "differs, `infra/ytdlp-upgrade` installs it); empty = whatever is installed")
     ytdlp_cookies_file: Path | None = Field(None, description="Netscape cookies file for platforms that need a login")
     ytdlp_proxy: SecretStr | None = Field(None, description="proxy URL for yt-dlp (may hold credentials)")
     relevance_threshold: float = Field(DEFAULT_RELEVANCE_THRESHOLD, ge=0, le=1,
@@ -317,7 +320,8 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     # -- derived names, so every caller spells them the same way
-    def index(self, name: Literal["videos", "detections", "spread", "alerts", "verdicts"]) -> str:
+    def index(self, name: Literal["videos", "detections", "spread", "alerts", "verdicts", "watchlists",
+                                  "watchlist-runs"]) -> str:
         """The concrete index (or, for spread, the write alias) name: ``vigil-videos`` with the default prefix."""
         return f"{self.es_index_prefix}-{name}"
 

@@ -176,12 +176,52 @@ def _check_models(settings: Settings) -> list[Check]:
     return checks
 
 
+def _check_ytdlp(settings: Settings) -> Check:
+    """The installed yt-dlp (the part that ages fastest) against the pin, if one is set."""
+    try:
+        from yt_dlp.version import __version__ as installed
+    except ImportError:
+        return Check("yt-dlp", not settings.ytdlp_version, "not installed here",
+                     "install the crawl extra (`infra/install`)" if settings.ytdlp_version else "")
+    if settings.ytdlp_version and settings.ytdlp_version != installed:
+        return Check("yt-dlp", False, f"{installed} installed, VIGIL_YTDLP_VERSION pins {settings.ytdlp_version}",
+                     f"run `infra/ytdlp-upgrade` (pip install yt-dlp=={settings.ytdlp_version}) or change the pin")
+    pin = " (pinned)" if settings.ytdlp_version else " (not pinned: VIGIL_YTDLP_VERSION)"
+    return Check("yt-dlp", True, f"{installed}{pin}")
+
+
+def _check_watchlist_entries(settings: Settings) -> Check | None:
+    """The watchlist entries whose latest crawl run failed (None where there is nothing to say or no crawler)."""
+    try:
+        from .crawl._health import failed_last_run
+    except ImportError:
+        return None
+    try:
+        es = make_es_client(settings, max_retries=0, request_timeout=min(settings.es_request_timeout_s, 10))
+        try:
+            failed = failed_last_run(es, settings)
+        finally:
+            es.close()
+    except (ConfigError, ServiceError):
+        return None  # the elasticsearch line already says what is wrong
+    if not failed:
+        return Check("watchlist entries", True, "no entry failed its last run")
+    listing = "; ".join(f"{r['watchlist']}: {r.get('name') or r['target']} ({r.get('error') or 'failed'})"
+                        for r in failed[:10])
+    more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
+    return Check("watchlist entries", False, f"{len(failed)} failed their last run: {listing}{more}",
+                 "`vigil watchlist check` the entry; a platform change may need `infra/ytdlp-upgrade`")
+
+
 def run_status(settings: Settings) -> list[Check]:
     """Check every dependency; never raises for a dependency's failure."""
     checks: list[Check] = []
     checks += _check_kafka(settings)
     checks += _check_elasticsearch(settings)
     checks.append(_check_media_store(settings))
+    checks.append(_check_ytdlp(settings))
+    if (entries := _check_watchlist_entries(settings)) is not None:
+        checks.append(entries)
     checks.append(_check_device(settings))
     checks.append(_check_face_mesh())
     checks += _check_models(settings)

@@ -358,9 +358,9 @@ def version() -> None:
 
 def _register_more() -> None:
     """Commands that live in modules of their own (each has a ``register(app)``)."""
-    from . import _cli_console, _cli_dlq, _cli_models, _cli_persons, _cli_spread
+    from . import _cli_console, _cli_dlq, _cli_models, _cli_persons, _cli_spread, _cli_watchlist
 
-    for module in (_cli_spread, _cli_dlq, _cli_models, _cli_console, _cli_persons):
+    for module in (_cli_spread, _cli_dlq, _cli_models, _cli_console, _cli_persons, _cli_watchlist):
         module.register(app)
 
 

@@ -23,6 +23,7 @@ from .._settings import Settings
 from ._candidate import Candidate
 from ._discover import DiscoveryResult, discover_entry
 from ._download import check_declared_caps, fetch_to_store
+from ._health import entry_runs, record_runs
 from ._index import RETRYABLE_REASONS, CrawlIndex, JobQueue, build_job
 from ._rank import rank_candidates
 from ._relevance import RelevanceScorer, apply_relevance
@@ -50,7 +51,7 @@ def watchlist_path(settings: Settings, path: str | Path | None = None) -> Path:
 
 def load_entries(settings: Settings, path: str | Path | None = None) -> list[dict[str, Any]]:
     """The watchlist's entries as dicts (one per mapped discovery task), each with the watchlist's name."""
-    watchlist = load_watchlist(watchlist_path(settings, path))
+    watchlist = load_watchlist(watchlist_path(settings, path), extractors=settings.ytdlp_extractors)
     return [{"watchlist": watchlist.name, **e.model_dump(mode="json")} for e in watchlist.entries]
 
 
@@ -81,6 +82,8 @@ class TriageResult:
     relevant: int = 0
     entry_errors: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
+    #: per entry: watchlist, kind, target, name, found, known, error, extractor (its health, see _health)
+    entries: list[dict[str, Any]] = field(default_factory=list)
 
     def to_xcom(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,6 +109,9 @@ def _triage(results: Sequence[dict[str, Any]], settings: Settings, index: CrawlI
         out.known += len(result.known)
         if result.error:
             out.entry_errors.append(f"{result.entry.label}: {result.error}")
+        out.entries.append({"watchlist": result.watchlist, "kind": result.entry.kind, "target": result.entry.target,
+                            "name": result.entry.name, "found": len(result.candidates) + len(result.known),
+                            "known": len(result.known), "error": result.error, "extractor": result.extractor})
     unique: dict[str, Candidate] = {}
     for result in discovered:
         for candidate in result.candidates:
@@ -162,7 +168,7 @@ def _triage(results: Sequence[dict[str, Any]], settings: Settings, index: CrawlI
     index.write(decided)
     out.timings_s["index"] = round(time.monotonic() - started, 3)
     out.decided = [{"video_uid": c.video_uid, "status": c.status, "status_reason": c.status_reason,
-                    "title": c.title} for c in decided]
+                    "title": c.title, "watchlist": c.watchlist, "entry_target": c.entry_target} for c in decided]
     logger.info("triage: %d discovered, %d known, %d relevant, %d to download, %d decided", out.discovered,
                 out.known, out.relevant, len(out.to_download), len(decided))
     return out
@@ -198,7 +204,8 @@ def download(candidate: dict[str, Any], settings: Settings, *, index: CrawlIndex
         if own_index:
             index.close()
     return {"video_uid": c.video_uid, "status": c.status, "status_reason": c.status_reason, "title": c.title,
-            "media_sha256": c.media_sha256, "media_uri": c.media_uri, "timings_ms": c.timings_ms}
+            "media_sha256": c.media_sha256, "media_uri": c.media_uri, "timings_ms": c.timings_ms,
+            "watchlist": c.watchlist, "entry_target": c.entry_target}
 
 
 def _reason_kind(reason: str | None) -> str:
@@ -224,15 +231,21 @@ class CrawlSummary:
     videos: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     timings_s: dict[str, float] = field(default_factory=dict)
+    entry_runs: list[dict[str, Any]] = field(default_factory=list)  # one health row per entry (see _health)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def summarize(triaged: dict[str, Any], downloads: Sequence[dict[str, Any]], *, entries: int = 0,
-              seconds: float = 0.0, timings_s: dict[str, float] | None = None) -> dict[str, Any]:
-    """The cycle's summary (also logged): counts per status and per reason."""
+              seconds: float = 0.0, timings_s: dict[str, float] | None = None,
+              settings: Settings | None = None) -> dict[str, Any]:
+    """The cycle's summary (also logged): counts per status and per reason, and each entry's run (recorded in
+    ``<prefix>-watchlist-runs`` when ``settings`` are given)."""
     videos = list(triaged["decided"]) + list(downloads)
+    runs = entry_runs(triaged.get("entries") or [], videos)
+    if settings is not None:
+        record_runs(settings, runs)
     statuses = Counter(v["status"] for v in videos)
     reasons = Counter(_reason_kind(v["status_reason"]) for v in videos if v["status"] != "queued")
     summary = CrawlSummary(
@@ -240,7 +253,7 @@ def summarize(triaged: dict[str, Any], downloads: Sequence[dict[str, Any]], *, e
         duplicates=triaged["duplicates"], relevant=triaged["relevant"], downloaded=statuses["queued"],
         skipped=statuses["skipped"], refused=statuses["refused"], failed=statuses["failed"],
         reasons=dict(reasons.most_common()), entry_errors=list(triaged["entry_errors"]), videos=videos,
-        seconds=round(seconds, 3), timings_s={**triaged.get("timings_s", {}), **(timings_s or {})})
+        seconds=round(seconds, 3), timings_s={**triaged.get("timings_s", {}), **(timings_s or {})}, entry_runs=runs)
     logger.info("crawl: %d discovered, %d already known, %d relevant, %d downloaded, %d skipped, %d refused, "
                 "%d failed; reasons %s", summary.discovered, summary.known, summary.relevant, summary.downloaded,
                 summary.skipped, summary.refused, summary.failed, summary.reasons)
@@ -286,7 +299,7 @@ def run_cycle(settings: Settings, watchlist: str | Path | Watchlist | None = Non
             jobs.close()
         index.close()
     summary = summarize(triaged, downloads, entries=len(entries), seconds=time.monotonic() - started,
-                        timings_s=timings)
+                        timings_s=timings, settings=settings)
     return CrawlSummary(**summary)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from .._exceptions import DownloadFailed, DownloadRefused, UnsafeURL
 from .._settings import Settings
 from ._candidate import Candidate, url_uid
+from ._extractors import check_entry
 from ._pagemeta import (
     GENERIC_EXTRACTORS,
     PageVideo,
@@ -51,16 +52,20 @@ class DiscoveryResult:
     known: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    extractor: str | None = None  # the yt-dlp extractor that read the entry (IE_NAME: youtube:search, generic)
+    watchlist: str = "watchlist"
 
     def to_xcom(self) -> dict[str, Any]:
         return {"entry": self.entry.model_dump(mode="json"), "candidates": [c.to_xcom() for c in self.candidates],
-                "known": self.known, "error": self.error, "seconds": round(self.seconds, 3)}
+                "known": self.known, "error": self.error, "seconds": round(self.seconds, 3),
+                "extractor": self.extractor, "watchlist": self.watchlist}
 
     @classmethod
     def from_xcom(cls, data: dict[str, Any]) -> DiscoveryResult:
         return cls(entry=WatchlistEntry(**data["entry"]),
                    candidates=[Candidate(**c) for c in data["candidates"]], known=list(data["known"]),
-                   error=data["error"], seconds=data["seconds"])
+                   error=data["error"], seconds=data["seconds"], extractor=data.get("extractor"),
+                   watchlist=data.get("watchlist") or "watchlist")
 
 
 def video_uid(extractor_key: str, video_id: str) -> str:
@@ -172,12 +177,14 @@ def _subtitles(ydl: Any, info: dict[str, Any], language: str | None) -> str | No
     return None
 
 
-def _flat_entries(ydl: Any, entry: WatchlistEntry, limit: int) -> list[dict[str, Any]]:
+def _flat_entries(ydl: Any, entry: WatchlistEntry, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    """The listed videos (flat) and the extractor that listed them."""
     target = entry.search_query(limit) if entry.kind == "search" else entry.target
     # processed with extract_flat="in_playlist": nested tabs and pages are followed, videos are not read yet
     info = ydl.extract_info(target, download=False)
     if info is None:
-        return []
+        return [], None
+    extractor = info.get("extractor") or info.get("extractor_key")
     if info.get("_type") in ("playlist", "multi_video") or "entries" in info:
         out = []
         for item in info.get("entries") or []:
@@ -186,8 +193,8 @@ def _flat_entries(ydl: Any, entry: WatchlistEntry, limit: int) -> list[dict[str,
             out.append(item)
             if len(out) >= limit:
                 break
-        return out
-    return [info]
+        return out, extractor
+    return [info], extractor
 
 
 def discover_entry(entry: WatchlistEntry, settings: Settings, *, watchlist: str = "watchlist",
@@ -200,8 +207,16 @@ def discover_entry(entry: WatchlistEntry, settings: Settings, *, watchlist: str 
     """
     started = time.monotonic()
     policy = policy or UrlPolicy.from_settings(settings)
-    result = DiscoveryResult(entry=entry)
+    result = DiscoveryResult(entry=entry, watchlist=watchlist)
     limit = entry.effective_limit(settings.crawl_default_limit)
+
+    checked = check_entry(entry.kind, entry.target, settings.ytdlp_extractors)
+    if not checked.ok:  # e.g. a search key the installed yt-dlp no longer has: nothing is fetched
+        result.error = f"unreadable: {checked.problem}"
+        logger.warning("watchlist entry %s %s", entry.label, result.error)
+        result.seconds = time.monotonic() - started
+        return result
+    result.extractor = checked.extractor
 
     if entry.kind != "search":
         try:
@@ -222,7 +237,8 @@ def discover_entry(entry: WatchlistEntry, settings: Settings, *, watchlist: str 
                                   policy=policy)
         try:
             with lister:
-                flat = _flat_entries(lister, entry, limit)
+                flat, listed_by = _flat_entries(lister, entry, limit)
+            result.extractor = listed_by or result.extractor
         except Exception as exc:  # noqa: BLE001 - translated; the entry fails, the run goes on
             error = translate_ytdlp_error(exc, url=entry.target, refusals=lister.refusals)
             verb = "refused" if isinstance(error, UnsafeURL) else "failed"

@@ -2,16 +2,19 @@
 
     entries:
       - kind: search                      # search | feed | page | url
-        target: "ytsearchdate50:election fraud"
+        target: "ytsearch50:election fraud"   # a search key of the installed yt-dlp
         limit: 50
         language: en
         tags: [us, election-2026]
 
-A problem is a WatchlistError naming the file, the entry (its index and target) and the line it starts on.
+A problem is a WatchlistError naming the file, the entry (its index and target) and the line it starts on. Loading
+also checks every entry against the installed yt-dlp (`_extractors.check_entry`): a search key it lacks, or a URL no
+allowed extractor reads, is refused with what to write instead.
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -24,8 +27,8 @@ from .._exceptions import WatchlistError
 __all__ = ["EntryKind", "WatchlistEntry", "Watchlist", "load_watchlist", "parse_watchlist"]
 
 EntryKind = Literal["search", "feed", "page", "url"]
-#: yt-dlp search prefixes: ytsearch, ytsearchdate50, ytsearchall, scsearch10, ...
-SEARCH_PREFIX = re.compile(r"^(?P<key>[a-z][a-z0-9]*search(?:date)?)(?P<count>\d+|all)?:(?P<query>.+)$", re.DOTALL)
+#: yt-dlp search keys with a count: ytsearch50, ytsearchall, scsearch10, nicosearchdate5, prxseries3, ...
+SEARCH_PREFIX = re.compile(r"^(?P<key>[a-z]+?)(?P<count>\d+|all)?:(?P<query>.+)$", re.DOTALL)
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 MAX_LIMIT = 1000
 
@@ -65,8 +68,8 @@ class WatchlistEntry(BaseModel):
         if self.kind == "search":
             match = SEARCH_PREFIX.match(self.target)
             if not match:
-                raise ValueError("a search target is a yt-dlp search prefix and a query, e.g. "
-                                 f"'ytsearchdate50:election fraud', not {self.target!r}")
+                raise ValueError("a search target is a yt-dlp search key and a query, e.g. "
+                                 f"'ytsearch50:election fraud', not {self.target!r}")
             if not match.group("query").strip():
                 raise ValueError("the search query is empty")
         else:
@@ -94,7 +97,7 @@ class WatchlistEntry(BaseModel):
         return default if self.kind != "url" else 1
 
     def search_query(self, limit: int) -> str:
-        """The yt-dlp search URL with the count set to ``limit`` (``ytsearchdate50:q`` with limit 10 → ``…10:q``)."""
+        """The yt-dlp search URL with the count set to ``limit`` (``ytsearch50:q`` with limit 10 → ``ytsearch10:q``)."""
         match = SEARCH_PREFIX.match(self.target)
         assert match is not None and self.kind == "search"
         return f"{match.group('key')}{limit}:{match.group('query').strip()}"
@@ -130,8 +133,12 @@ def _describe(entry: Any, index: int) -> str:
     return f"entry {index + 1}"
 
 
-def parse_watchlist(text: str, *, source: str = "<watchlist>", name: str | None = None) -> Watchlist:
-    """Parse and validate watchlist YAML; every problem is listed in one WatchlistError."""
+def parse_watchlist(text: str, *, source: str = "<watchlist>", name: str | None = None,
+                    extractors: Sequence[str] | None = ()) -> Watchlist:
+    """Parse and validate watchlist YAML; every problem is listed in one WatchlistError.
+
+    ``extractors``: the allowed yt-dlp extractors (the settings' ``ytdlp_extractors``, empty = all); each entry must
+    be read by one of them. None skips that check (yt-dlp not installed, or a caller that checks itself)."""
     try:
         data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -164,6 +171,15 @@ def parse_watchlist(text: str, *, source: str = "<watchlist>", name: str | None 
                 problems.append(f"{_describe(raw, index)}: {field}: {message}")
         except TypeError as exc:  # e.g. a key that is not a string
             problems.append(f"{_describe(raw, index)}: {exc}")
+    if extractors is not None and parsed:
+        from ._extractors import check_entry
+
+        for index, entry in enumerate(parsed):
+            found = check_entry(entry.kind, entry.target, extractors)
+            if not found.ok:
+                first_line = first_line or entry.line
+                where = f" (line {entry.line})" if entry.line else ""
+                problems.append(f"entry {index + 1}{where} {entry.target!r}: {found.problem}")
     unknown = sorted(set(data) - {"entries", "name"})
     if unknown:
         problems.insert(0, f"unknown top-level key(s): {', '.join(map(str, unknown))}")
@@ -172,11 +188,11 @@ def parse_watchlist(text: str, *, source: str = "<watchlist>", name: str | None 
     return Watchlist(name=str(data.get("name") or name or "watchlist"), entries=parsed)
 
 
-def load_watchlist(path: str | Path) -> Watchlist:
-    """Read a watchlist file; WatchlistError if it is missing or invalid."""
+def load_watchlist(path: str | Path, *, extractors: Sequence[str] | None = ()) -> Watchlist:
+    """Read a watchlist file; WatchlistError if it is missing or invalid (``extractors``: see `parse_watchlist`)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise WatchlistError(f"cannot read watchlist {path}: {exc.strerror or exc}", path=str(path)) from exc
-    return parse_watchlist(text, source=str(path), name=path.stem)
+    return parse_watchlist(text, source=str(path), name=path.stem, extractors=extractors)

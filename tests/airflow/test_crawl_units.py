@@ -34,24 +34,24 @@ def test_example_watchlist_is_valid() -> None:
     kinds = {e.kind for e in watchlist.entries}
     assert {"search", "feed", "page"} <= kinds
     search = watchlist.entries[0]
-    assert search.effective_limit(50) == 30 and search.search_query(30) == "ytsearchdate30:election fraud video"
+    assert search.kind == "page" and search.effective_limit(50) == 30 and "sp=CAI%253D" in search.target
 
 
 def test_watchlist_fields_and_defaults() -> None:
     watchlist = parse_watchlist("entries:\n"
-                                "  - kind: search\n    target: 'ytsearchdate20:  vote count '\n    tags: [a, ' ']\n"
+                                "  - kind: search\n    target: 'ytsearch20:  vote count '\n    tags: [a, ' ']\n"
                                 "  - kind: url\n    target: https://example.org/v/1\n    language: pt-BR\n",
                                 name="mine")
     first, second = watchlist.entries
     assert watchlist.name == "mine"
-    assert first.effective_limit(50) == 20 and first.search_query(5) == "ytsearchdate5:vote count"
+    assert first.effective_limit(50) == 20 and first.search_query(5) == "ytsearch5:vote count"
     assert first.tags == ["a"] and first.line == 2
     assert second.effective_limit(50) == 1 and second.language == "pt-BR" and second.line == 5
 
 
 @pytest.mark.parametrize(("text", "message"), [
     ("entries:\n  - kind: search\n    target: election fraud\n",
-     "entry 1 (line 2) 'election fraud': entry: a search target is a yt-dlp search prefix"),
+     "entry 1 (line 2) 'election fraud': entry: a search target is a yt-dlp search key"),
     ("entries:\n  - kind: feed\n    target: https://ok.example/feed\n  - kind: feed\n    target: file:///etc/passwd\n",
      "entry 2 (line 4) 'file:///etc/passwd': entry: a feed target must be an http(s) URL"),
     ("entries:\n  - kind: channel\n    target: https://x.example/\n",

@@ -29,7 +29,7 @@ def test_platform_families() -> None:
     assert host_family("https://rr3---sn.googlevideo.com/videoplayback") == "youtube"
     assert host_family("https://vm.tiktok.com/x") == "tiktok" and host_family("https://twitter.com/a") == "x"
     assert host_family("https://notyoutube.com/") == "other" and host_family("www.instagram.com") == "meta"
-    assert entry_family({"kind": "search", "target": "ytsearchdate50:election"}) == "youtube"
+    assert entry_family({"kind": "search", "target": "ytsearch50:election"}) == "youtube"
     assert entry_family({"kind": "feed", "target": "https://www.youtube.com/feeds/videos.xml?x=1"}) == "youtube"
     assert entry_family({"kind": "search", "target": "gvsearch5:vote"}) == "other"
     pools = json.loads((ROOT / "infra/airflow/pools.json").read_text())

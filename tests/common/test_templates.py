@@ -13,7 +13,7 @@ FORBIDDEN = ("default_pipeline", "final_pipeline", "\"script\"", "painless", "ma
 def test_every_index_has_a_template_with_explicit_mappings() -> None:
     templates = load_index_templates(Settings(es_index_prefix="vigil"))
     assert set(templates) == {"vigil-videos", "vigil-detections", "vigil-spread", "vigil-alerts",
-                              "vigil-verdicts"}
+                              "vigil-verdicts", "vigil-watchlists", "vigil-watchlist-runs"}
     for name, body in templates.items():
         mappings = body["template"]["mappings"]
         assert mappings["dynamic"] is False, name
