@@ -213,12 +213,34 @@ def _check_watchlist_entries(settings: Settings) -> Check | None:
                  "`vigil watchlist check` the entry; a platform change may need `infra/ytdlp-upgrade`")
 
 
+def _check_airflow_pools() -> Check:
+    """On the Airflow side: every pool Vigil's DAGs need exists (a missing one fails their runs at once)."""
+    import importlib.util
+
+    if importlib.util.find_spec("airflow") is None:
+        return Check("airflow pools", True, "not in this environment (no Airflow here)")
+    from .pools import IMPORT_COMMAND, PoolsUnknown, airflow_configured, missing_pools, required_pools
+
+    if not airflow_configured():
+        return Check("airflow pools", True, "Airflow is installed but not configured here (no AIRFLOW_HOME)")
+    try:
+        missing = missing_pools()
+    except PoolsUnknown as exc:
+        return Check("airflow pools", False, str(exc),
+                     "check AIRFLOW_HOME / AIRFLOW__DATABASE__SQL_ALCHEMY_CONN, then `airflow db migrate`")
+    if missing:
+        return Check("airflow pools", False, f"missing: {', '.join(missing)}",
+                     f"run `{IMPORT_COMMAND}` (after `airflow db migrate`)")
+    return Check("airflow pools", True, f"all {len(required_pools())} present (vigil-platform-<family>)")
+
+
 def run_status(settings: Settings) -> list[Check]:
     """Check every dependency; never raises for a dependency's failure."""
     checks: list[Check] = []
     checks += _check_kafka(settings)
     checks += _check_elasticsearch(settings)
     checks.append(_check_media_store(settings))
+    checks.append(_check_airflow_pools())
     checks.append(_check_ytdlp(settings))
     if (entries := _check_watchlist_entries(settings)) is not None:
         checks.append(entries)

@@ -23,6 +23,8 @@ COPY pyproject.toml README.md ./
 COPY infra/install infra/install
 COPY infra/elasticsearch infra/elasticsearch
 COPY infra/alerts infra/alerts
+# Airflow pools (pyproject force-includes it; in this image: `airflow pools import /opt/vigil/src/infra/airflow/pools.json`)
+COPY infra/airflow infra/airflow
 COPY pipeline pipeline
 COPY detectors detectors
 RUN --mount=type=cache,target=/root/.cache/pip infra/install --no-system --extra postgres airflow

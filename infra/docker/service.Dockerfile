@@ -26,6 +26,7 @@ COPY pyproject.toml README.md ./
 COPY infra/install infra/install
 COPY infra/elasticsearch infra/elasticsearch
 COPY infra/alerts infra/alerts
+COPY infra/airflow infra/airflow
 COPY pipeline pipeline
 COPY detectors detectors
 RUN --mount=type=cache,target=/root/.cache/pip infra/install --no-system "$SIDE" \

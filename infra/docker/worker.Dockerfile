@@ -32,6 +32,7 @@ COPY pyproject.toml README.md ./
 COPY infra/install infra/install
 COPY infra/elasticsearch infra/elasticsearch
 COPY infra/alerts infra/alerts
+COPY infra/airflow infra/airflow
 COPY pipeline pipeline
 COPY detectors detectors
 # the pip cache stays in BuildKit's cache, out of the image

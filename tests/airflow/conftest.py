@@ -50,7 +50,8 @@ def crawl_settings(make_crawl_settings: Any) -> Settings:
 
 @pytest.fixture(scope="session")
 def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A migrated SQLite metadata database (set before airflow is first imported in this process)."""
+    """A migrated SQLite metadata database with Vigil's pools (set before airflow is first imported in this process;
+    without the pools, Vigil's cluster policy fails the pooled tasks, as in production)."""
     assert "airflow" not in sys.modules, "airflow was imported before its environment was set"
     home = tmp_path_factory.mktemp("airflow-home")
     env = {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -58,9 +59,10 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     airflow = Path(sys.executable).with_name("airflow")
-    done = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, env=os.environ.copy())
-    if done.returncode != 0:
-        pytest.fail(f"airflow db migrate failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    for command in (["db", "migrate"], ["pools", "import", str(ROOT / "infra" / "airflow" / "pools.json")]):
+        done = subprocess.run([str(airflow), *command], capture_output=True, text=True, env=os.environ.copy())
+        if done.returncode != 0:
+            pytest.fail(f"airflow {' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     yield home
     for key, value in saved.items():
         if value is None:

@@ -220,3 +220,19 @@ def test_docker_compose_refuses_to_start_without_a_password(tmp_path: Path) -> N
     done = compose_config(tmp_path, env, "compose.yaml")
     assert done.returncode != 0
     assert "set ELASTIC_PASSWORD in infra/compose/.env" in done.stderr
+
+
+def test_airflow_init_imports_the_pools_the_image_ships(tmp_path: Path) -> None:
+    """Compose as Docker resolves it: airflow-init migrates the metadata database, then imports Vigil's pools from
+    the copy in the Airflow image, before any Airflow component starts."""
+    done = compose_config(tmp_path, filled_example(), "compose.yaml")
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    command = " ".join(services["airflow-init"]["command"])
+    migrate, pools = command.index("airflow db migrate"), command.index(
+        "airflow pools import /opt/vigil/src/infra/airflow/pools.json")
+    assert migrate < pools and "&&" in command[migrate:pools]
+    for name in ("airflow-scheduler", "airflow-api-server", "airflow-dag-processor", "airflow-triggerer"):
+        assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully", name
+    dockerfile = (ROOT / "infra" / "docker" / "airflow.Dockerfile").read_text()
+    assert "COPY infra/airflow infra/airflow" in dockerfile and "WORKDIR /opt/vigil/src" in dockerfile

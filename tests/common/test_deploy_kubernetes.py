@@ -251,3 +251,21 @@ def test_airflow_values_against_the_chart() -> None:
 
     values = yaml.safe_load((KUBERNETES / "airflow" / "values.yaml").read_text())
     jsonschema.validate(values, json.loads(schema.read_text()))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_job_imports_the_airflow_pools_after_the_migration(overlay: str) -> None:
+    """The rendered overlay carries the pool import step: the Airflow image's pools.json into the metadata database
+    the chart's Secret names, once the chart's migration Job has finished."""
+    job = one(build_overlay(overlay), "Job", "vigil-airflow-pools")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"].startswith("registry.example.org/vigil/airflow:")
+    command = " ".join(container["command"])
+    wait, pools = command.index("airflow db check-migrations"), command.index(
+        "airflow pools import /opt/vigil/src/infra/airflow/pools.json")
+    assert wait < pools and "&&" in command[wait:pools]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "vigil-airflow", "key": "connection"}
+    values = yaml.safe_load((KUBERNETES / "airflow" / "values.yaml").read_text())
+    assert values["data"]["metadataSecretName"] == "vigil-airflow"  # the Secret the chart reads the URL from
