@@ -1,7 +1,9 @@
 """
 ### Crawl trending political video
 
-Every run reads the watchlist named by `VIGIL_WATCHLIST` and, for each entry (mapped: one task per entry),
+Every run reads the watchlists stored in Elasticsearch (`<prefix>-watchlists`, edited on the console's Watchlists
+page; where none is stored, the YAML file named by `VIGIL_WATCHLIST`) and, for each entry that is not paused
+(mapped: one task per entry),
 lists the platform search, feed or page with yt-dlp and reads each new video's metadata: title, description,
 channel, upload time and public counters, from the page's own JSON-LD or OpenGraph where it declares them.
 Nothing is downloaded at that stage.
@@ -14,7 +16,9 @@ video) fetches each chosen video within the caps, checks it is a video, stores i
 `vigil.job/1` for the detectors.
 
 Every video ends with a document in `vigil-videos` whose `status` (queued, skipped, refused, failed) and
-`status_reason` say what happened and why; `summarize` logs the counts and updates the `vigil_videos` asset.
+`status_reason` say what happened and why; `summarize` logs the counts, records each entry's run (found, queued,
+errors, the yt-dlp extractor that read it: the entry's health, shown in the console) and updates the `vigil_videos`
+asset.
 
 Discovery and downloads run as one mapped task per platform family (`discover_youtube`, `download_other`, ...), each
 in that family's pool `vigil-platform-<family>` (`airflow pools import infra/airflow/pools.json`), shared with

@@ -1,10 +1,11 @@
-"""`vigil watchlist check FILE...`: which extractor of the installed yt-dlp reads each entry; exit 1 when an entry
-cannot be read (a removed search key, a URL no allowed extractor claims), with what to write instead.
-Registered on the main app by `register`."""
+"""`vigil watchlist check [FILE...]`: which extractor of the installed yt-dlp reads each entry (of the files, or of
+the stored watchlists); exit 1 when an entry cannot be read (a removed search key, a URL no allowed extractor claims),
+with what to write instead. `vigil watchlist import FILE`, `export NAME`, `list`: the stored watchlists
+(``<prefix>-watchlists``, what the console edits and the crawl reads). Registered on the main app by `register`."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -17,18 +18,28 @@ watchlist_app = typer.Typer(name="watchlist", help="Check, import and export wat
 
 
 @watchlist_app.command("check")
-def check(files: Annotated[list[Path], typer.Argument(help="watchlist YAML files", exists=True, dir_okay=False)]
-          ) -> None:
+def check(files: Annotated[Optional[list[Path]], typer.Argument(
+        help="watchlist YAML files (default: the stored watchlists)", exists=True, dir_okay=False)] = None) -> None:
     """Check every entry against the installed yt-dlp: the extractor that reads it, or why none does."""
     from . import cli
     from .crawl._extractors import check_entry, ytdlp_version
-    from .crawl._watchlist import load_watchlist
+    from .crawl._stored import WatchlistStore
+    from .crawl._watchlist import Watchlist, load_watchlist
 
     settings = cli.settings_or_exit()
+    lists: list[tuple[str, Watchlist]] = []
+    with cli.exit_on_error("checking watchlists"):
+        if files:
+            # the file's own validity first; the extractors per entry below
+            lists = [(str(path), load_watchlist(path, extractors=None)) for path in files]
+        else:
+            with WatchlistStore(settings) as store:
+                lists = [(settings.index("watchlists"), w) for w in store.all()]
+    if not lists:
+        cli.err_console.print("no watchlist is stored: `vigil watchlist import FILE` or the console's Watchlists page")
+        raise typer.Exit(1)
     failed = False
-    for path in files:
-        with cli.exit_on_error(f"checking {path}"):
-            watchlist = load_watchlist(path, extractors=None)  # the file's own validity; extractors below
+    for path, watchlist in lists:
         table = Table(title=f"{plain(str(path))}: {watchlist.name} (yt-dlp {ytdlp_version()})")
         for column in ("", "entry", "kind", "target", "read by"):
             table.add_column(column, overflow="fold")
@@ -46,6 +57,62 @@ def check(files: Annotated[list[Path], typer.Argument(help="watchlist YAML files
         failed = failed or bool(problems)
     if failed:
         raise typer.Exit(1)
+
+
+@watchlist_app.command("import")
+def import_(file: Annotated[Path, typer.Argument(help="watchlist YAML", exists=True, dir_okay=False)],
+            name: Annotated[Optional[str], typer.Option(help="store it under this name (default: the file's)")
+                            ] = None) -> None:
+    """Store a YAML watchlist in Elasticsearch (replaces the stored one of that name); the crawl reads it next run."""
+    from . import cli
+    from .crawl._stored import WatchlistStore
+
+    settings = cli.settings_or_exit()
+    with cli.exit_on_error(f"importing {file}"), WatchlistStore(settings) as store:
+        text = file.read_text(encoding="utf-8")
+        saved = store.import_yaml(text, by="vigil watchlist import", name=name, default_name=file.stem)
+    cli.console.print(plain(f"stored {saved.name} ({len(saved.entries)} entries) in {settings.index('watchlists')}"))
+
+
+@watchlist_app.command("export")
+def export(name: Annotated[str, typer.Argument(help="a stored watchlist")],
+           out: Annotated[Optional[Path], typer.Option("--out", "-o", help="write here (default: stdout)",
+                                                       dir_okay=False)] = None) -> None:
+    """Write a stored watchlist in the YAML format."""
+    from . import cli
+    from .crawl._stored import WatchlistStore, watchlist_yaml
+
+    settings = cli.settings_or_exit()
+    with cli.exit_on_error("export"), WatchlistStore(settings) as store:
+        watchlist = store.get(name)
+    if watchlist is None:
+        cli.err_console.print(plain(f"no stored watchlist {name!r}", "red"))
+        raise typer.Exit(1)
+    text = watchlist_yaml(watchlist)
+    if out is None:
+        print(text, end="")
+    else:
+        out.write_text(text, encoding="utf-8")
+        cli.console.print(plain(f"wrote {out}"))
+
+
+@watchlist_app.command("list")
+def list_() -> None:
+    """The stored watchlists and their entries (paused ones marked)."""
+    from . import cli
+    from .crawl._stored import WatchlistStore
+
+    settings = cli.settings_or_exit()
+    with cli.exit_on_error("list"), WatchlistStore(settings) as store:
+        lists = store.all()
+    table = Table(title=f"{settings.index('watchlists')}")
+    for column in ("watchlist", "kind", "target", "limit", "tags", ""):
+        table.add_column(column, overflow="fold")
+    for watchlist in lists:
+        for entry in watchlist.entries:
+            table.add_row(plain(watchlist.name), entry.kind, plain(entry.target), str(entry.limit or "—"),
+                          plain(", ".join(entry.tags)), "paused" if entry.paused else "")
+    cli.console.print(table)
 
 
 def register(app: typer.Typer) -> None:

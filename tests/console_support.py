@@ -15,7 +15,7 @@ from pipeline import Settings, make_es_client
 from pipeline.console import Accounts
 
 ROOT = Path(__file__).resolve().parents[1]
-PASSWORDS = {"ana": "analyst-pass-1", "root": "admin-pass-12"}
+PASSWORDS = {"ana": "tulip-harbour-93", "root": "granite-lantern-57"}
 
 
 def free_port() -> int:

@@ -11,6 +11,7 @@ token, or the page's session for reads)::
     GET  /evidence/{detection_id}/{n}   a face crop named in the detection's evidence_uris
     GET  /alerts                        alerts               GET /api/alerts
     GET  /admin  POST /admin/users  POST /admin/tokens/revoke   (admins only)   GET /api/admin/users
+    GET  /watchlists  POST /watchlists/add|entry|import  GET /watchlists/export   (admins only; `_watchlists`)
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from ._media import locate_media, parse_range, read_small, stream
 from ._queries import ANALYST_VERDICTS, FLAG_THRESHOLD, QueueFilters, QueueIndex, effective_score
 from ._security import LoginThrottle, add_security_headers, csrf_ok, csrf_token
 from ._verdicts import MAX_NOTE, record_verdict
+from ._watchlists import add_watchlist_routes
 
 __all__ = ["create_app"]
 
@@ -433,6 +435,9 @@ def create_app(settings: Settings, *, es: Elasticsearch | None = None) -> FastAP
     def api_users(request: Request) -> JSONResponse:
         require(request, admin=True)
         return JSONResponse({"users": [{"name": u.name, "role": u.role} for u in accounts.users()]})
+
+    # ------------------------------------------------------------ watchlists (admins) and submissions (analysts)
+    add_watchlist_routes(app, settings=settings, es=es, require=require, page=page, check_csrf=check_csrf)
 
     return app
 

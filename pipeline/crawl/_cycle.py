@@ -50,9 +50,22 @@ def watchlist_path(settings: Settings, path: str | Path | None = None) -> Path:
 
 
 def load_entries(settings: Settings, path: str | Path | None = None) -> list[dict[str, Any]]:
-    """The watchlist's entries as dicts (one per mapped discovery task), each with the watchlist's name."""
+    """The entries to crawl as dicts (one per mapped discovery task), each with its watchlist's name; paused ones
+    are left out.
+
+    ``path`` given: that YAML file. Otherwise the watchlists stored in ``<prefix>-watchlists`` (the console's), and
+    only where none is stored, the file named by ``VIGIL_WATCHLIST``."""
+    if path is None:
+        from ._stored import entries_from_store
+
+        stored, entries = entries_from_store(settings)
+        if stored:
+            return entries
+        if not settings.watchlist:
+            raise ConfigError("no watchlist: add one in the console (Watchlists), `vigil watchlist import FILE`, "
+                              "or set VIGIL_WATCHLIST")
     watchlist = load_watchlist(watchlist_path(settings, path), extractors=settings.ytdlp_extractors)
-    return [{"watchlist": watchlist.name, **e.model_dump(mode="json")} for e in watchlist.entries]
+    return [{"watchlist": watchlist.name, **e.model_dump(mode="json")} for e in watchlist.entries if not e.paused]
 
 
 def discover(entry: dict[str, Any], settings: Settings, *, index: CrawlIndex | None = None) -> dict[str, Any]:
@@ -267,7 +280,8 @@ def run_cycle(settings: Settings, watchlist: str | Path | Watchlist | None = Non
     """One whole cycle in this process (what `vigil crawl` runs): the same steps as the DAG, one after another."""
     started = time.monotonic()
     if isinstance(watchlist, Watchlist):
-        entries = [{"watchlist": watchlist.name, **e.model_dump(mode="json")} for e in watchlist.entries]
+        entries = [{"watchlist": watchlist.name, **e.model_dump(mode="json")} for e in watchlist.entries
+                   if not e.paused]
     else:
         entries = load_entries(settings, watchlist)
     index = CrawlIndex(settings)

@@ -6,6 +6,7 @@
         limit: 50
         language: en
         tags: [us, election-2026]
+        paused: false                      # a paused entry is kept but not crawled
 
 A problem is a WatchlistError naming the file, the entry (its index and target) and the line it starts on. Loading
 also checks every entry against the installed yt-dlp (`_extractors.check_entry`): a search key it lacks, or a URL no
@@ -44,6 +45,7 @@ class WatchlistEntry(BaseModel):
     language: str | None = Field(None, description="ISO 639 code of the entry's videos (e.g. en, de, pt-BR)")
     tags: list[str] = Field(default_factory=list)
     name: str | None = Field(None, max_length=200, description="a label for dashboards; defaults to the target")
+    paused: bool = Field(False, description="kept, but not crawled until resumed")
     line: int | None = Field(None, exclude=True, description="line of the YAML file the entry starts on")
 
     @field_validator("target")

@@ -158,3 +158,74 @@ def test_crawl_dag_fails_fast_on_a_bad_watchlist(airflow_home: Path, tmp_path: P
     assert run.state == "failed"
     (ti,) = [t for t in run.get_task_instances() if t.task_id == "load_entries"]
     assert ti.state == "failed" and ti.try_number == 1
+
+
+def test_a_watchlist_edited_in_the_console_is_what_the_next_run_reads(
+        airflow_home: Path, crawl_settings: Settings, platform: Any, media: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Import, add, pause and edit in the real console (admin); analysts are refused; the real DAG then crawls the
+    stored watchlist, not the VIGIL_WATCHLIST file, and each entry's run shows on the console's watchlist API."""
+    import requests
+
+    from pipeline.crawl._health import entry_id
+    from tests.console_support import add_accounts, csrf_of, login, start_console
+
+    populate(platform, media)
+    add_accounts(crawl_settings)
+    proc, base = start_console(crawl_settings, tmp_path / "console.log")
+    try:
+        root = login(base, "root")
+        csrf = csrf_of(root.get(f"{base}/watchlists", timeout=10).text)
+        senate, minister, wahl = (platform.page_url(v) for v in ("senate", "minister", "wahl"))
+        imported = root.post(f"{base}/watchlists/import", timeout=30, data={
+            "csrf_token": csrf, "text": f"name: console-list\nentries:\n  - kind: url\n    target: {senate}\n"
+                                        f"  - kind: url\n    target: {minister}\n"})
+        assert imported.status_code == 200 and "imported console-list (2 entries)" in imported.text
+        added = root.post(f"{base}/watchlists/add", timeout=30, data={
+            "csrf_token": csrf, "watchlist": "console-list", "kind": "url", "target": wahl, "tags": "added, de"})
+        assert "added " in added.text, added.text[-2000:]
+        refused = root.post(f"{base}/watchlists/add", timeout=30, data={
+            "csrf_token": csrf, "watchlist": "console-list", "kind": "search", "target": "ytsearchdate5:vote"})
+        assert refused.status_code == 400 and "has no search key &#39;ytsearchdate&#39;" in refused.text
+        for action, target, extra in (("pause", minister, {}), ("save", senate, {"tags": "edited", "limit": "1"})):
+            changed = root.post(f"{base}/watchlists/entry", timeout=30, data={
+                "csrf_token": csrf, "watchlist": "console-list", "entry_id": entry_id("console-list", "url", target),
+                "action": action, **extra})
+            assert changed.status_code == 200 and "not changed" not in changed.text, changed.text[-2000:]
+        exported = root.get(f"{base}/watchlists/export", params={"name": "console-list"}, timeout=10).text
+        assert "paused: true" in exported and "- edited" in exported
+
+        analyst = login(base, "ana")
+        assert analyst.get(f"{base}/watchlists", timeout=10).status_code == 403
+        ana_csrf = csrf_of(analyst.get(f"{base}/", timeout=10).text)
+        assert analyst.post(f"{base}/watchlists/add", timeout=10, data={
+            "csrf_token": ana_csrf, "watchlist": "console-list", "kind": "url",
+            "target": platform.page_url("cat")}).status_code == 403
+        assert analyst.get(f"{base}/api/watchlists", timeout=10).status_code == 403
+
+        # the file names the whole feed; the stored watchlist wins
+        watchlist = tmp_path / "watchlist.yaml"
+        watchlist.write_text(f"name: from-file\nentries:\n  - kind: feed\n    target: {platform.feed_url}\n")
+        for key, value in settings_env(crawl_settings).items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("VIGIL_WATCHLIST", str(watchlist))
+        run = _run_dag(airflow_home)
+        assert run.state == "success"
+
+        by_id = _by_platform_id(_documents(crawl_settings))
+        assert set(by_id) == {"senate", "wahl"}, sorted(by_id)  # minister paused, the file's feed not read
+        assert by_id["senate"]["status"] == "queued" and by_id["senate"]["tags"] == ["edited"]
+        assert by_id["wahl"]["tags"] == ["added", "de"] and by_id["wahl"]["watchlist"]["name"] == "console-list"
+        assert platform.page_requests("minister") == 0 and platform.page_requests("cat") == 0
+
+        api = root.get(f"{base}/api/watchlists", timeout=10).json()["watchlists"]
+        rows = {e["target"]: e for e in api[0]["entries"]}
+        assert rows[senate]["runs"][0]["found"] == 1 and rows[senate]["runs"][0]["queued"] == 1
+        assert rows[senate]["runs"][0]["extractor"] == "generic" and rows[senate]["last_worked"]
+        assert rows[minister]["paused"] and rows[minister]["runs"] == []
+        page = root.get(f"{base}/watchlists", timeout=10).text
+        assert "not crawled yet" in page and "1 / 1 / 0 · generic" in page
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        requests.Session().close()
