@@ -38,11 +38,9 @@ def adduser(
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from standard input")
                               ] = False,
 ) -> None:
-    """Create a console user, or give an existing one a new password and role."""
+    """Create a console user, or give an existing one a new password and role (which ends its sessions)."""
     from .cli import console, exit_on_error, settings_or_exit
-    from .console import Accounts
-
-    from ._elasticsearch import make_es_client
+    from .console import Accounts, make_store_client
 
     settings = settings_or_exit()
     if password_stdin:
@@ -50,7 +48,7 @@ def adduser(
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     with exit_on_error("adduser"):
-        user = Accounts(make_es_client(settings), settings).add_user(name, role, password)
+        user = Accounts(make_store_client(settings), settings).add_user(name, role, password)
     console.print(f"saved console user {user.name} ({user.role})")
 
 
@@ -61,15 +59,14 @@ def token(
                       ] = None,
     list_: Annotated[bool, typer.Option("--list", help="list the user's tokens (ids only)")] = False,
 ) -> None:
-    """Print a new bearer token for scripts (`Authorization: Bearer …` on /api/*); --revoke ID|all, --list."""
+    """Print a new bearer token for scripts (`Authorization: Bearer …` on /api/*); --revoke ID|all (all also ends
+    every browser session of the user), --list."""
     from .cli import console, exit_on_error, settings_or_exit
-    from .console import Accounts
-
-    from ._elasticsearch import make_es_client
+    from .console import Accounts, make_store_client
 
     settings = settings_or_exit()
     with exit_on_error("token"):
-        accounts = Accounts(make_es_client(settings), settings)
+        accounts = Accounts(make_store_client(settings), settings)
         if revoke:
             console.print(f"revoked {accounts.revoke(name, revoke)} token(s) of {name}")
             return

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     max_height: int = Field(DEFAULT_MAX_HEIGHT, gt=0, description="highest video resolution downloaded (pixels)")
     download_timeout_s: float = Field(300.0, gt=0)
 
+    watchlist_max_entries: int = Field(
+        1000, ge=1, description="most entries one watchlist may have (a longer one is refused whole)")
+    submit_local_roots: CommaList = Field(
+        default_factory=list, description="directories `vigil submit FILE` reads from without --allow-local; "
+                                          "empty = the working directory, the home directory and the temp directory")
+
     # -- network safety
     allowed_private_networks: CommaList = Field(
         default_factory=list, description="CIDRs exempt from the private-address refusal (comma-separated)")
@@ -245,8 +251,27 @@ class Settings(BaseSettings):
     console_host: str = Field("127.0.0.1", description="address `vigil console` listens on")
     console_port: int = Field(8080, ge=1, le=65535, description="port `vigil console` listens on")
     console_secret_key: SecretStr | None = Field(
-        None, description="key signing console session cookies; empty = one generated and kept in the accounts index")
-    console_session_max_age_s: int = Field(8 * 3600, ge=60, description="how long a console login lasts (seconds)")
+        None, description="key signing console session cookies (the same on every replica); empty = "
+                          "VIGIL_CONSOLE_SECRET_KEY_FILE, else one generated and kept in the console's own index")
+    console_secret_key_file: Path | None = Field(
+        None, description="file holding the session-cookie key (a mounted Secret), read when VIGIL_CONSOLE_SECRET_KEY "
+                          "is unset")
+    console_session_max_age_s: int = Field(
+        8 * 3600, ge=60, description="absolute lifetime of a console login (seconds), however active")
+    console_session_idle_s: int = Field(
+        3600, ge=60, description="a console login unused this long (seconds) ends")
+    console_es_user: str | None = Field(
+        None, description="Elasticsearch user of the console's own index (accounts, sessions, its key); empty = the "
+                          "one `vigil setup` made (console_es_credentials_file), else VIGIL_ES_USER")
+    console_es_password: SecretStr | None = None
+    console_es_api_key: SecretStr | None = Field(None, description="API key for the console's own index")
+    console_es_credentials_file: Path = Field(
+        Path(DEFAULT_MEDIA_STORE).parent / "console-es.json",
+        description="where `vigil setup` keeps the console user it made (mode 0600), when VIGIL_CONSOLE_ES_* are unset")
+    console_origins: CommaList = Field(
+        default_factory=list, description="origins (https://host[:port]) a state-changing console request may come "
+                                          "from besides the console's own Host; for a proxy that rewrites Host")
+    console_password_min_length: int = Field(12, ge=8, description="shortest console password accepted")
     console_secure_cookies: bool = Field(
         False, description="mark session cookies Secure (set when the console is served over HTTPS)")
     console_login_max_failures: int = Field(
@@ -270,7 +295,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("allowed_private_networks", "domain_allowlist", "ytdlp_extractors", "alert_webhooks",
-                     "detectors", mode="before")
+                     "detectors", "console_origins", "submit_local_roots", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -298,6 +323,8 @@ class Settings(BaseSettings):
     def _credentials_consistent(self) -> Settings:
         if self.es_password is not None and not self.es_user:
             raise ValueError("VIGIL_ES_PASSWORD is set but VIGIL_ES_USER is not")
+        if self.console_es_password is not None and not self.console_es_user:
+            raise ValueError("VIGIL_CONSOLE_ES_PASSWORD is set but VIGIL_CONSOLE_ES_USER is not")
         if self.kafka_sasl_mechanism and not (self.kafka_sasl_username and self.kafka_sasl_password):
             raise ValueError("VIGIL_KAFKA_SASL_MECHANISM needs VIGIL_KAFKA_SASL_USERNAME and VIGIL_KAFKA_SASL_PASSWORD")
         return self

@@ -41,7 +41,60 @@ def run_setup(settings: Settings, *, admin: Any = None, es: Any = None) -> Setup
         if own_admin:
             admin.close()
     es = es or make_es_client(settings)
-    return SetupReport(topics=topics, elasticsearch=apply_templates(es, settings))
+    changes = apply_templates(es, settings)
+    changes.append(ensure_console_user(es, settings))
+    return SetupReport(topics=topics, elasticsearch=changes)
+
+
+def role_body(name: str, settings: Settings) -> dict[str, Any]:
+    """A role of ``infra/elasticsearch/roles/`` for this prefix (``pipeline`` or ``console``)."""
+    import json
+
+    from ._elasticsearch import template_dir
+
+    text = (template_dir() / "roles" / f"{name}.json").read_text(encoding="utf-8")
+    body = json.loads(text)
+    for group in body.get("indices", []):
+        group["names"] = [n.replace("{{prefix}}", settings.es_index_prefix.replace(".", "\\.") if n.startswith("/")
+                                    else settings.es_index_prefix) for n in group["names"]]
+    return body
+
+
+def ensure_console_user(es: Any, settings: Settings) -> IndexChange:
+    """The console's own Elasticsearch role and user (only its index, ``<prefix>-console-*``), unless
+    VIGIL_CONSOLE_ES_* name one already. The password made is kept in ``console_es_credentials_file`` (0600), where
+    the console finds it. Needs the manage_security privilege; without it, says what to set instead."""
+    import json
+    import os
+    import secrets
+
+    from .console._accounts import store_credentials
+
+    name = f"{settings.es_index_prefix}_console"
+    if settings.console_es_user or settings.console_es_api_key is not None:
+        return IndexChange("security", "console user", "unchanged", "given by VIGIL_CONSOLE_ES_*")
+    if store_credentials(settings) is not None:
+        return IndexChange("security", name, "unchanged", f"kept in {settings.console_es_credentials_file}")
+    hint = ("set VIGIL_CONSOLE_ES_USER / VIGIL_CONSOLE_ES_PASSWORD to a user with the role of "
+            "infra/elasticsearch/roles/console.json, or run setup with credentials that may manage security")
+    try:
+        allowed = es.security.has_privileges(cluster=["manage_security"])["cluster"]["manage_security"]
+        if not allowed:
+            return IndexChange("security", name, "skipped", f"no manage_security privilege: {hint}")
+        body = role_body("console", settings)
+        body.pop("description", None)
+        es.security.put_role(name=name, cluster=body["cluster"], indices=body["indices"])
+        password = secrets.token_urlsafe(24)
+        es.security.put_user(username=name, password=password, roles=[name], full_name="Vigil console")
+    except Exception as exc:  # noqa: BLE001 - a cluster without native users (file realm only) is told what to do
+        return IndexChange("security", name, "skipped", f"{type(exc).__name__}: {str(exc)[:120]}; {hint}")
+    path = settings.console_es_credentials_file.expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({"user": name, "password": password, "es_url": settings.es_url,
+                   "prefix": settings.es_index_prefix}, handle)
+    return IndexChange("security", name, "created", f"role and user; password in {path} (0600)")
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # One-shot set-up of the compose stack's Elasticsearch (runs in the Elasticsearch image, as root):
 #  1. a CA and TLS certificates for Elasticsearch (and Kibana) into the `certs` volume, once;
-#  2. once Elasticsearch answers: the kibana_system password, and the `vigil` role and user Vigil connects as.
+#  2. once Elasticsearch answers: the kibana_system password, the `vigil` role and user the services connect as,
+#     and the `vigil_console` role and user only the console has (its accounts, sessions and key).
 # Passwords come from the operator's env file (infra/compose/.env); nothing is generated into the logs.
 set -euo pipefail
 : "${ELASTIC_PASSWORD:?set ELASTIC_PASSWORD in infra/compose/.env}"
 : "${KIBANA_PASSWORD:?set KIBANA_PASSWORD in infra/compose/.env}"
 : "${VIGIL_ES_PASSWORD:?set VIGIL_ES_PASSWORD in infra/compose/.env}"
+: "${VIGIL_CONSOLE_ES_PASSWORD:?set VIGIL_CONSOLE_ES_PASSWORD in infra/compose/.env}"
 certs=config/certs
 
 if [ ! -f "$certs/ca/ca.crt" ]; then
@@ -48,11 +50,19 @@ echo "kibana_system password"
 es -o /dev/null -X POST https://elasticsearch:9200/_security/user/kibana_system/_password \
   -d "{\"password\": \"$KIBANA_PASSWORD\"}"
 
+# the roles of infra/elasticsearch/roles/ for the prefix `vigil`: the services' role does not cover the console's index
 echo "role and user vigil"
 es -o /dev/null -X PUT https://elasticsearch:9200/_security/role/vigil -d '{
   "cluster": ["monitor", "manage_index_templates", "manage_ilm"],
-  "indices": [{"names": ["vigil-*"], "privileges": ["all"]}]
+  "indices": [{"names": ["/vigil-.*&~(vigil-console-.*)/"], "privileges": ["all"]}]
 }'
 es -o /dev/null -X PUT https://elasticsearch:9200/_security/user/vigil \
   -d "{\"password\": \"$VIGIL_ES_PASSWORD\", \"roles\": [\"vigil\", \"kibana_admin\"], \"full_name\": \"Vigil services\"}"
+echo "role and user vigil_console"
+es -o /dev/null -X PUT https://elasticsearch:9200/_security/role/vigil_console -d '{
+  "cluster": ["monitor"],
+  "indices": [{"names": ["vigil-console-*"], "privileges": ["all"]}]
+}'
+es -o /dev/null -X PUT https://elasticsearch:9200/_security/user/vigil_console \
+  -d "{\"password\": \"$VIGIL_CONSOLE_ES_PASSWORD\", \"roles\": [\"vigil_console\"], \"full_name\": \"Vigil console\"}"
 echo "done"

@@ -6,21 +6,23 @@ verdicts that outrank the models, and the same data as JSON for scripts.
     script  ─ Authorization: Bearer vgl_… ──────────────────────┴─▶ create_app (FastAPI) ─▶ Elasticsearch (its own
                                                                     credentials, never shown), media store (fsspec)
 
-Accounts and tokens live in ``<prefix>-console-users`` (`Accounts`); verdicts in ``<prefix>-verdicts`` and on the
+Accounts, tokens, sessions and the session key live in ``<prefix>-console-users`` (`Accounts`, `_sessions`), which
+only the console's own Elasticsearch credentials can read; verdicts in ``<prefix>-verdicts`` and on the
 video as ``analyst.*``. `serve` runs it with uvicorn. Nothing here imports ``detectors``.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from ._accounts import ROLES, Accounts, User, accounts_index
+from ._accounts import ROLES, Accounts, User, accounts_index, check_password, make_store_client
 from ._charts import flagged_windows, spread_svg, timeline_svg
 from ._exceptions import AccountError, ConsoleError, LoginThrottled
 from ._queries import ANALYST_VERDICTS, QueueFilters, QueueIndex, effective_score
 from ._verdicts import record_verdict, verdict_document
 
 __all__ = [
-    "create_app", "serve", "Accounts", "User", "ROLES", "accounts_index", "QueueIndex", "QueueFilters",
+    "create_app", "serve", "Accounts", "User", "ROLES", "accounts_index", "check_password", "make_store_client",
+    "QueueIndex", "QueueFilters",
     "effective_score", "ANALYST_VERDICTS", "record_verdict", "verdict_document", "timeline_svg", "spread_svg",
     "flagged_windows", "ConsoleError", "AccountError", "LoginThrottled",
 ]

@@ -20,7 +20,7 @@ from .._media_store import MediaStore
 __all__ = ["MediaFile", "locate_media", "open_uri", "parse_range", "stream", "CHUNK"]
 
 CHUNK = 256 * 1024
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=(\d{0,18})-(\d{0,18})$")  # 18 digits: no huge ints, no int() of 4,301 digits
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
     """(first, last) byte of a single ``bytes=`` range; None without a header; False when unsatisfiable."""
     if not header:
         return None
+    if len(header) > 100:
+        return False
     match = _RANGE.match(header.strip())
     if not match or (not match.group(1) and not match.group(2)):
         return False

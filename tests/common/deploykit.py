@@ -69,8 +69,8 @@ def rendered(overlay: str) -> Path:
     work = Path(tempfile.mkdtemp(prefix="vigil-kustomize-"))
     tree = work / "kubernetes"
     shutil.copytree(KUBERNETES, tree)
-    for example in tree.glob("overlays/*/secret.example.env"):
-        shutil.copy(example, example.with_name("secret.env"))
+    for example in tree.glob("overlays/*/*.example.env"):
+        shutil.copy(example, example.with_name(example.name.replace(".example.env", ".env")))
     done = subprocess.run([kustomize, "build", str(tree / "overlays" / overlay)], capture_output=True, text=True)
     assert done.returncode == 0, f"kustomize build {overlay} failed:\n{done.stderr}"
     out = work / f"{overlay}.yaml"
