@@ -46,12 +46,13 @@ from ._base import DetectorResult, Window
 
 __all__ = ["Calibration", "DetectorCalibration", "Platt", "Fusion", "DEFAULT_CALIBRATION_FILE", "load_calibration",
            "describe", "RankThresholds", "CheckpointCalibration", "rank_of", "NO_SIGNAL_REASON",
-           "CANNOT_RULE_OUT_REASON"]
+           "CANNOT_RULE_OUT_REASON", "BELOW_LINE_REASON"]
 
 DEFAULT_CALIBRATION_FILE = Path(__file__).with_name("calibration") / "default.json"
 _EPS = 1e-6
 #: the first words of a calm verdict's reasons; a located stretch contradicts them (``detectors._segments.locate``)
 NO_SIGNAL_REASON = "no detector found a sign of manipulation"
+BELOW_LINE_REASON = "no finding reached the flag line (0.5)"
 CANNOT_RULE_OUT_REASON = "no applicable detector could rule out manipulation"
 
 
@@ -238,10 +239,14 @@ class Fusion:
             # (the fused score stays the calibrated noisy-OR: the weight still says how far the flag is trusted)
             verdict, caveat = _judge("suspicious", applicable)
         ranked = sorted(applicable, key=lambda n: contributions[n], reverse=True)
-        if verdict == "inconclusive":
-            reasons = [caveat] + [describe(applicable[n]) for n in ranked]
-        elif verdict == "no_signal":
-            reasons = [NO_SIGNAL_REASON] + [describe(applicable[n]) for n in ranked]
+        if verdict in ("inconclusive", "no_signal"):
+            # a calm verdict: a finding that calibration put under the line is named with its calibrated score, and
+            # the first reason does not say that nothing was found
+            below = [n for n in ranked if _stretches(applicable[n])]
+            words = [f"{n}: under the flag line ({applicable[n].score:.2f}): {describe(applicable[n])[len(n) + 2:]}"
+                     if n in below else describe(applicable[n]) for n in ranked]
+            first = caveat if verdict == "inconclusive" else BELOW_LINE_REASON if below else NO_SIGNAL_REASON
+            reasons = [first] + words
         else:
             reasons = [describe(applicable[n]) for n in ranked if applicable[n].flagged] or \
                       [describe(applicable[n]) for n in ranked[:1]]
@@ -252,6 +257,12 @@ class Fusion:
 
     def __call__(self, results: Mapping[str, DetectorResult]) -> FusedScore:
         return self.fuse(results)
+
+
+def _stretches(result: DetectorResult) -> bool:
+    """Whether the result located stretches of its own (``evidence['stretches']``, whatever their calibrated score)."""
+    stretches = result.evidence.get("stretches")
+    return isinstance(stretches, list) and bool(stretches)
 
 
 def _rank(result: DetectorResult, thresholds: RankThresholds | None) -> str:

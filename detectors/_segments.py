@@ -25,7 +25,7 @@ from typing import Any
 from pipeline import FusedScore, Segment, TimelineWindow
 
 from ._base import DetectorResult
-from ._fusion import CANNOT_RULE_OUT_REASON, NO_SIGNAL_REASON, Calibration
+from ._fusion import BELOW_LINE_REASON, CANNOT_RULE_OUT_REASON, NO_SIGNAL_REASON, Calibration
 
 __all__ = ["Stretch", "detector_stretches", "fused_timeline", "merge_stretches", "locate", "FLAG"]
 
@@ -184,4 +184,4 @@ def locate(results: Mapping[str, DetectorResult], fused: FusedScore, calibration
 
 
 _CALM = ("no_signal", "inconclusive")
-_CALM_REASONS = (NO_SIGNAL_REASON, CANNOT_RULE_OUT_REASON)
+_CALM_REASONS = (NO_SIGNAL_REASON, CANNOT_RULE_OUT_REASON, BELOW_LINE_REASON)

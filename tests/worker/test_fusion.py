@@ -168,9 +168,13 @@ def _result(name: str, state: str, *, capped: bool) -> DetectorResult:
 def test_verdict_never_contradicts_a_flag(states: tuple[str, str, str], spectral_capped: bool) -> None:
     """lipsync (weight 1, decides alone), voice_change (weight 0.45, cannot decide alone), spectral (0.7, either):
     every combination, through fusion and the located stretches, as ``Suite.analyse`` runs them."""
+    from detectors._fusion import DetectorCalibration
     from detectors._segments import locate
 
-    fusion = Fusion()
+    # the mechanism with raw scores: voice_change as a corroborating detector of weight 0.45 without Platt scaling
+    base = load_calibration()
+    fusion = Fusion(base.model_copy(update={"detectors": {
+        **base.detectors, "voice_change": DetectorCalibration(platt=None, weight=0.45)}}))
     capped = {"lipsync": False, "voice_change": True, "spectral": spectral_capped}
     results = {name: fusion.calibrate(_result(name, state, capped=capped[name]))
                for name, state in zip(("lipsync", "voice_change", "spectral"), states, strict=True)}
@@ -196,6 +200,9 @@ def test_verdict_never_contradicts_a_flag(states: tuple[str, str, str], spectral
         assert not segments
         if fused.verdict == "no_signal":
             assert fused.reasons[0] == "no detector found a sign of manipulation"
+    # whatever the verdict, no reason says that nothing was found beside a detector's located finding
+    if "stretch" in states:
+        assert "no detector found a sign of manipulation" not in fused.reasons
 
 
 def test_platt_scaling_applies_to_stretches_too(tmp_path: Path) -> None:
@@ -220,4 +227,8 @@ def test_platt_scaling_applies_to_stretches_too(tmp_path: Path) -> None:
     results = {"voice_change": calibrated, "lipsync": fusion.calibrate(lipsync(0.02, 10.0))}
     fused, segments = locate(results, fusion.fuse(results), fusion.calibration, duration_s=8.0)
     assert not segments and fused.verdict == "no_signal"
+    # the finding is named with its calibrated score; nothing claims that no detector found anything
+    assert fused.reasons[0] == "no finding reached the flag line (0.5)"
+    assert any(r.startswith("voice_change: under the flag line (0.") and r.endswith("another voice from 3.2 s to 4.8 s")
+               for r in fused.reasons), fused.reasons
     assert raw.evidence["stretches"][0]["score"] == 0.9  # the detector's own result is left as it was

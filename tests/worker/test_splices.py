@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from detectors import Clip, DetectorResult, FaceTracker, Fusion, LipSync, Suite, Window, decode_clip
+from detectors._fusion import DetectorCalibration, load_calibration
 from detectors._segments import detector_stretches, fused_timeline, locate, merge_stretches
 from detectors.synthetic import LongClip, make_long_clip
 from pipeline import FusedScore
@@ -159,10 +160,19 @@ def test_stretches_of_two_detectors_merge_and_raise_the_clip_score() -> None:
     assert (3.0, 3.5) not in cells and (12.0, 12.5) not in cells  # nothing covers them
 
 
+def _with_voice_change(**calibration: object) -> Fusion:
+    """The packaged calibration with voice_change's entry replaced (a test's own, stated in the test)."""
+    base = load_calibration()
+    detectors = {**base.detectors, "voice_change": DetectorCalibration(**calibration)}  # type: ignore[arg-type]
+    return Fusion(base.model_copy(update={"detectors": detectors}))
+
+
 def test_a_raised_timeline_under_another_detectors_stretch_supports_it() -> None:
     """A short inserted voice: voice_change flags it, lipsync's windows there are off but short of a flag. Together
-    they reach a flag; lipsync's raised window elsewhere, or a window barely above noise, adds nothing."""
-    fusion = Fusion()
+    they reach a flag; lipsync's raised window elsewhere, or a window barely above noise, adds nothing. (The mechanism
+    with a corroborating detector of weight 0.45 and raw scores; the shipped calibration puts voice_change's trust in
+    its Platt scaling instead.)"""
+    fusion = _with_voice_change(weight=0.45)
     weight = fusion.calibration.for_detector("voice_change").weight
     voice = _result("voice_change", 0.3, [(0, 1.6, 0.1)], decides_alone=False, stretches=[
         {"start_s": 10.0, "end_s": 11.2, "score": 0.9, "reason": "another voice from 10.0 s to 11.2 s"}])
