@@ -69,6 +69,14 @@ def reencode(src: Path, dst: Path) -> None:
                     "300k", "-c:a", "aac", "-b:a", "32k", str(dst)], check=True, capture_output=True)
 
 
+def _ci(flags: list[bool]) -> list[float] | None:
+    """A bootstrap 95 % interval of a rate (``detectors._evaluate.rate_ci``), rounded for the report."""
+    from detectors._evaluate import rate_ci
+
+    interval = rate_ci(np.asarray(flags, dtype=bool)) if flags else None
+    return [round(interval[0], 3), round(interval[1], 3)] if interval else None
+
+
 def make_lipsync_set(directory: Path, per_offset: int) -> list[dict[str, object]]:
     from detectors.synthetic import HELDOUT_SENTENCES, make_talking_clip
 
@@ -118,6 +126,8 @@ def lipsync_accuracy(items: list[dict[str, object]], fps: float) -> dict[str, ob
         "offset_detection_rate": float(np.mean([hit(r, frame_ms) for r in pos])),
         "offset_detection_rate_40ms": float(np.mean([hit(r, 40.0) for r in pos])),
         "false_flag_rate": float(np.mean([r["flagged"] for r in neg])),
+        "false_flag_rate_ci": _ci([r["flagged"] for r in neg]),
+        "offset_detection_rate_ci": _ci([hit(r, frame_ms) for r in pos]),
         "mean_abs_offset_error_ms": float(np.mean(errors)) if errors else None,
         "max_abs_offset_error_ms": float(np.max(errors)) if errors else None,
         "dub_flag_rate": float(np.mean([r["flagged"] for r in dubs])) if dubs else None,
@@ -349,6 +359,10 @@ def real_accuracy(items: list[dict[str, Any]], fps: float) -> dict[str, Any]:
                                  "lipsync_flagged": float(lip_flags.mean()),
                                  "likely_manipulated": float(np.mean([r["verdict"] == "likely_manipulated"
                                                                       for r in mine]))}
+        names = sorted({n for r in mine for n in r["detectors"]})
+        entry["per_detector"] = {n: {"n_applicable": sum(n in r["detectors"] for r in mine),
+                                     "flagged": float(np.mean([r["detectors"][n] >= 0.5 for r in mine
+                                                               if n in r["detectors"]]))} for n in names}
         if mine[0]["label"] == 1:
             entry["missed_files"] = [(str(r["path"].name), r["reason"]) for r in mine if not r["flagged"]]
         if mine[0]["label"] == 0:
@@ -395,6 +409,8 @@ def print_real(split: str, real: dict[str, Any]) -> None:
         if e["copies"]["n"]:
             line += f"  copies ({e['copies']['n']}): flagged {e['copies']['flagged']:.3f}"
         print(line)
+        print("      per detector (flagged / applicable): " + ", ".join(
+            f"{n} {d['flagged']:.2f}/{d['n_applicable']}" for n, d in e["per_detector"].items()))
         for name, reason in (e.get("flagged_files", []) + e.get("missed_files", []))[:8]:
             print(f"      {'flagged' if 'flagged_files' in e else 'missed'} {name}: {reason[:150]}")
     st = real["stability"]
@@ -439,10 +455,11 @@ def main() -> None:
         print(f"lipsync  ({lip['n']} clips at {args.fps:g} fps: {lip['n_offset']} offset >= 150 ms, "
               f"{lip['n_in_sync']} within ±80 ms, {lip['n_dubs']} dubs; re-encoded 150 kb/s; held-out sentences)")
         print(f"  offset-detection rate (flagged, offset within one frame = {1000 / args.fps:.0f} ms): "
-              f"{lip['offset_detection_rate']:.3f}")
+              f"{lip['offset_detection_rate']:.3f} {lip['offset_detection_rate_ci']}")
         print(f"  offset-detection rate (flagged, offset within 40 ms):               "
               f"{lip['offset_detection_rate_40ms']:.3f}")
-        print(f"  false-flag rate (|offset| <= 80 ms):                                {lip['false_flag_rate']:.3f}")
+        print(f"  false-flag rate (|offset| <= 80 ms):                                {lip['false_flag_rate']:.3f} "
+              f"{lip['false_flag_rate_ci']}")
         print(f"  offset error: mean {lip['mean_abs_offset_error_ms']:.1f} ms, max "
               f"{lip['max_abs_offset_error_ms']:.1f} ms; not applicable: {lip['not_applicable']}; dubs flagged: "
               f"{lip['dub_flag_rate']:.3f}")
