@@ -35,3 +35,18 @@
   }
   if (counters) { refresh(); setInterval(refresh, 15000); }
 })();
+
+// a video waiting for the detectors: the page reloads when its status changes (the verdict has landed)
+(function () {
+  const el = document.querySelector("[data-video-status]");
+  if (!el || el.dataset.videoStatus !== "queued") return;
+  const uid = el.dataset.videoUid;
+  const timer = setInterval(async () => {
+    try {
+      const r = await fetch("/api/videos/" + uid, {credentials: "same-origin"});
+      if (!r.ok) return;
+      const data = await r.json();
+      if (data.video && data.video.status !== "queued") { clearInterval(timer); location.reload(); }
+    } catch (e) { /* try again next tick */ }
+  }, 3000);
+})();
