@@ -13,9 +13,13 @@ token, or the page's session for reads)::
     GET  /admin  POST /admin/users  POST /admin/tokens/revoke   (admins only)   GET /api/admin/users
     GET  /watchlists  POST /watchlists/add|entry|import  GET /watchlists/export   (admins only; `_watchlists`)
     GET  /submit  POST /submit          "Check a video"      POST /api/submissions   (any user; `_submissions`)
+
+Sessions live in the console's own index (`_sessions`): logout, a new password or role and "revoke all" end them at
+once. Page numbers and byte ranges are checked before any arithmetic; a bad one is a 400 or 416, never a 500.
 """
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 from collections.abc import Mapping
@@ -29,18 +33,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from starlette.middleware.sessions import SessionMiddleware
 
 from .._elasticsearch import make_es_client
 from .._exceptions import ServiceError
 from .._media_store import MediaStore
 from .._settings import Settings
-from ._accounts import Accounts, User
+from ._accounts import Accounts, User, make_store_client
 from ._charts import flagged_windows, spread_svg, timeline_svg
 from ._exceptions import ConsoleError, LoginThrottled
 from ._media import locate_media, parse_range, read_small, stream
-from ._queries import ANALYST_VERDICTS, FLAG_THRESHOLD, QueueFilters, QueueIndex, effective_score
-from ._security import LoginThrottle, add_security_headers, csrf_ok, csrf_token
+from ._queries import ANALYST_VERDICTS, FLAG_THRESHOLD, MAX_WINDOW, QueueFilters, QueueIndex, effective_score
+from ._security import LoginThrottle, add_security_headers, same_origin
+from ._sessions import LOGIN_COOKIE, LOGIN_COOKIE_MAX_AGE_S, SESSION_COOKIE, Session, Sessions, cookie_options
 from ._verdicts import MAX_NOTE, record_verdict
 from ._submissions import add_submission_routes
 from ._watchlists import add_watchlist_routes
@@ -50,7 +54,7 @@ __all__ = ["create_app"]
 logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-SESSION_COOKIE = "vigil_session"
+ALERTS_PAGE_SIZE = 50
 ADDRESS_FACTOR = 4  # failed logins allowed per client address = this × VIGIL_CONSOLE_LOGIN_MAX_FAILURES
 _FACE = re.compile(r"/faces/(\d+)\.(?:jpe?g|png|webp)$")
 
@@ -141,21 +145,22 @@ def video_payload(index: QueueIndex, video: Mapping[str, Any]) -> dict[str, Any]
     }
 
 
-def create_app(settings: Settings, *, es: Elasticsearch | None = None) -> FastAPI:
-    """The console for ``settings``; ``es`` may be passed in (tests), else one is made from the settings."""
+def create_app(settings: Settings, *, es: Elasticsearch | None = None,
+               store_es: Elasticsearch | None = None) -> FastAPI:
+    """The console for ``settings``; ``es`` (the pipeline's indices) and ``store_es`` (the console's own index, its
+    own credentials) may be passed in (tests), else they are made from the settings."""
+    store_es = store_es or (es if es is not None else make_store_client(settings))
     es = es or make_es_client(settings)
-    accounts = Accounts(es, settings)
+    accounts = Accounts(store_es, settings)
+    sessions = Sessions(accounts, accounts.session_secret())
     index = QueueIndex(es, settings)
     store = MediaStore.from_settings(settings)
-    # per user name, and per client address with a looser limit (several people may share one address)
+    # per account from one address, and per client address with a looser limit (several people may share one)
     throttles = (LoginThrottle(settings.console_login_max_failures, settings.console_login_lockout_s),
                  LoginThrottle(settings.console_login_max_failures * ADDRESS_FACTOR, settings.console_login_lockout_s))
     templates = _templates()
     app = FastAPI(title="Vigil console", docs_url=None, redoc_url=None, openapi_url=None)
     app.middleware("http")(add_security_headers)
-    app.add_middleware(SessionMiddleware, secret_key=accounts.session_secret(), session_cookie=SESSION_COOKIE,
-                       max_age=settings.console_session_max_age_s, same_site="lax",
-                       https_only=settings.console_secure_cookies)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.state.settings, app.state.es, app.state.accounts = settings, es, accounts
 
@@ -165,12 +170,18 @@ def create_app(settings: Settings, *, es: Elasticsearch | None = None) -> FastAP
         scheme, _, value = header.partition(" ")
         return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
+    def current(request: Request) -> tuple[Session, User] | None:
+        """The request's live session and its user (looked up once per request)."""
+        if not hasattr(request.state, "session"):
+            request.state.session = sessions.load(request.cookies.get(SESSION_COOKIE))
+        return request.state.session  # type: ignore[no-any-return]
+
     def who(request: Request) -> User | None:
         token = bearer(request)
         if token is not None:
             return accounts.user_for_token(token)
-        name = request.session.get("user")
-        return accounts.user(name) if name else None
+        found = current(request)
+        return found[1] if found else None
 
     def require(request: Request, *, admin: bool = False) -> User:
         user = who(request)
@@ -182,9 +193,19 @@ def create_app(settings: Settings, *, es: Elasticsearch | None = None) -> FastAP
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         user = who(request)
-        html = templates.get_template(name).render(request=request, user=user, csrf=csrf_token(request.session),
-                                                   **context)
-        return HTMLResponse(html, status_code=status)
+        found = current(request) if bearer(request) is None else None
+        new_login_cookie = None
+        if found:
+            csrf = found[0].csrf
+        else:  # before login: the form's token goes with a signed nonce cookie
+            csrf = sessions.login_token(request.cookies.get(LOGIN_COOKIE)) or ""
+            if not csrf:
+                new_login_cookie, csrf = sessions.login_nonce()
+        html = templates.get_template(name).render(request=request, user=user, csrf=csrf, **context)
+        response = HTMLResponse(html, status_code=status)
+        if new_login_cookie:
+            response.set_cookie(LOGIN_COOKIE, new_login_cookie, **cookie_options(settings, LOGIN_COOKIE_MAX_AGE_S))
+        return response
 
     @app.exception_handler(_Denied)
     async def _denied(request: Request, exc: _Denied) -> Response:
@@ -205,7 +226,12 @@ def create_app(settings: Settings, *, es: Elasticsearch | None = None) -> FastAP
                                                                         message=message), status_code=503)
 
     def check_csrf(request: Request, sent: str | None) -> None:
-        if not csrf_ok(request.session, sent):
+        """The Origin/Referer check and the token of the session (or, before login, of the login cookie)."""
+        if not same_origin(request.headers, settings.console_origins):
+            raise _Denied(403, "this request comes from another site")
+        found = current(request)
+        expected = found[0].csrf if found else sessions.login_token(request.cookies.get(LOGIN_COOKIE))
+        if not (expected and sent and hmac.compare_digest(expected, sent)):
             raise _Denied(403, "the form's CSRF token is missing or wrong: reload the page and try again")
 
     # ------------------------------------------------------------ health and login
@@ -231,7 +257,7 @@ def create_app(settings: Settings, *, es: Elasticsearch | None = None) -> FastAP
         password = _str(form.get("password"))
         target = _local(_str(form.get("next")) or "/")
         client = request.client.host if request.client else "unknown"
-        keys = (name, client)
+        keys = (f"{name}\n{client}", client)
         try:
             for throttle, key in zip(throttles, keys):
                 throttle.check(key)
@@ -245,31 +271,37 @@ def create_app(settings: Settings, *, es: Elasticsearch | None = None) -> FastAP
                 throttle.failed(key)
             logger.info("console: failed login for %r from %s", name, client)
             return page(request, "login.html", status=401, next=target, error="wrong user name or password")
-        throttles[0].succeeded(name)
-        request.session.clear()
-        request.session["user"] = user.name
-        csrf_token(request.session)  # a fresh token for the new session
-        return RedirectResponse(target, status_code=303)
+        throttles[0].succeeded(keys[0])
+        old = current(request)
+        if old:  # a new session on every login (no fixation), the old one gone
+            sessions.end(old[0])
+        cookie, _ = sessions.start(user)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(SESSION_COOKIE, cookie, **cookie_options(settings, settings.console_session_max_age_s))
+        response.delete_cookie(LOGIN_COOKIE, path="/")
+        return response
 
     @app.post("/logout")
     async def logout(request: Request) -> Response:
         form = await request.form()
         check_csrf(request, _str(form.get("csrf_token")))
-        request.session.clear()
-        return RedirectResponse("/login", status_code=303)
+        found = current(request)
+        if found:
+            sessions.end(found[0])
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
 
     # ------------------------------------------------------------ the queue
-    def _page_number(value: str | None) -> int:
-        try:
-            return max(1, min(int(value or 1), 10_000))
-        except ValueError:
-            return 1
+    def _page_number(value: str | None, size: int) -> int:
+        """A page number within Elasticsearch's result window (10,000 hits), or 400."""
+        return _bounded_int(value, "page", 1, max(1, MAX_WINDOW // size))
 
     @app.get("/")
     def queue_page(request: Request) -> HTMLResponse:
         require(request)
         filters = QueueFilters.from_params(request.query_params)
-        result = index.queue(filters, page=_page_number(request.query_params.get("page")))
+        result = index.queue(filters, page=_page_number(request.query_params.get("page"), settings.console_page_size))
         return page(request, "queue.html", queue=result, filters=filters, counters=index.counters(),
                     params=filters.as_params())
 
@@ -277,9 +309,8 @@ def create_app(settings: Settings, *, es: Elasticsearch | None = None) -> FastAP
     def api_queue(request: Request) -> JSONResponse:
         require(request)
         filters = QueueFilters.from_params(request.query_params)
-        size = _page_number(request.query_params.get("size")) if request.query_params.get("size") else None
-        result = index.queue(filters, page=_page_number(request.query_params.get("page")),
-                             size=min(size or settings.console_page_size, 500))
+        size = _bounded_int(request.query_params.get("size") or str(settings.console_page_size), "size", 1, 500)
+        result = index.queue(filters, page=_page_number(request.query_params.get("page"), size), size=size)
         return JSONResponse({**result.to_dict(), "filters": filters.as_params()})
 
     @app.get("/api/counters")
@@ -387,16 +418,16 @@ def create_app(settings: Settings, *, es: Elasticsearch | None = None) -> FastAP
     def alerts_page(request: Request) -> HTMLResponse:
         require(request)
         state = request.query_params.get("state") or None
-        number = _page_number(request.query_params.get("page"))
-        alerts, total = index.alerts_page(state=state, page=number)
+        number = _page_number(request.query_params.get("page"), ALERTS_PAGE_SIZE)
+        alerts, total = index.alerts_page(state=state, page=number, size=ALERTS_PAGE_SIZE)
         return page(request, "alerts.html", alerts=alerts, total=total, state=state, page_number=number,
-                    pages=max(1, -(-total // 50)))
+                    pages=max(1, -(-min(total, MAX_WINDOW) // ALERTS_PAGE_SIZE)))
 
     @app.get("/api/alerts")
     def api_alerts(request: Request) -> JSONResponse:
         require(request)
-        alerts, total = index.alerts_page(state=request.query_params.get("state") or None,
-                                          page=_page_number(request.query_params.get("page")))
+        alerts, total = index.alerts_page(state=request.query_params.get("state") or None, size=ALERTS_PAGE_SIZE,
+                                          page=_page_number(request.query_params.get("page"), ALERTS_PAGE_SIZE))
         return JSONResponse({"total": total, "items": alerts})
 
     # ------------------------------------------------------------ admin
@@ -448,6 +479,14 @@ def create_app(settings: Settings, *, es: Elasticsearch | None = None) -> FastAP
 
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _bounded_int(value: str | None, name: str, low: int, high: int) -> int:
+    """A query parameter as an int in [low, high], read only when it is a short run of digits; else a 400."""
+    text = (value or "").strip() or str(low)
+    if len(text) > 9 or not text.isdecimal() or not low <= int(text) <= high:
+        raise _Denied(400, f"{name} must be a whole number from {low} to {high}")
+    return int(text)
 
 
 def _local(target: str) -> str:
