@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .._exceptions import ConfigError
+from .._yaml import load_yaml
 
 __all__ = ["Rule", "RiskRule", "ClusterMemberRule", "AccelerationRule", "WatchedPersonRule", "RuleSet", "load_rules", "parse_rules",
            "parse_duration", "format_duration", "default_rules_path", "get_field"]
@@ -330,7 +331,7 @@ class RuleSet(BaseModel):
 def parse_rules(text: str, *, source: str = "<rules>") -> RuleSet:
     """Validate a rules document; ConfigError names the file and the rule."""
     try:
-        data = yaml.safe_load(text) or {}
+        data = load_yaml(text, what="alert rules") or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
     try:

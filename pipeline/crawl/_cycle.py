@@ -64,7 +64,8 @@ def load_entries(settings: Settings, path: str | Path | None = None) -> list[dic
         if not settings.watchlist:
             raise ConfigError("no watchlist: add one in the console (Watchlists), `vigil watchlist import FILE`, "
                               "or set VIGIL_WATCHLIST")
-    watchlist = load_watchlist(watchlist_path(settings, path), extractors=settings.ytdlp_extractors)
+    watchlist = load_watchlist(watchlist_path(settings, path), extractors=settings.ytdlp_extractors,
+                               max_entries=settings.watchlist_max_entries)
     return [{"watchlist": watchlist.name, **e.model_dump(mode="json")} for e in watchlist.entries if not e.paused]
 
 

@@ -222,11 +222,9 @@ def discover_entry(entry: WatchlistEntry, settings: Settings, *, watchlist: str 
         try:
             policy.check(entry.target)
         except UnsafeURL as exc:
+            # refused before discovery: the entry's own error (its health row), never a video in the queue
             logger.warning("watchlist entry %s refused: %s", entry.label, exc)
-            if entry.kind == "url":
-                result.candidates.append(_undecided(entry.target, entry, watchlist).decide("refused", str(exc)))
-            else:
-                result.error = f"refused: {exc}"
+            result.error = f"refused: {exc}"
             result.seconds = time.monotonic() - started
             return result
 

@@ -34,6 +34,7 @@ import yaml
 
 from .._exceptions import ConfigError
 from .._settings import Settings
+from .._yaml import load_yaml
 from ._candidate import Candidate
 
 __all__ = ["Relevance", "RelevanceScorer", "DEFAULT_TOPICS", "DEFAULT_KEYWORDS", "KEYWORD_SCORE", "apply_relevance",
@@ -216,7 +217,7 @@ class RelevanceScorer:
         if settings.relevance_keywords_file:
             path = Path(settings.relevance_keywords_file)
             try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                data = load_yaml(path.read_text(encoding="utf-8"), what=str(path)) or {}
             except (OSError, yaml.YAMLError) as exc:
                 raise ConfigError(f"VIGIL_RELEVANCE_KEYWORDS_FILE {path}: {exc}") from exc
             if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):

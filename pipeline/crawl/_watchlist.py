@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .._exceptions import WatchlistError
+from .._yaml import BoundedSafeLoader, YamlTooLarge, load_yaml, short
 
 __all__ = ["EntryKind", "WatchlistEntry", "Watchlist", "load_watchlist", "parse_watchlist"]
 
@@ -32,6 +33,7 @@ EntryKind = Literal["search", "feed", "page", "url"]
 SEARCH_PREFIX = re.compile(r"^(?P<key>[a-z]+?)(?P<count>\d+|all)?:(?P<query>.+)$", re.DOTALL)
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 MAX_LIMIT = 1000
+DEFAULT_MAX_ENTRIES = 1000  # VIGIL_WATCHLIST_MAX_ENTRIES
 
 
 class WatchlistEntry(BaseModel):
@@ -114,8 +116,9 @@ class Watchlist(BaseModel):
     entries: list[WatchlistEntry] = Field(min_length=1)
 
 
-class _LineLoader(yaml.SafeLoader):
-    """Records the line each mapping starts on (1-based) under the key ``__line__``."""
+class _LineLoader(BoundedSafeLoader):
+    """Records the line each mapping starts on (1-based) under the key ``__line__``; aliases are bounded
+    (`pipeline._yaml`: a YAML bomb is refused while it is read)."""
 
 
 def _mapping_with_line(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
@@ -131,18 +134,21 @@ def _describe(entry: Any, index: int) -> str:
     if isinstance(entry, dict):
         target = entry.get("target")
         where = f" (line {entry['__line__']})" if "__line__" in entry else ""
-        return f"entry {index + 1}{where}" + (f" {target!r}" if target else "")
+        return f"entry {index + 1}{where}" + (f" {short(target)}" if target else "")
     return f"entry {index + 1}"
 
 
 def parse_watchlist(text: str, *, source: str = "<watchlist>", name: str | None = None,
-                    extractors: Sequence[str] | None = ()) -> Watchlist:
+                    extractors: Sequence[str] | None = (), max_entries: int = DEFAULT_MAX_ENTRIES) -> Watchlist:
     """Parse and validate watchlist YAML; every problem is listed in one WatchlistError.
 
     ``extractors``: the allowed yt-dlp extractors (the settings' ``ytdlp_extractors``, empty = all); each entry must
-    be read by one of them. None skips that check (yt-dlp not installed, or a caller that checks itself)."""
+    be read by one of them. None skips that check (yt-dlp not installed, or a caller that checks itself). More than
+    ``max_entries`` entries (VIGIL_WATCHLIST_MAX_ENTRIES) refuse the whole watchlist."""
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        data = load_yaml(text, loader=_LineLoader, what=source)
+    except YamlTooLarge as exc:
+        raise WatchlistError(f"{source}: {exc}", path=source) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -154,12 +160,15 @@ def parse_watchlist(text: str, *, source: str = "<watchlist>", name: str | None 
     entries = data.get("entries")
     if not isinstance(entries, list) or not entries:
         raise WatchlistError(f"{source}: 'entries' must be a non-empty list", path=source)
+    if len(entries) > max_entries:
+        raise WatchlistError(f"{source}: {len(entries):,} entries, more than the {max_entries:,} a watchlist may have "
+                             f"(VIGIL_WATCHLIST_MAX_ENTRIES): split it or raise the limit", path=source)
     problems: list[str] = []
     first_line: int | None = None
     parsed: list[WatchlistEntry] = []
     for index, raw in enumerate(entries):
         if not isinstance(raw, dict):
-            problems.append(f"{_describe(raw, index)}: expected a mapping with kind and target, got {raw!r}")
+            problems.append(f"{_describe(raw, index)}: expected a mapping with kind and target, got {short(raw)}")
             continue
         line = raw.pop("__line__", None)
         try:
@@ -181,7 +190,7 @@ def parse_watchlist(text: str, *, source: str = "<watchlist>", name: str | None 
             if not found.ok:
                 first_line = first_line or entry.line
                 where = f" (line {entry.line})" if entry.line else ""
-                problems.append(f"entry {index + 1}{where} {entry.target!r}: {found.problem}")
+                problems.append(f"entry {index + 1}{where} {short(entry.target)}: {found.problem}")
     unknown = sorted(set(data) - {"entries", "name"})
     if unknown:
         problems.insert(0, f"unknown top-level key(s): {', '.join(map(str, unknown))}")
@@ -190,11 +199,12 @@ def parse_watchlist(text: str, *, source: str = "<watchlist>", name: str | None 
     return Watchlist(name=str(data.get("name") or name or "watchlist"), entries=parsed)
 
 
-def load_watchlist(path: str | Path, *, extractors: Sequence[str] | None = ()) -> Watchlist:
+def load_watchlist(path: str | Path, *, extractors: Sequence[str] | None = (),
+                   max_entries: int = DEFAULT_MAX_ENTRIES) -> Watchlist:
     """Read a watchlist file; WatchlistError if it is missing or invalid (``extractors``: see `parse_watchlist`)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise WatchlistError(f"cannot read watchlist {path}: {exc.strerror or exc}", path=str(path)) from exc
-    return parse_watchlist(text, source=str(path), name=path.stem, extractors=extractors)
+    return parse_watchlist(text, source=str(path), name=path.stem, extractors=extractors, max_entries=max_entries)
