@@ -45,8 +45,41 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def sniff_media(path: Path) -> None:
+    """SubmitRefused unless ``path`` decodes as video, by the rules `vigil scan` applies (detectors._decode): not
+    text, a container FFmpeg opens, a video stream that is not a still image, and a first frame that decodes."""
+    import av
+
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    try:
+        head.decode("utf-8")
+        printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in head.decode("utf-8"))
+        if head and printable >= 0.95 * len(head.decode("utf-8")):
+            raise SubmitRefused(f"refused: {path.name} is a text file, not media")
+    except UnicodeDecodeError:
+        pass
+    try:
+        with av.open(str(path), mode="r") as container:
+            if not container.streams.video:
+                raise SubmitRefused(f"refused: {path.name} has no video stream")
+            if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+                raise SubmitRefused(f"refused: {path.name} is a still image, not a video")
+            next(container.decode(video=0))
+    except (av.error.FFmpegError, StopIteration, UnicodeDecodeError) as exc:
+        raise SubmitRefused(f"refused: {path.name} does not decode as video ({type(exc).__name__})") from exc
+
+
+def local_roots(settings: Settings) -> list[Path]:
+    """Directories `vigil submit FILE` may read without --allow-local."""
+    roots = settings.submit_local_roots or [str(Path.cwd()), str(Path.home()), tempfile.gettempdir()]
+    return [Path(r).expanduser().resolve() for r in roots]
+
+
 def store_file(path: Path, settings: Settings) -> tuple[str, str]:
-    """Copy ``path`` into the media store under its hash (idempotent); returns (sha256, URI of the stored file)."""
+    """Copy ``path`` into the media store under its hash (idempotent, mode 0640 on a local store); returns (sha256,
+    URI of the stored file). SubmitRefused unless it decodes as video."""
+    sniff_media(path)
     sha = _sha256(path)
     ext = path.suffix.lower() if 0 < len(path.suffix) <= 9 else ""
     fs, root = url_to_fs(settings.media_store)
@@ -56,6 +89,10 @@ def store_file(path: Path, settings: Settings) -> tuple[str, str]:
         tmp = f"{target}.part"
         with open(path, "rb") as src, fs.open(tmp, "wb") as dst:
             shutil.copyfileobj(src, dst, CHUNK)
+        if getattr(fs, "local_file", False) or fs.protocol in ("file", ("file", "local")):
+            import os
+
+            os.chmod(tmp, 0o640)
         fs.mv(tmp, target)
     return sha, fs.unstrip_protocol(target)
 
@@ -175,9 +212,15 @@ def _job_for_url_minimal(url: str, settings: Settings, video_uid: str | None) ->
 
 
 def submit_target(target: str, settings: Settings, *, video_uid: str | None = None,
-                  producer: Any = None) -> JobMessage:
-    """Store ``target`` (file or URL) in the media store and queue a ``vigil.job/1`` for it."""
+                  producer: Any = None, allow_local: bool = False) -> JobMessage:
+    """Store ``target`` (file or URL) in the media store and queue a ``vigil.job/1`` for it. A local file must lie
+    under `local_roots` unless ``allow_local``, and decode as video."""
     path = Path(target[len("file://"):] if target.startswith("file://") else target).expanduser()
+    if path.is_file() and not allow_local:
+        real = path.resolve()
+        if not any(real.is_relative_to(root) for root in local_roots(settings)):
+            raise SubmitRefused(f"refused: {path} is outside the directories submit reads "
+                                "(VIGIL_SUBMIT_LOCAL_ROOTS); pass --allow-local to read it anyway")
     if path.is_file():
         size = path.stat().st_size
         if size > settings.max_download_mb * 1024 * 1024:

@@ -128,13 +128,16 @@ def sink() -> None:
 def submit(
     target: Annotated[str, typer.Argument(help="a local video file or a video page URL")],
     uid: Annotated[Optional[str], typer.Option("--uid", help="video_uid to use (default: derived)")] = None,
+    allow_local: Annotated[bool, typer.Option("--allow-local", help="read a file outside VIGIL_SUBMIT_LOCAL_ROOTS")
+                           ] = False,
 ) -> None:
-    """Queue one video for the workers: a file is hashed and copied into the media store, a URL downloaded."""
+    """Queue one video for the workers: a file is hashed and copied into the media store, a URL downloaded. Only
+    files that decode as video are stored (mode 0640)."""
     from ._submit import submit_target
 
     settings = settings_or_exit()
     with exit_on_error("submit"):
-        job = submit_target(target, settings, video_uid=uid)
+        job = submit_target(target, settings, video_uid=uid, allow_local=allow_local)
     console.print(f"queued {job.video_uid} on {settings.topic_jobs}: {job.media_uri} (sha256 {job.media_sha256})")
 
 

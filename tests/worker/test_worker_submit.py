@@ -122,3 +122,35 @@ def test_minimal_download_without_the_crawler(kafka_settings: Settings, video: P
     capped = kafka_settings.model_copy(update={"max_download_mb": 1, "allowed_private_networks": []})
     with pytest.raises(SubmitRefused, match="refused"):
         _job_for_url_minimal(f"{http_server}/{video.name}", capped, None)
+
+
+def test_submit_stores_only_media_inside_the_roots(kafka_settings: Settings, video: Path, tmp_path: Path) -> None:
+    """#24: a text file exits non-zero and stores nothing; file:///etc/passwd is refused; media is stored 0640."""
+    from typer.testing import CliRunner
+
+    from pipeline import cli
+    from pipeline._settings import get_settings
+
+    text = tmp_path / "notes.mp4"
+    text.write_text("just words, not a video\n" * 50)
+    for target in (str(text), "file:///etc/passwd", "/etc/passwd"):
+        with pytest.raises(SubmitRefused):
+            submit_target(target, kafka_settings)
+    store = Path(kafka_settings.media_store)
+    assert not store.exists() or not any(p.is_file() for p in store.rglob("*"))
+    import os
+
+    env = {k: v for k, v in os.environ.items()}
+    try:
+        os.environ["VIGIL_MEDIA_STORE"] = str(store)
+        get_settings.cache_clear()
+        outcome = CliRunner().invoke(cli.app, ["submit", str(text)])
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+        get_settings.cache_clear()
+    assert outcome.exit_code != 0
+    assert not store.exists() or not any(p.is_file() for p in store.rglob("*"))
+    job = submit_target(str(video), kafka_settings)
+    stored = Path(job.media_uri.removeprefix("file://"))
+    assert stored.stat().st_mode & 0o777 == 0o640
