@@ -109,9 +109,10 @@ def crawl_trending() -> None:
     def triage(*per_family: list[dict[str, Any]] | None) -> dict[str, Any]:
         """Dedupe, relevance, declared caps, trending rank and the download budget."""
         from pipeline import load_settings
+        from pipeline._platforms import gather
         from pipeline.crawl import triage
 
-        return triage([r for results in per_family for r in (results or [])], load_settings())
+        return triage(gather(per_family), load_settings())
 
     @task
     def chosen(triaged: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -134,12 +135,19 @@ def crawl_trending() -> None:
         return download(candidate, load_settings())
 
     @task(trigger_rule="none_failed", outlets=[VIDEOS])
-    def summarize(triaged: dict[str, Any], *per_family: list[dict[str, Any]] | None) -> dict[str, Any]:
+    def summarize(entries: dict[str, list[dict[str, Any]]], triaged: dict[str, Any],
+                  *per_family: list[dict[str, Any]] | None) -> dict[str, Any]:
         """Counts per status and reason, logged and returned; each entry's run recorded (its health history)."""
+        from airflow.sdk import get_current_context
+
         from pipeline import load_settings
+        from pipeline._platforms import gather
         from pipeline.crawl import summarize
 
-        return summarize(triaged, [d for downloads in per_family for d in (downloads or [])], settings=load_settings())
+        started = get_current_context()["dag_run"].start_date
+        return summarize(triaged, gather(per_family), entries=sum(len(group) for group in entries.values()),
+                         seconds=(pendulum.now("UTC") - started).total_seconds() if started else 0.0,
+                         settings=load_settings())
 
     @task
     def of_family(groups: dict[str, list[Any]], family: str) -> list[Any]:
@@ -155,7 +163,7 @@ def crawl_trending() -> None:
     picked = chosen(triaged)
     downloads = [download.override(task_id=f"download_{family}", pool=pool_name(family)).expand(
         candidate=of_family.override(task_id=f"chosen_{family}")(picked, family)) for family in FAMILIES]
-    summarize(triaged, *downloads)
+    summarize(entries, triaged, *downloads)
 
 
 crawl_trending()

@@ -83,9 +83,10 @@ def refresh_spread() -> None:
     def update_metrics(*per_family: list[list[dict[str, Any]]] | None) -> list[dict[str, Any]]:
         """Snapshots and the videos' latest counters and metrics."""
         from pipeline import load_settings
+        from pipeline._platforms import gather
         from pipeline.spread import update_metrics
 
-        flat = [o for observations in per_family for batch in (observations or []) for o in batch]
+        flat = [o for batch in gather(per_family) for o in batch]
         return update_metrics(flat, load_settings())
 
     @task

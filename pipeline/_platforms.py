@@ -7,12 +7,12 @@ Hosts of no listed family are ``other``. Pure functions over constants: DAG file
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = ["PLATFORM_FAMILIES", "FAMILIES", "OTHER", "host_family", "entry_family", "pool_name", "POOL_SLOTS",
-           "by_family"]
+           "by_family", "gather"]
 
 #: family -> registrable domains of its sites, short links and media CDNs
 PLATFORM_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -60,4 +60,18 @@ def by_family(items: Iterable[Any], family_of: Callable[[Any], str]) -> dict[str
     out: dict[str, list[Any]] = {family: [] for family in FAMILIES}
     for item in items:
         out[family_of(item)].append(item)
+    return out
+
+
+def gather(per_family: Iterable[Sequence[Any] | None]) -> list[Any]:
+    """The results of the per-family mapped tasks as one list, in `FAMILIES` order (a family whose task did not run:
+    None or empty).
+
+    Each family's results are read whole, as a slice: one request for Airflow's lazy XCom sequence. Iterating one
+    instead reads item by item until Airflow answers "not found", which it logs as an error on every run.
+    """
+    out: list[Any] = []
+    for results in per_family:
+        if results:
+            out.extend(results[:])
     return out

@@ -54,7 +54,7 @@ def missing_pool_message(pool: str, task: str | None = None) -> str:
     """What an operator reads when a pool is missing: which pool, what cannot run, the command that fixes it."""
     what = f"task {task} cannot run: " if task else ""
     return (f"Airflow pool {pool!r} does not exist; {what}create Vigil's pools with `{IMPORT_COMMAND}` "
-            f"(after `airflow db migrate`; in the Airflow image the file is {pools_file()})")
+            f"(after `airflow db migrate`; the file here: {pools_file()})")
 
 
 def airflow_configured() -> bool:
@@ -85,9 +85,21 @@ def missing_pools(airflow: str | None = None, *, timeout_s: float = LIST_TIMEOUT
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise PoolsUnknown(f"`airflow pools list` failed: {last}")
-    try:
-        listed = json.loads(done.stdout[done.stdout.index("["):])
-    except ValueError as exc:
-        raise PoolsUnknown(f"`airflow pools list` printed no JSON: {done.stdout[-200:]!r}") from exc
+    listed = _json_table(done.stdout)
+    if listed is None:
+        raise PoolsUnknown(f"`airflow pools list` printed no JSON: {done.stdout[-200:]!r}")
     present = {row.get("pool") for row in listed}
     return [pool for pool in required_pools() if pool not in present]
+
+
+def _json_table(output: str) -> list[dict[str, object]] | None:
+    """The JSON list in the command's output (log lines may come before it)."""
+    for line in reversed(output.splitlines()):
+        if line.lstrip().startswith("["):
+            try:
+                rows = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rows, list):
+                return [row for row in rows if isinstance(row, dict)]
+    return None
