@@ -1,10 +1,12 @@
 """Airflow cluster policy (entry point ``airflow.policy``, loaded by every Airflow process where Vigil is installed):
 a Vigil task whose pool does not exist fails at once instead of staying `scheduled` until the run times out.
 
-Airflow calls `task_instance_mutation_hook` in the scheduler while it creates task instances (for Vigil's pooled
-tasks, all mapped: when they expand), inside the scheduler's transaction. The hook reads the pool through that
-transaction's session (never a session of its own), and for a task instance not yet queued whose ``vigil-`` pool is
-absent it sets the state to failed, logs an error and notes the run, each naming the pool and the import command.
+Airflow calls `task_instance_mutation_hook` in the scheduler inside its transaction. For a policy from an entry point
+(no airflow_local_settings) Airflow 3.3 skips the hook when it first inserts a run's task instances and calls it when
+a mapped task expands; Vigil's pooled tasks are all mapped (test_dag_conventions), so each is caught as soon as its
+upstream has said how many it needs. The hook reads the pool through that transaction's session (never a session
+of its own), and for a task instance not yet queued whose ``vigil-`` pool is absent it sets the state to failed, logs
+an error and notes the run, each naming the pool and the import command.
 Downstream tasks then fail as upstream_failed and the run ends within a scheduler loop or two.
 
 Anything unexpected here is logged and ignored: a policy must never break the scheduler.
