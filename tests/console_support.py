@@ -1,4 +1,9 @@
-"""Helpers for the console's tests: a real `vigil console` process on a free port, accounts, a logged-in session."""
+"""Helpers for the console's tests: a real `vigil console` process on a free port, accounts, a logged-in session.
+
+The console runs as deployed (#24): the pipeline's indices read with the pipeline's restricted login
+(``vigil-pipeline`` of the local stack) and its own index, ``<prefix>-console-users``, with its own
+(``VIGIL_CONSOLE_ES_*`` = ``vigil-console``), which is also how the accounts are written. Tests keep the stack's
+superuser for their fixtures and the clean-up."""
 from __future__ import annotations
 
 import os
@@ -10,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from pydantic import SecretStr
 
-from pipeline import Settings, make_es_client
-from pipeline.console import Accounts
+from pipeline import Settings
+from pipeline.console import Accounts, make_store_client
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORDS = {"ana": "tulip-harbour-93", "root": "granite-lantern-57"}
@@ -24,8 +30,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stack_users() -> dict[str, str]:
+    """The local stack's restricted users and their passwords (`infra/local/stack users`)."""
+    import json
+
+    out = subprocess.run([str(ROOT / "infra" / "local" / "stack"), "users"], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise AssertionError(f"infra/local/stack users: {out.stderr}")
+    return json.loads(out.stdout)
+
+
+def deployed(settings: Settings) -> Settings:
+    """The console's settings as it runs now: the pipeline's login for the pipeline's indices and the console's
+    own (``vigil-console``) for its index, unless the test gave VIGIL_CONSOLE_ES_* already."""
+    if settings.console_es_user or settings.console_es_api_key is not None:
+        return settings
+    users = stack_users()
+    return settings.model_copy(update={
+        "es_user": "vigil-pipeline", "es_password": SecretStr(users["vigil-pipeline"]),
+        "console_es_user": "vigil-console", "console_es_password": SecretStr(users["vigil-console"])})
+
+
 def add_accounts(settings: Settings) -> None:
-    es = make_es_client(settings)
+    """The test accounts, written with the console's own credentials (as `vigil console adduser` does)."""
+    es = make_store_client(deployed(settings))
     try:
         accounts = Accounts(es, settings)
         accounts.add_user("ana", "analyst", PASSWORDS["ana"])
@@ -59,10 +87,10 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 def start_console(settings: Settings, log: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """`python -m pipeline console --port N` and its base URL, once /healthz answers."""
+    """`python -m pipeline console --port N` as deployed (see `deployed`) and its base URL, once /healthz answers."""
     port = port or free_port()
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "console", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, env=env_for(settings), stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+                            cwd=ROOT, env=env_for(deployed(settings)), stdout=open(log, "ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

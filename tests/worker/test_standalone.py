@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from console_support import ROOT, env_for, free_port
+from console_support import PASSWORDS, ROOT, env_for, free_port
 from worker_support import wait_for
 
 from conftest import remove_test_objects, settings_for
 from pipeline import make_es_client
-from pipeline.console import Accounts
+from pipeline.console import Accounts, make_store_client
 
 sys.path.insert(0, str(ROOT / "tests" / "airflow"))
 from fakeplatform import FakePlatform, FakeVideo, MediaFactory  # noqa: E402
@@ -72,8 +72,8 @@ def test_standalone_crawls_scores_serves_and_stops_cleanly(stack_env: dict[str, 
 
             assert wait_for(healthy, timeout_s=120), log.read_text()[-4000:]
             assert "first start: user admin, password" in log.read_text()  # a newcomer can log in at once
-            accounts = Accounts(es, settings)
-            accounts.add_user("ana", "analyst", "analyst-pass-1")
+            accounts = Accounts(make_store_client(settings), settings)  # the client the console itself uses
+            accounts.add_user("ana", "analyst", PASSWORDS["ana"])  # passes the policy (>= 12, not the name)
             token, _ = accounts.new_token("ana")
             auth = {"Authorization": f"Bearer {token}"}
 
