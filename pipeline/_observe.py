@@ -25,7 +25,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-__all__ = ["JOBS", "VIDEO_SECONDS", "BATCH_SIZE", "STAGE_SECONDS", "ERRORS", "CONSUMER_LAG", "start_metrics",
+__all__ = ["JOBS", "VIDEO_SECONDS", "BATCH_SIZE", "STAGE_SECONDS", "ERRORS", "WEBHOOKS", "CONSUMER_LAG", "start_metrics",
            "log_context", "configure_logging", "timed", "current_video_uid"]
 
 JOBS = Counter("vigil_jobs", "Messages finished, by outcome", ["component", "outcome"])
@@ -35,6 +35,8 @@ BATCH_SIZE = Histogram("vigil_batch_size", "Items per device step or bulk reques
 STAGE_SECONDS = Histogram("vigil_stage_seconds", "Time spent per stage", ["component", "stage"],
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
 ERRORS = Counter("vigil_errors", "Errors, by class and stage", ["component", "error_class", "stage"])
+WEBHOOKS = Counter("vigil_webhooks", "Webhook posts (a submission's, once scored), by outcome",
+                   ["component", "outcome"])
 CONSUMER_LAG = Gauge("vigil_consumer_lag", "Messages behind the end of the partition",
                      ["component", "topic", "partition"])
 

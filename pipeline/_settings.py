@@ -278,6 +278,11 @@ class Settings(BaseSettings):
         5, ge=1, description="failed logins per user or address within the lockout window before logins are refused")
     console_login_lockout_s: float = Field(900.0, gt=0, description="the login lockout window (seconds)")
     console_page_size: int = Field(50, ge=1, le=500, description="videos per queue page")
+    console_public_url: str | None = Field(
+        None, description="the console's address as its users reach it (https://host[:port]), for links sent out "
+                          "(a submission's webhook); empty = http://VIGIL_CONSOLE_HOST:VIGIL_CONSOLE_PORT")
+    submission_webhook_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="timeout of one call of a submission's webhook (the sink posts it once scored)")
     standalone_crawl_every_s: float = Field(
         1800.0, gt=0, description="`vigil standalone`: seconds between crawl cycles (the crawl DAG's 30 minutes)")
     standalone_spread_every_s: float = Field(

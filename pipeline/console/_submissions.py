@@ -197,6 +197,14 @@ def add_submission_routes(app: Any, *, settings: Settings, es: Any, require: Any
         note, webhook = text(form.get("note")), text(form.get("webhook")).strip() or None
         if webhook and not webhook.startswith(("https://", "http://")):
             raise SubmissionRefused("the webhook must be an http(s) URL")
+        if webhook:  # the rules the sink applies when it calls it (pipeline/sink/_webhook.py), told at once
+            from ..crawl import UrlPolicy
+            from .._exceptions import UnsafeURL
+
+            try:
+                UrlPolicy.from_settings(settings.model_copy(update={"domain_allowlist": []})).check(webhook)
+            except UnsafeURL as exc:
+                raise SubmissionRefused(f"the webhook is refused: {exc}") from exc
         upload = form.get("file")
         if upload is not None and not isinstance(upload, str) and upload.filename:
             async def chunks() -> AsyncIterator[bytes]:

@@ -97,13 +97,19 @@ def bulk_actions(result: ResultMessage, settings: Settings) -> list[dict[str, An
     ]
 
 
+# what the videos update answers with (its ``get._source``): a submission's webhook, called once the result is written
+RETURNED = {"includes": ["submission.webhook"]}
+
+
 def bulk_lines(result: ResultMessage, settings: Settings) -> list[tuple[BulkKey, bytes]]:
-    """The two actions of ``bulk_actions`` as NDJSON bulk lines (header + body), ready for ``Elasticsearch.bulk``."""
+    """The two actions of ``bulk_actions`` as NDJSON bulk lines (header + body), ready for ``Elasticsearch.bulk``;
+    the update asks for the video's ``submission.webhook`` back (``RETURNED``)."""
     detections, videos = settings.index("detections"), settings.index("videos")
     doc_id = detection_id(result.media_sha256, result.suite_version)
     index_head = json.dumps({"index": {"_index": detections, "_id": doc_id}})
     update_head = json.dumps({"update": {"_index": videos, "_id": result.video_uid}})
-    update_body = json.dumps({"doc": video_update(result), "doc_as_upsert": True}, ensure_ascii=False)
+    update_body = json.dumps({"doc": video_update(result), "doc_as_upsert": True, "_source": RETURNED},
+                             ensure_ascii=False)
     return [
         (("index", detections, doc_id), f"{index_head}\n{detection_json(result)}\n".encode()),
         (("update", videos, result.video_uid), f"{update_head}\n{update_body}\n".encode()),

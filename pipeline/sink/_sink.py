@@ -18,6 +18,7 @@ from pipeline._settings import Settings
 from pipeline.consume import Backoff, Commit, DeadLetters, GroupMember, Record
 
 from ._steps import COMPONENT, MAX_REQUEST_BYTES, Bulk, Decode, SinkItem
+from ._webhook import SubmissionWebhooks
 
 __all__ = ["Sink", "run_sink"]
 
@@ -30,8 +31,9 @@ class Sink(GroupMember):
     component = COMPONENT
 
     def __init__(self, settings: Settings, *, es: Any = None, consumer: Any = None, producer: Any = None,
-                 max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
+                 max_request_bytes: int = MAX_REQUEST_BYTES, webhooks: SubmissionWebhooks | None = None) -> None:
         self.settings = settings
+        self.webhooks = webhooks if webhooks is not None else SubmissionWebhooks(settings)
         self.es = es if es is not None else make_es_client(settings, max_retries=0)
         self._init_member(topic=settings.topic_results, consumer=consumer,
                           session_timeout_ms=settings.worker_session_timeout_ms,
@@ -43,7 +45,7 @@ class Sink(GroupMember):
                                         backoff=backoff)
         self.bulk = Bulk(self.es, commit, self.dead_letters, bulk_size=settings.sink_bulk_size,
                          flush_interval_s=settings.sink_flush_interval_s, backoff=backoff,
-                         max_request_bytes=max_request_bytes)
+                         max_request_bytes=max_request_bytes, webhooks=self.webhooks)
         self.decode = Decode(settings, self.bulk, self.dead_letters)
         self._set_chain(self.decode, (self.decode, self.bulk, self.dead_letters, commit), commit)
 
@@ -66,7 +68,11 @@ class Sink(GroupMember):
     def run(self, *, max_seconds: float | None = None) -> None:
         logger.info("sink: group %s on %s → %s, %s", self.settings.sink_group, self.settings.topic_results,
                     self.settings.index("detections"), self.settings.index("videos"))
-        super().run(max_seconds=max_seconds)
+        try:
+            super().run(max_seconds=max_seconds)
+        finally:  # posts already waiting get a moment; the sink never waits longer for a receiver
+            self.webhooks.join(timeout=min(5.0, self.settings.submission_webhook_timeout_s))
+            self.webhooks.close()
 
     def flush(self, timeout: float = 60.0) -> bool:
         """Write everything taken so far, now, in this thread, and commit; True when all of it was settled."""

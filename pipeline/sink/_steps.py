@@ -7,7 +7,7 @@
 Decode parses each result and builds its NDJSON bulk lines while the previous bulk request runs. Bulk keeps one
 request at a time in a background thread (``Elasticsearch.bulk`` on pre-serialised lines; every item inspected):
 
-    2xx                         done: on to the commit
+    2xx                         done: on to the commit (and a submission's webhook called, see ``_webhook``)
     429, 5xx, no answer         retried with backoff and jitter (the items still outstanding only)
     other 4xx (mapping errors)  rejected: to the dead letters at once (non-blocking), the rest goes on
 
@@ -53,6 +53,7 @@ class SinkItem(Envelope):
     result: ResultMessage | None = None
     actions: dict[BulkKey, bytes] = field(default_factory=dict)  # outstanding: NDJSON lines by action
     error: BaseException | None = None
+    webhook: str | None = None  # the video's submission.webhook, to call once everything is written
 
     @property
     def video_uid(self) -> str:
@@ -114,8 +115,9 @@ class Bulk(ProcessingStep[SinkItem]):
 
     def __init__(self, es: Any, next_step: ProcessingStep[SinkItem], dead_letters: ProcessingStep[Failure], *,
                  bulk_size: int, flush_interval_s: float, backoff: Backoff,
-                 max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
+                 max_request_bytes: int = MAX_REQUEST_BYTES, webhooks: Any = None) -> None:
         self.es = es
+        self.webhooks = webhooks  # SubmissionWebhooks, or None
         self.next_step = next_step
         self.dead_letters = dead_letters
         self.bulk_size = bulk_size
@@ -183,6 +185,9 @@ class Bulk(ProcessingStep[SinkItem]):
                 self.dead_letters.submit(Failure(item, item.error, "index"))
             elif not item.actions:
                 JOBS.labels(COMPONENT, "ok").inc()
+                if item.webhook and self.webhooks is not None and item.result is not None:
+                    self.webhooks.notify(item.webhook, {"video_uid": item.result.video_uid,
+                                                        "fused": item.result.fused.model_dump(mode="json")})
                 self.next_step.submit(item)
             else:
                 keep.append(item)
@@ -238,6 +243,10 @@ class Bulk(ProcessingStep[SinkItem]):
             status = int(info.get("status") or 0)
             if 200 <= status < 300:
                 item.actions.pop(key, None)
+                if op == "update" and info.get("result") != "noop":  # a redelivered, unchanged result posts nothing
+                    hook = ((info.get("get") or {}).get("_source") or {}).get("submission") or {}
+                    if isinstance(hook, dict) and isinstance(hook.get("webhook"), str) and hook["webhook"]:
+                        item.webhook = hook["webhook"]
             elif status in RETRY_STATUS or status == 0:
                 ERRORS.labels(COMPONENT, f"http_{status}", "index").inc()
                 transient = transient or BulkRejected(f"HTTP {status}: {info.get('error')}")

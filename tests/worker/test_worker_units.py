@@ -428,7 +428,8 @@ def test_bulk_lines_are_the_bulk_actions_as_ndjson() -> None:
     head, body = [json.loads(line) for line in update_lines.decode().splitlines()]
     assert key_update == ("update", "vigil-videos", "youtube:abc123")
     assert head == {"update": {"_index": "vigil-videos", "_id": "youtube:abc123"}}
-    assert body == {"doc": video_update(result), "doc_as_upsert": True}
+    # the update answers with the video's submission webhook (called once the result is written)
+    assert body == {"doc": video_update(result), "doc_as_upsert": True, "_source": {"includes": ["submission.webhook"]}}
 
 
 def test_group_watchdog_notices_a_member_stuck_in_a_rebalance() -> None:
