@@ -1,11 +1,10 @@
 """Airflow pools: the ones Vigil's DAGs need, where their definition file is, and whether Airflow has them.
 
     infra/airflow/pools.json ──(airflow pools import, by every deployment)──▶ Airflow's metadata database
-          ▲ one pool per platform family (`pipeline._platforms`)                  │
-          │                                                                       ├─▶ `vigil status` (missing_pools)
-          └── `required_pools()`                                                  └─▶ the scheduler's policy (_policy):
-                                                                                      a task whose pool is missing
-                                                                                      fails at once, naming it
+        one pool per platform family                                          ├─▶ `vigil status` (missing_pools)
+        (`required_pools()`, `pipeline._platforms`)                           └─▶ the scheduler's policy (_policy):
+                                                                                  a task whose pool is missing
+                                                                                  fails at once, naming it
 
 Airflow itself leaves a task whose pool does not exist `scheduled` until the run times out; the policy turns that
 silent hang into a failed task, a run note and a scheduler error line, each naming the pool and `IMPORT_COMMAND`.

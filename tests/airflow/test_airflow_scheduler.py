@@ -2,9 +2,9 @@
 ports of its own, the way an operator starts it (README, "Airflow for operators"), on the real stack and the fake
 platform:
 
-    db migrate ─▶ pools import ─▶ standalone ─▶ unpause alerts, crawl_trending (a run for the last slot starts at once)
-    ─▶ crawl succeeds (summary counts its one entry) ─▶ unpause refresh_spread ─▶ vigil_spread event ─▶ alerts run
-    from the asset ─▶ no error-level line in the scheduler's or any task's log
+    db migrate ─▶ pools import ─▶ standalone ─▶ unpause alerts, crawl_trending (a run for the last slot at once)
+    ─▶ crawl succeeds (summary counts its one entry) ─▶ unpause refresh_spread ─▶ vigil_spread event
+    ─▶ alerts run from the asset ─▶ no error-level line in the scheduler's or any task's log
     ─▶ delete a pool ─▶ a triggered crawl fails within seconds, naming the pool and the import command
 
 The whole process group is stopped at the end: the scheduler, DAG processor, triggerer and api-server outlive
