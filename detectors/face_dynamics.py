@@ -47,6 +47,7 @@ import numpy as np
 from ._base import Detector, DetectorResult, NotApplicable, Window
 from ._clip import Clip, FaceTrack
 from ._registry import register
+from .lipsync import shot_cuts, speech_activity
 
 __all__ = ["FaceDynamics", "track_cues", "RIGID_LANDMARKS"]
 
@@ -400,8 +401,6 @@ class FaceDynamics(Detector[FaceDynamicsInputs, dict[str, Any]]):
 
     # -- preprocess (CPU, one clip)
     def preprocess(self, clip: Clip) -> FaceDynamicsInputs | NotApplicable:
-        from .lipsync import shot_cuts, speech_envelope
-
         tracks = [t for t in clip.faces if t.landmarks is not None and len(t) > 0]
         if not tracks:
             return NotApplicable("no face")
@@ -409,9 +408,7 @@ class FaceDynamics(Detector[FaceDynamicsInputs, dict[str, Any]]):
             return NotApplicable("no audio stream: a face that does not speak is not judged (a still photo "
                                  "without speech is not an avatar)")
         assert clip.audio is not None
-        _, level = speech_envelope(clip.audio, clip.sample_rate)
-        floor = float(np.percentile(level, 10)) if level.size else -120.0
-        active = level > max(self.speech_floor_dbfs, floor + 15.0)
+        _, level, active = speech_activity(clip.audio, clip.sample_rate, floor_dbfs=self.speech_floor_dbfs)
         speech_share = float(np.mean(active)) if level.size else 0.0
         if speech_share < self.min_speech_share:
             return NotApplicable(f"no speech ({speech_share:.0%} of the audio above the floor): a face that does not "

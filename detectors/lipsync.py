@@ -55,7 +55,7 @@ from ._clip import Clip
 from ._mouth import PROBE_KEY, DenseMouth, dense_opening, main_face_owner, mouth_patches
 from ._registry import register
 
-__all__ = ["LipSync", "speech_envelope", "describe_sync", "describe_stretch", "shot_cuts", "main_face"]
+__all__ = ["LipSync", "speech_envelope", "speech_activity", "describe_sync", "describe_stretch", "shot_cuts", "main_face"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,15 @@ def speech_envelope(audio: np.ndarray, rate: int, *, floor_db: float = 40.0) -> 
     level = 10 * np.log10(power + 1e-12)
     top = float(np.percentile(level, 99.5))
     return np.maximum(level, top - floor_db), level
+
+
+def speech_activity(audio: np.ndarray, rate: int, *, floor_dbfs: float = -50.0
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(envelope dB, levels, active) at 100 Hz: a 20 ms frame is speech where its level is above ``floor_dbfs`` and
+    15 dB above the clip's own 10th percentile (its noise floor)."""
+    env_db, level = speech_envelope(audio, rate)
+    floor = float(np.percentile(level, 10)) if level.size else -120.0
+    return env_db, level, level > max(floor_dbfs, floor + 15.0)
 
 
 def shot_cuts(frames: np.ndarray, timestamps: np.ndarray, *, factor: float = 4.0, floor: float = 12.0
@@ -279,9 +288,7 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         if share < self.min_face_share:
             return NotApplicable(f"the speaker's face is visible in only {share:.0%} of the frames")
         assert clip.audio is not None
-        env_db, level = speech_envelope(clip.audio, clip.sample_rate)
-        floor = float(np.percentile(level, 10)) if level.size else -120.0
-        active = level > max(self.speech_floor_dbfs, floor + 15.0)
+        env_db, level, active = speech_activity(clip.audio, clip.sample_rate, floor_dbfs=self.speech_floor_dbfs)
         speech_share = float(np.mean(active)) if level.size else 0.0
         if speech_share < self.min_speech_share:
             loudest = float(level.max()) if level.size else -120.0
