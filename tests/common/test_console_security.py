@@ -18,10 +18,12 @@ import pytest
 import requests
 from console_support import PASSWORDS, ROOT, add_accounts, csrf_of, env_for, login, start_console
 
-from conftest import STACK, remove_test_objects, settings_for
+from conftest import remove_test_objects, settings_for
 from pipeline import Settings, make_es_client
 from pipeline._elasticsearch import apply_templates
 from pipeline.console import AccountError, Accounts, accounts_index, check_password
+
+STACK = ROOT / "infra" / "local" / "stack"  # (not from conftest: with tests/airflow collected too, that name is theirs)
 
 pytestmark = [pytest.mark.elasticsearch]
 
