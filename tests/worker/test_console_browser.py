@@ -1,7 +1,8 @@
 """The analyst console in a real headless Chromium (Debian's chromium package, driven by Playwright; no browser
 download) against the real local stack, with real worker output: two generated talking-head clips, one with the
 audio 400 ms late (desynced), one in sync, analysed by a real `vigil worker` (lipsync) and written by a real
-`vigil sink`. Screenshots go to ``$VIGIL_SCREENSHOT_DIR`` (default: the test's tmp dir, printed)."""
+`vigil sink`. The console runs as deployed (the pipeline's login, and its own for its index: console_support).
+Screenshots go to ``$VIGIL_SCREENSHOT_DIR`` (default: the test's tmp dir, printed)."""
 from __future__ import annotations
 
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_missing
 from console_support import PASSWORDS, add_accounts, start_console
 from worker_support import job_for, produce, reap, spawn, stop, wait_for
 
@@ -20,20 +22,7 @@ from pipeline import Settings, encode, make_es_client, run_setup
 
 pytestmark = [pytest.mark.kafka, pytest.mark.elasticsearch, pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 EVIL_TITLE = "<script>window.__pwned = 1</script> Senator's speech (desynced)"
-
-
-def _browser_available() -> str | None:
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (worker env: pip install -e '.[browser-test]')"
-    if not Path(CHROMIUM).exists():
-        return f"{CHROMIUM} missing (apt-get install chromium)"
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +36,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def scored(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Two clips through a real worker and sink; the console running on them."""
-    reason = _browser_available()
+    reason = browser_missing()
     if reason:
         pytest.skip(reason)
     from detectors.synthetic import make_talking_clip
