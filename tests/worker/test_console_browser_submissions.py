@@ -1,10 +1,10 @@
 """Issue #23 in a real headless Chromium against the real stack: an analyst submits a link from the local test
 platform (tests/airflow/fakeplatform.py) and uploads a file in "Check a video"; both are in the queue at once, a real
-`vigil worker` (the light suite of worker_support, two small real detectors) and a real `vigil sink` score them, and
-the open video page shows the verdict when it lands (it reloads by itself). The same link again leads to the same
-video; a file that is not media is refused with a clear message and nothing is stored; an analyst has no way to
-edit watchlists (no link, 403 on the page and on a forged form post). The console runs as deployed (the pipeline's
-login and its own; see console_support)."""
+`vigil worker` (the light suite of worker_support, two small real detectors) and a real `vigil sink` score them, the
+open video page shows the verdict when it lands (it reloads by itself) and the submitter's webhook (a local receiver)
+is told by the sink. The same link again leads to the same video; a file that is not media is refused with a clear
+message and nothing is stored; an analyst has no way to edit watchlists (no link, 403 on the page and on a forged
+form post). The console runs as deployed (the pipeline's login and its own; see console_support)."""
 from __future__ import annotations
 
 import sys
@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from browser_support import browser_missing, launch, log_in, screenshot_dir
 from console_support import ROOT, add_accounts, deployed, start_console
-from worker_support import reap, spawn, stop
+from webhook_support import Receiver
+from worker_support import reap, spawn, stop, wait_for
 
 from conftest import remove_test_objects, settings_for
 from pipeline import make_es_client, run_setup
@@ -41,13 +42,14 @@ def running(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
         pytest.skip(reason)
     tmp = tmp_path_factory.mktemp("console-submissions")
     media = MediaFactory(tmp / "platform")
-    with FakePlatform() as platform:
+    with FakePlatform() as platform, Receiver() as receiver:
         platform.add(FakeVideo("tip", "Governor concedes the recount in a leaked call",
                                "A clip sent to the tip line.", media=media.clip(2)))
         settings = settings_for(stack_env, tmp, allowed_private_networks=["127.0.0.0/8"],
                                 ytdlp_extractors=["generic"], crawl_retry_wait_s=0.05, crawl_socket_timeout_s=5.0,
                                 max_download_mb=5, max_duration_s=30, worker_batch_wait_s=0.3,
-                                sink_flush_interval_s=0.3, worker_session_timeout_ms=6000)
+                                sink_flush_interval_s=0.3, worker_session_timeout_ms=6000,
+                                console_public_url="https://vigil.example.org")
         run_setup(settings)
         add_accounts(settings)
         es = make_es_client(settings)  # the test's own reads (the stack's superuser)
@@ -57,6 +59,7 @@ def running(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
         console, base = start_console(settings, tmp / "console.log")
         try:
             yield {"settings": settings, "es": es, "base": base, "platform": platform, "media": media, "tmp": tmp,
+                   "receiver": receiver,
                    "shots": screenshot_dir(tmp_path_factory, "submissions")}
         finally:
             for proc in (console, worker, sink):
@@ -100,6 +103,7 @@ def test_analyst_submits_a_link_and_a_file_and_sees_the_verdicts(running: dict[s
     page.fill("input[name=url]", link)
     page.fill("textarea[name=note]", "sent by a caller, says it is <b>fake</b>")
     page.fill("input[name=tags]", "tip-line, recount")
+    page.fill("input[name=webhook]", running["receiver"].url("/tipline/hook"))  # told when the verdict lands
     page.screenshot(path=str(shots / "1_submit_link.png"), full_page=True)
     page.click("form.submit button[type=submit]")
     page.wait_for_url(f"{base}/videos/generic:tip")
@@ -116,6 +120,12 @@ def test_analyst_submits_a_link_and_a_file_and_sees_the_verdicts(running: dict[s
     assert video["fused"]["verdict"].replace("_", " ") == verdict
     assert video["submission"]["by"] == "ana" and {"tip-line", "recount"} <= set(video["tags"])
     page.screenshot(path=str(shots / "3_link_scored.png"), full_page=True)
+    # the submitter's webhook got the verdict from the sink
+    received = running["receiver"].received
+    assert wait_for(lambda: received, timeout_s=20), _logs(running)
+    assert [(p, b) for p, b, _ in received] == [("/tipline/hook", {
+        "video_uid": "generic:tip", "verdict": video["fused"]["verdict"], "score": video["fused"]["score"],
+        "url": "https://vigil.example.org/videos/generic:tip"})]
 
     # a file upload
     page.goto(f"{base}/submit")
