@@ -121,6 +121,6 @@ def test_every_setting_the_readme_names_exists() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     fields = {f"VIGIL_{name.upper()}" for name in Settings.model_fields}
     not_settings = {"VIGIL_CONFIG", "VIGIL_STACK_DIR", "VIGIL_TEST_EXTERNAL_STACK", "VIGIL_VENVS", "VIGIL_PYTHON",
-                    "VIGIL_SCREENSHOT_DIR"}
+                    "VIGIL_SCREENSHOT_DIR", "VIGIL_MEDIA_CORPUS"}
     named = set(re.findall(r"VIGIL_[A-Z0-9_]*[A-Z0-9]", readme))
     assert sorted(named - fields - not_settings) == []
