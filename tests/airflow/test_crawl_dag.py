@@ -148,10 +148,13 @@ def test_crawl_dag_shape(airflow_home: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert "0 * * * *" in str(dag.timetable) or "hourly" in str(dag.timetable)
 
 
-def test_crawl_dag_fails_fast_on_a_bad_watchlist(airflow_home: Path, tmp_path: Path,
+def test_crawl_dag_fails_fast_on_a_bad_watchlist(airflow_home: Path, crawl_settings: Settings, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("entries:\n  - kind: search\n    target: no prefix here\n")
+    # the run reads the stored watchlists first (#23): on the stack, with none stored, the file is what it reads
+    for key, value in settings_env(crawl_settings).items():
+        monkeypatch.setenv(key, value)
     monkeypatch.setenv("VIGIL_WATCHLIST", str(bad))
     monkeypatch.setenv("VIGIL_CRAWL_TASK_RETRIES", "2")  # a configuration error is not retried anyway
     run = _run_dag(airflow_home)
