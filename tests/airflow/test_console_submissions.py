@@ -52,6 +52,11 @@ def test_an_analyst_submits_a_link_and_a_file(crawl_settings: Settings, platform
         again = ana.post(f"{base}/api/submissions", timeout=60, json={"url": link},
                          headers={"x-csrf-token": csrf})
         assert again.status_code == 200 and again.json()["video_uid"] == "generic:tip" and again.json()["duplicate"]
+        # a webhook the sink would refuse to call (a private address) is refused when submitted, with the reason
+        hooked = ana.post(f"{base}/api/submissions", timeout=60, headers={"x-csrf-token": csrf},
+                          json={"url": link, "webhook": "http://10.1.2.3/hook"})
+        assert hooked.status_code == 400
+        assert hooked.json()["error"] == "the webhook is refused: host resolves to a private address"
 
         clip = media.clip(2)
         with open(clip, "rb") as handle:
