@@ -1,7 +1,8 @@
 """Where a clip is manipulated: the stretches judged manipulated and a fused timeline across detectors.
 
     per detector:  evidence["stretches"] (a detector that localises itself: lipsync, voice_change)
-                   or runs of its timeline at >= 0.5 lasting >= ``min_segment_s`` (any detector with a timeline)
+                   or runs of its timeline at >= 0.5 lasting >= ``min_segment_s`` (any detector with a timeline);
+                   an own stretch calibrated under 0.5 is a candidate, kept only where support lifts it to 0.5
     across them:   overlapping stretches merged into one Segment {start_s, end_s, score, detectors, reasons};
                    score = the calibration's weighted noisy-OR of the detectors' stretch scores, plus the timeline
                    of a detector that did not flag the stretch itself but is raised there (>= SUPPORT)
@@ -57,16 +58,19 @@ def _span(start: float, end: float) -> str:
     return f"from {start:.1f} s to {end:.1f} s"
 
 
-def detector_stretches(result: DetectorResult, *, min_segment_s: float = MIN_SEGMENT_S) -> list[Stretch]:
+def detector_stretches(result: DetectorResult, *, min_segment_s: float = MIN_SEGMENT_S,
+                       at_least: float = FLAG) -> list[Stretch]:
     """The stretches one applicable result flags: its own ``evidence["stretches"]`` when it gives them, else the
-    runs of its timeline at >= 0.5 lasting at least ``min_segment_s`` (shorter blips do not count)."""
+    runs of its timeline at >= 0.5 lasting at least ``min_segment_s`` (shorter blips do not count). With
+    ``at_least`` under 0.5, also its own stretches that calibration put under the flag (candidates: they count only
+    where another detector supports them, ``locate``)."""
     if not result.applicable or result.score is None:
         return []
     own = result.evidence.get("stretches")
     if isinstance(own, list):
         return [Stretch(float(s["start_s"]), float(s["end_s"]), float(s["score"]), result.name,
                         str(s.get("reason") or f"{result.name}: manipulated {_span(s['start_s'], s['end_s'])}"))
-                for s in own if isinstance(s, Mapping) and float(s.get("score", 0.0)) >= FLAG]
+                for s in own if isinstance(s, Mapping) and float(s.get("score", 0.0)) >= at_least]
     out: list[Stretch] = []
     run: list[Any] = []
     for window in sorted(result.timeline, key=lambda w: w.start_s) + [None]:
@@ -162,8 +166,12 @@ def locate(results: Mapping[str, DetectorResult], fused: FusedScore, calibration
            duration_s: float) -> tuple[FusedScore, list[Segment]]:
     """The fused score with its timeline and, where a segment scores higher, raised to it (verdict and reasons
     follow); and the segments."""
-    stretches = [s for r in results.values() for s in detector_stretches(r)]
-    segments = merge_stretches(stretches, calibration, results=results)
+    # a detector's own stretch under the flag (voice_change on voices it cannot tell apart well) is a candidate: it
+    # becomes a segment only where another detector's raised timeline lifts the segment to the flag
+    stretches = [s for r in results.values() for s in detector_stretches(r, at_least=SUPPORT)]
+    segments = [seg for seg in merge_stretches(stretches, calibration, results=results)
+                if seg.score >= FLAG or any(s.score >= FLAG and s.start_s < seg.end_s and s.end_s > seg.start_s
+                                            for s in stretches)]
     timeline = fused_timeline(results, calibration, duration_s)
     update: dict[str, Any] = {"timeline": timeline}
     worst = max((s.score for s in segments), default=0.0)

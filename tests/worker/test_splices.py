@@ -190,6 +190,24 @@ def test_a_raised_timeline_under_another_detectors_stretch_supports_it() -> None
     assert unsupported.detectors == ["voice_change"] and unsupported.score == by_voice.score
 
 
+def test_a_stretch_calibrated_under_the_flag_counts_only_where_another_detector_supports_it() -> None:
+    """The shipped calibration puts voice_change's raw stretch (1.0) at 0.45: alone it is no segment and the clip
+    stays calm; where lipsync's windows are raised (0.4, short of a stretch of its own) the two reach a flag."""
+    fusion = Fusion()
+    voice = fusion.calibrate(_result("voice_change", 1.0, [(10.0, 11.6, 1.0)], decides_alone=False, stretches=[
+        {"start_s": 10.0, "end_s": 11.6, "score": 1.0, "reason": "another voice from 10.0 s to 11.6 s"}]))
+    assert 0.25 <= voice.evidence["stretches"][0]["score"] < 0.5
+    calm_lip = fusion.calibrate(_result("lipsync", 0.05, [(9.8, 10.8, 0.05), (10.6, 11.6, 0.05)], stretches=[]))
+    alone = {"lipsync": calm_lip, "voice_change": voice}
+    fused, segments = locate(alone, fusion.fuse(alone), fusion.calibration, duration_s=30.0)
+    assert segments == [] and fused.verdict == "no_signal"
+    raised_lip = fusion.calibrate(_result("lipsync", 0.1, [(9.8, 10.8, 0.4), (10.6, 11.6, 0.4)], stretches=[]))
+    both = {"lipsync": raised_lip, "voice_change": voice}
+    fused, (segment,) = locate(both, fusion.fuse(both), fusion.calibration, duration_s=30.0)
+    assert segment.detectors == ["lipsync", "voice_change"] and segment.score >= 0.5
+    assert fused.verdict in ("suspicious", "likely_manipulated") and "another voice" in fused.reasons[0]
+
+
 def test_no_segment_leaves_the_fused_score_alone() -> None:
     fusion = Fusion()
     results = {"lipsync": _result("lipsync", 0.3, [(0, 2.5, 0.3), (2.5, 5.0, 0.2)])}
