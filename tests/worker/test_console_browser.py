@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_missing
-from console_support import PASSWORDS, add_accounts, start_console
+from browser_support import browser_missing, launch, log_in
+from console_support import add_accounts, start_console
 from worker_support import job_for, produce, reap, spawn, stop, wait_for
 
 from conftest import remove_test_objects, settings_for
@@ -85,7 +85,7 @@ def browser(scored: dict[str, Any]) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        instance = launch(pw)
         try:
             yield instance
         finally:
@@ -94,15 +94,7 @@ def browser(scored: dict[str, Any]) -> Iterator[Any]:
 
 def _login(browser: Any, base: str, name: str) -> Any:
     # bypass_csp: the test's own probes need eval, and an unescaped <script> would run, so escaping is what is tested
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
-    page = context.new_page()
-    page.goto(f"{base}/")
-    assert "/login" in page.url  # not logged in: sent to the login form
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password]", PASSWORDS[name])
-    page.click("button:has-text('Log in')")
-    page.wait_for_url(f"{base}/")
-    return page
+    return log_in(browser, base, name, bypass_csp=True)
 
 
 def test_queue_ranks_desynced_above_in_sync_and_titles_are_text(scored: dict[str, Any], browser: Any,
