@@ -3,6 +3,8 @@ screenshot folder, a logged-in page."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,19 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
 
 def launch(pw: Any) -> Any:
     return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless Debian chromium for the block (the module fixtures ``browser`` of the browser tests)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = launch(pw)
+        try:
+            yield instance
+        finally:
+            instance.close()
 
 
 def log_in(browser: Any, base: str, name: str, **context: Any) -> Any:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import browser_missing, launch, log_in
+from browser_support import browser_missing, chromium, log_in
 from console_support import add_accounts, start_console
 from worker_support import job_for, produce, reap, spawn, stop, wait_for
 
@@ -82,14 +82,8 @@ def scored(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="module")
 def browser(scored: dict[str, Any]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = launch(pw)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with chromium() as instance:
+        yield instance
 
 
 def _login(browser: Any, base: str, name: str) -> Any:

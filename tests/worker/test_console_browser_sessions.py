@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import requests
-from browser_support import browser_missing, launch, log_in, screenshot_dir
+from browser_support import browser_missing, chromium, log_in, screenshot_dir
 from console_support import add_accounts, start_console
 from worker_support import stop
 
@@ -41,39 +41,36 @@ def console(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
 
 
 def test_logout_ends_the_session_and_the_copied_cookie_is_refused(console: dict[str, Any]) -> None:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect
 
     base, shots = console["base"], console["shots"]
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        try:
-            page = log_in(browser, base, "root")
-            page.wait_for_function("document.querySelector('[data-counter=videos]').textContent !== '…'")
-            page.screenshot(path=str(shots / "1_logged_in.png"), full_page=True)
-            assert page.locator("header .who").inner_text() == "root (admin)"
-            cookie = next(c for c in page.context.cookies() if c["name"] == "vigil_session")
-            assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
-            assert page.evaluate("document.cookie").find("vigil_session") == -1  # scripts cannot read it
-            assert page.request.get(f"{base}/api/admin/users").status == 200
+    with chromium() as browser:
+        page = log_in(browser, base, "root")
+        # a locator wait: a string predicate (wait_for_function) is evaluated with eval, which the page's CSP refuses
+        expect(page.locator("[data-counter=videos]")).not_to_have_text("…")
+        page.screenshot(path=str(shots / "1_logged_in.png"), full_page=True)
+        assert page.locator("header .who").inner_text() == "root (admin)"
+        cookie = next(c for c in page.context.cookies() if c["name"] == "vigil_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+        assert page.evaluate("document.cookie").find("vigil_session") == -1  # scripts cannot read it
+        assert page.request.get(f"{base}/api/admin/users").status == 200
 
-            page.click("button:has-text('Log out')")
-            page.wait_for_url(f"{base}/login")
-            page.screenshot(path=str(shots / "2_logged_out.png"), full_page=True)
-            assert not [c for c in page.context.cookies() if c["name"] == "vigil_session"]
-            page.goto(f"{base}/admin")
-            assert "/login" in page.url  # this browser is logged out
+        page.click("button:has-text('Log out')")
+        page.wait_for_url(f"{base}/login")
+        page.screenshot(path=str(shots / "2_logged_out.png"), full_page=True)
+        assert not [c for c in page.context.cookies() if c["name"] == "vigil_session"]
+        page.goto(f"{base}/admin")
+        assert "/login" in page.url  # this browser is logged out
 
-            # the cookie copied before the logout, replayed in a fresh browser: sent to the login form
-            replay = browser.new_context(viewport={"width": 1280, "height": 900})
-            replay.add_cookies([{"name": "vigil_session", "value": cookie["value"], "url": base}])
-            other = replay.new_page()
-            other.goto(f"{base}/admin")
-            assert "/login" in other.url and other.locator("input[name=password]").count() == 1
-            other.screenshot(path=str(shots / "3_replayed_cookie.png"), full_page=True)
-            assert other.request.get(f"{base}/api/admin/users").status == 401
-            assert other.request.get(f"{base}/api/queue").status == 401
-        finally:
-            browser.close()
+        # the cookie copied before the logout, replayed in a fresh browser: sent to the login form
+        replay = browser.new_context(viewport={"width": 1280, "height": 900})
+        replay.add_cookies([{"name": "vigil_session", "value": cookie["value"], "url": base}])
+        other = replay.new_page()
+        other.goto(f"{base}/admin")
+        assert "/login" in other.url and other.locator("input[name=password]").count() == 1
+        other.screenshot(path=str(shots / "3_replayed_cookie.png"), full_page=True)
+        assert other.request.get(f"{base}/api/admin/users").status == 401
+        assert other.request.get(f"{base}/api/queue").status == 401
     # and by a script, with nothing but the cookie
     answer = requests.get(f"{base}/api/admin/users", cookies={"vigil_session": cookie["value"]}, timeout=10)
     assert answer.status_code == 401 and "users" not in answer.text

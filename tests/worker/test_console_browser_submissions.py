@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import browser_missing, launch, log_in, screenshot_dir
+from browser_support import browser_missing, chromium, log_in, screenshot_dir
 from console_support import ROOT, add_accounts, deployed, start_console
 from webhook_support import Receiver
 from worker_support import reap, spawn, stop, wait_for
@@ -71,14 +71,8 @@ def running(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="module")
 def browser(running: dict[str, Any]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = launch(pw)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with chromium() as instance:
+        yield instance
 
 
 def _logs(running: dict[str, Any]) -> str:
