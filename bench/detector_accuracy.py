@@ -23,7 +23,8 @@ lipsync + voice_change suite fused as the worker does (``detectors._segments.loc
 
 Real material (``--real check``, the default; ``infra/media/fetch`` first): recordings made by people
 (``detectors.realmedia``: franck's conversation in 8 s stretches, webcam, selfie, stock and phone footage) as they
-are, the same faces dubbed with other real voices, real photos driven by real speech in sync and 300 ms late, and
+are, the same faces dubbed with other real voices, real photos driven by real speech in sync and 300 ms late or with 2 s of
+another real voice spliced into the reading (located: a lipsync stretch over the splice), and
 platform-style copies of each (240p, 360p, 24 and 30 fps, vertical with a blurred fill, mirrored and cropped, a copy
 of a copy, phone audio). Reports per kind the share flagged (fused >= 0.5) with a bootstrap 95 % interval, on
 authentic material also the share with any detector at >= 0.5 (flagged = verdict suspicious or likely_manipulated;
@@ -320,6 +321,21 @@ def make_real_set(directory: Path, split: str, *, copies: int = 3, max_dubs: int
             # stay calm on the in-sync ones and find the 300 ms
             items.append({"path": dst, "kind": "photo_in_sync" if offset == 0 else "photo_offset", "label": 1,
                           "offset_ms": offset, "source": photo.id})
+    # a sentence of another real voice spliced into real speech (2 s in the middle of a reading of >= 8 s)
+    long_readers = [v for v in voices if (v.duration_s or 0) >= 8.0]
+    others = [v for v in voices if (v.duration_s or 0) >= 2.0]
+    for k, photo in enumerate(rm.entries(kind="photo_face", split=split)):
+        if not long_readers or len(others) < 2:
+            break
+        reader = long_readers[k % len(long_readers)]
+        other = next(v for v in others[(k * 7) % len(others):] + others if v.id != reader.id)
+        start = 0.5 + min(8.0, reader.duration_s or 8.0) / 2 - 1.0
+        dst = directory / f"splice_{photo.id.replace('/', '_')}.mp4"
+        if not dst.exists():
+            rm.make_real_photo_talking(dst, photo, reader, seed=k, max_s=8.0, splice=(start, start + 2.0),
+                                       splice_voice=other)
+        items.append({"path": dst, "kind": "photo_splice", "label": 1, "splice": (start, start + 2.0),
+                      "source": photo.id})
     for kind in ("authentic", "real_dub", "photo_in_sync", "photo_offset"):
         for item in [i for i in items if i["kind"] == kind][:copies]:
             for copy_name, copy in rm.platform_copies(item["path"], directory / "copies" / item["path"].stem).items():
@@ -343,7 +359,12 @@ def real_accuracy(items: list[dict[str, Any]], fps: float) -> dict[str, Any]:
             continue
         detectors = {n: r.score for n, r in result.results.items() if r.applicable and r.score is not None}
         lip = result.results.get("lipsync")
+        truth = item.get("splice")
+        located = bool(truth and lip and lip.applicable and any(
+            st["start_s"] < truth[1] and st["end_s"] > truth[0] and st["score"] >= 0.5
+            for st in lip.evidence.get("stretches") or []))
         rows.append({**item, "fused": result.fused.score or 0.0, "verdict": result.fused.verdict,
+                     "located_by_lipsync": located,
                      "flagged": result.fused.verdict in ("suspicious", "likely_manipulated"), "detectors": detectors,
                      "lipsync_flag": detectors.get("lipsync", 0.0) >= 0.5,
                      "any_detector_flag": any(v >= 0.5 for v in detectors.values()),
@@ -363,6 +384,9 @@ def real_accuracy(items: list[dict[str, Any]], fps: float) -> dict[str, Any]:
         entry["per_detector"] = {n: {"n_applicable": sum(n in r["detectors"] for r in mine),
                                      "flagged": float(np.mean([r["detectors"][n] >= 0.5 for r in mine
                                                                if n in r["detectors"]]))} for n in names}
+        if kind == "photo_splice":
+            located = np.array([r["located_by_lipsync"] for r in mine])
+            entry.update(located_by_lipsync=float(located.mean()), located_ci=rate_ci(located))
         if mine[0]["label"] == 1:
             entry["missed_files"] = [(str(r["path"].name), r["reason"]) for r in mine if not r["flagged"]]
         if mine[0]["label"] == 0:
@@ -398,7 +422,7 @@ def print_real(split: str, real: dict[str, Any]) -> None:
         return "" if not value else f" [{value[0]:.2f}, {value[1]:.2f}]"
 
     print(f"real material, {split} split ({real['n']} files incl. platform copies; errors: {len(real['errors'])})")
-    for kind in ("authentic", "photo_in_sync", "real_dub", "photo_offset"):
+    for kind in ("authentic", "photo_in_sync", "real_dub", "photo_offset", "photo_splice"):
         if kind not in real:
             continue
         e = real[kind]
@@ -406,6 +430,8 @@ def print_real(split: str, real: dict[str, Any]) -> None:
                 f"{e['likely_manipulated']:.2f}; lipsync >= 0.5: {e['lipsync_flagged']:.2f})")
         if "any_detector_at_0_5" in e:
             line += f"  any detector >= 0.5: {e['any_detector_at_0_5']:.3f}{ci(e['any_detector_ci'])}"
+        if "located_by_lipsync" in e:
+            line += f"  splice located by lipsync: {e['located_by_lipsync']:.3f}{ci(e['located_ci'])}"
         if e["copies"]["n"]:
             line += f"  copies ({e['copies']['n']}): flagged {e['copies']['flagged']:.3f}"
         print(line)

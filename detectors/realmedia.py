@@ -413,19 +413,28 @@ def _render_photo_mouth(base: np.ndarray, points: np.ndarray, opening: np.ndarra
     return frames
 
 
+def _level(speech: np.ndarray, dbfs: float = -20.0) -> np.ndarray:
+    return speech * (10 ** (dbfs / 20) / max(float(np.sqrt(np.mean(speech ** 2))), 1e-4))
+
+
 def make_real_photo_talking(dst: str | os.PathLike[str], photo_entry: MediaEntry | str, voice_entry: MediaEntry | str,
                             offset_ms: float = 0.0, *, seed: int = 0, fps: float = 25.0, size: int = 256,
-                            max_s: float | None = 12.0, lead_s: float = 0.5, tail_s: float = 0.5) -> RealClip:
+                            max_s: float | None = 12.0, lead_s: float = 0.5, tail_s: float = 0.5,
+                            splice: tuple[float, float] | None = None,
+                            splice_voice: MediaEntry | str | None = None) -> RealClip:
     """A real face photo (``photo_entry``) whose lower lip and jaw follow real speech (``voice_entry``, at most
     ``max_s`` seconds of it), written as H.264 + AAC; the audio comes ``offset_ms`` late (> 0) or early (< 0).
     In sync (|offset| < 150 ms) it is authentic material for lip-sync (the mouth follows the voice); offset beyond
-    that it counts as manipulated. The face motion itself is generated: not authentic for face-forgery detectors."""
+    that it counts as manipulated. The face motion itself is generated: not authentic for face-forgery detectors.
+
+    ``splice`` (start, end in seconds of the clip) with ``splice_voice``: there the audio is another real person's
+    speech while the mouth keeps following the original words (a sentence spliced into an authentic speech:
+    manipulated, ``RealClip.segment`` holds the stretch)."""
     from .synthetic import mouth_opening_from_speech, write_mp4
 
     photo, voice = entry(photo_entry), entry(voice_entry)
     rng = np.random.default_rng(seed)
-    speech = real_voice(voice, AUDIO_RATE, dur_s=max_s)
-    speech = speech * (10 ** (-20 / 20) / max(float(np.sqrt(np.mean(speech ** 2))), 1e-4))
+    speech = _level(real_voice(voice, AUDIO_RATE, dur_s=max_s))
     shift = int(round(offset_ms / 1000 * AUDIO_RATE))
     lead = int(lead_s * AUDIO_RATE)
     if lead + min(0, shift) < 0:
@@ -434,7 +443,20 @@ def make_real_photo_talking(dst: str | os.PathLike[str], photo_entry: MediaEntry
     mouth_track = np.zeros(total, dtype=np.float32)
     mouth_track[lead:lead + speech.size] = speech
     audio = (10 ** (-55 / 20) * rng.standard_normal(total)).astype(np.float32)
-    audio[lead + shift:lead + shift + speech.size] += speech
+    heard = speech.copy()
+    voices = (voice.id,)
+    if splice is not None:
+        if splice_voice is None:
+            raise ValueError("a splice needs splice_voice")
+        other = entry(splice_voice)
+        a, b = (int(round(t * AUDIO_RATE)) - lead for t in splice)
+        if not 0 <= a < b <= speech.size:
+            raise ValueError(f"splice {splice} lies outside the speech ({lead_s:g}-{lead_s + speech.size / AUDIO_RATE:.2f} s)")
+        inserted = _level(real_voice(other, AUDIO_RATE, dur_s=(b - a) / AUDIO_RATE + 1.0))
+        inserted = np.resize(inserted, b - a) if inserted.size < b - a else inserted[:b - a]
+        heard[a:b] = inserted
+        voices = (voice.id, other.id)
+    audio[lead + shift:lead + shift + speech.size] += heard
     n_frames = int(total / AUDIO_RATE * fps)
     opening = mouth_opening_from_speech(mouth_track, np.arange(n_frames) / fps)
     image = _read_image(photo.path)
@@ -442,8 +464,9 @@ def make_real_photo_talking(dst: str | os.PathLike[str], photo_entry: MediaEntry
     frames = _render_photo_mouth(crop, points, opening, fps)
     dst = Path(dst)
     write_mp4(dst, frames, fps, np.clip(audio, -1, 1), sample_rate=AUDIO_RATE, crf=20)
-    return RealClip(path=dst, kind="photo_talking", manipulated=abs(offset_ms) >= 150, duration_s=total / AUDIO_RATE,
-                    face_id=photo.id, voice_ids=(voice.id,), offset_ms=float(offset_ms),
+    return RealClip(path=dst, kind="photo_talking", manipulated=abs(offset_ms) >= 150 or splice is not None,
+                    duration_s=total / AUDIO_RATE, face_id=photo.id, voice_ids=voices, offset_ms=float(offset_ms),
+                    segment=None if splice is None else (round(splice[0], 3), round(splice[1], 3)),
                     split=_split_of(photo.split, voice.split))
 
 

@@ -103,6 +103,8 @@ def built(corpus: list[rm.MediaEntry], tmp_path_factory: pytest.TempPathFactory)
         "photo": rm.make_real_photo_talking(out / "photo.mp4", "pyfeat/single_face.jpg", "codec2/big_dog"),
         "photo_late": rm.make_real_photo_talking(out / "photo_late.mp4", "pyfeat/single_face.jpg", "codec2/big_dog",
                                                  offset_ms=300),
+        "photo_splice": rm.make_real_photo_talking(out / "photo_splice.mp4", "pyfeat/single_face.jpg",
+                                                   "codec2/big_dog", splice=(1.5, 3.0), splice_voice="codec2/vk5qi"),
     }
 
 
@@ -183,3 +185,22 @@ def test_platform_copies_are_what_they_claim(built: dict[str, rm.RealClip], tmp_
     spectrum = np.abs(np.fft.rfft(phone)) ** 2
     freqs = np.fft.rfftfreq(phone.size, 1 / 16_000)
     assert spectrum[freqs > 4200].sum() < 0.01 * spectrum.sum()
+
+
+def test_a_spliced_voice_replaces_the_audio_there_and_nowhere_else(built: dict[str, rm.RealClip]) -> None:
+    """The mouth keeps following the original reading; from 1.5 s to 3.0 s the audio is another real voice."""
+    sync, spliced = built["photo"], built["photo_splice"]
+    assert spliced.manipulated and spliced.segment == (1.5, 3.0) and spliced.voice_ids == ("codec2/big_dog",
+                                                                                          "codec2/vk5qi")
+    a, b = decode_clip(sync.path, fps=5.0).audio, decode_clip(spliced.path, fps=5.0).audio
+    assert a is not None and b is not None and abs(a.size - b.size) < 1600
+
+    def differs(start: float, end: float) -> float:
+        i, j = int(start * 16_000), int(end * 16_000)
+        return float(np.sqrt(np.mean((a[i:j] - b[i:j]) ** 2)) / (np.sqrt(np.mean(a[i:j] ** 2)) + 1e-6))
+
+    assert differs(1.6, 2.9) > 0.5  # another voice there
+    assert differs(0.0, 1.4) < 0.2 and differs(3.1, 4.5) < 0.2  # the reading itself elsewhere (AAC noise aside)
+    with pytest.raises(ValueError, match="needs splice_voice"):
+        rm.make_real_photo_talking(spliced.path.with_name("x.mp4"), "pyfeat/single_face.jpg", "codec2/big_dog",
+                                   splice=(1.0, 2.0))
