@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +107,24 @@ def start_console(settings: Settings, log: Path, port: int | None = None) -> tup
         time.sleep(0.3)
     proc.kill()
     raise AssertionError(f"the console did not answer: {log.read_text()[-3000:]}")
+
+
+@contextmanager
+def console_running(settings: Settings, log: Path, port: int | None = None) -> Iterator[str]:
+    """The test accounts (``add_accounts``), then a console as deployed (``start_console``); its base URL for the
+    block, the console stopped after it (terminated, killed if it does not end within 30 s)."""
+    add_accounts(settings)
+    proc, base = start_console(settings, log, port)
+    try:
+        yield base
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
 
 
 def login(base: str, name: str) -> requests.Session:

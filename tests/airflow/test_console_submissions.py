@@ -9,7 +9,7 @@ import pytest
 from crawlkit import consume_jobs
 
 from pipeline import Settings, make_es_client
-from tests.console_support import add_accounts, csrf_of, login, start_console
+from tests.console_support import console_running, csrf_of, login
 
 pytestmark = [pytest.mark.kafka, pytest.mark.elasticsearch, pytest.mark.slow]
 
@@ -33,9 +33,7 @@ def test_an_analyst_submits_a_link_and_a_file(crawl_settings: Settings, platform
     from fakeplatform import FakeVideo
 
     platform.add(FakeVideo("tip", "Cute cat plays the piano", media=media.clip(1.5)))  # not political: still taken
-    add_accounts(crawl_settings)
-    proc, base = start_console(crawl_settings, tmp_path / "console.log")
-    try:
+    with console_running(crawl_settings, tmp_path / "console.log") as base:
         ana = login(base, "ana")
         csrf = csrf_of(ana.get(f"{base}/submit", timeout=10).text)
         link = platform.page_url("tip")
@@ -79,6 +77,3 @@ def test_an_analyst_submits_a_link_and_a_file(crawl_settings: Settings, platform
 
         jobs = consume_jobs(crawl_settings, expect=2)
         assert sorted(j.video_uid for j in jobs) == sorted(["generic:tip", uid])
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)

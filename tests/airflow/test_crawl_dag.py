@@ -168,15 +168,11 @@ def test_a_watchlist_edited_in_the_console_is_what_the_next_run_reads(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Import, add, pause and edit in the real console (admin); analysts are refused; the real DAG then crawls the
     stored watchlist, not the VIGIL_WATCHLIST file, and each entry's run shows on the console's watchlist API."""
-    import requests
-
     from pipeline.crawl._health import entry_id
-    from tests.console_support import add_accounts, csrf_of, login, start_console
+    from tests.console_support import console_running, csrf_of, login
 
     populate(platform, media)
-    add_accounts(crawl_settings)
-    proc, base = start_console(crawl_settings, tmp_path / "console.log")
-    try:
+    with console_running(crawl_settings, tmp_path / "console.log") as base:
         root = login(base, "root")
         csrf = csrf_of(root.get(f"{base}/watchlists", timeout=10).text)
         senate, minister, wahl = (platform.page_url(v) for v in ("senate", "minister", "wahl"))
@@ -228,7 +224,3 @@ def test_a_watchlist_edited_in_the_console_is_what_the_next_run_reads(
         assert rows[minister]["paused"] and rows[minister]["runs"] == []
         page = root.get(f"{base}/watchlists", timeout=10).text
         assert "not crawled yet" in page and "1 / 1 / 0 · generic" in page
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        requests.Session().close()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import requests
-from console_support import PASSWORDS, ROOT, add_accounts, csrf_of, env_for, login, start_console
+from console_support import PASSWORDS, ROOT, console_running, csrf_of, env_for, login
 
 from conftest import remove_test_objects, settings_for
 from pipeline import make_es_client
@@ -73,13 +73,10 @@ def console(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
     for doc in docs:
         es.index(index=settings.index("videos"), id=doc["video_uid"], document=doc)
     es.indices.refresh(index=[settings.index("videos"), settings.index("detections"), settings.index("spread")])
-    add_accounts(settings)
-    proc, base = start_console(settings, tmp / "console.log")
     try:
-        yield {"settings": settings, "es": es, "base": base, "payload": payload}
+        with console_running(settings, tmp / "console.log") as base:
+            yield {"settings": settings, "es": es, "base": base, "payload": payload}
     finally:
-        proc.terminate()
-        proc.wait(30)
         es.close()
         remove_test_objects(settings)
 

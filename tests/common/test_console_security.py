@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urlsplit
 import elasticsearch
 import pytest
 import requests
-from console_support import PASSWORDS, ROOT, add_accounts, csrf_of, env_for, login, start_console
+from console_support import PASSWORDS, ROOT, console_running, csrf_of, env_for, login
 
 from conftest import remove_test_objects, settings_for
 from pipeline import Settings, make_es_client
@@ -51,13 +51,10 @@ def console(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
     es.index(index=settings.index("videos"), id="youtube:one", refresh=True, document={
         "video_uid": "youtube:one", "platform": "youtube", "title": "one", "status": "scored",
         "fused": {"score": 0.5, "verdict": "suspicious"}, "media": {"sha256": "cd" * 32}})
-    add_accounts(settings)
-    proc, base = start_console(settings, tmp / "console.log")
     try:
-        yield {"settings": settings, "es": es, "base": base, "users": users}
+        with console_running(settings, tmp / "console.log") as base:
+            yield {"settings": settings, "es": es, "base": base, "users": users}
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
         remove_test_objects(settings)
         es.close()
 

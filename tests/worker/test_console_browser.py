@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from browser_support import browser_missing, chromium, log_in
-from console_support import add_accounts, start_console
+from console_support import console_running
 from worker_support import job_for, produce, reap, spawn, stop, wait_for
 
 from conftest import remove_test_objects, settings_for
@@ -69,12 +69,10 @@ def scored(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
     finally:
         stop(worker)
         stop(sink)
-    add_accounts(settings)
-    console, base = start_console(settings, tmp / "console.log")
     try:
-        yield {"settings": settings, "es": es, "base": base, "jobs": jobs, "tmp": tmp}
+        with console_running(settings, tmp / "console.log") as base:
+            yield {"settings": settings, "es": es, "base": base, "jobs": jobs, "tmp": tmp}
     finally:
-        stop(console)
         reap()
         es.close()
         remove_test_objects(settings)

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 import requests
 from browser_support import browser_missing, chromium, log_in, screenshot_dir
-from console_support import add_accounts, start_console
-from worker_support import stop
+from console_support import console_running
 
 from conftest import remove_test_objects, settings_for
 from pipeline import make_es_client, run_setup
@@ -30,12 +29,10 @@ def console(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
     es.index(index=settings.index("videos"), id="youtube:one", refresh=True, document={
         "video_uid": "youtube:one", "platform": "youtube", "title": "Senator's speech", "status": "scored",
         "fused": {"score": 0.71, "verdict": "likely_manipulated"}})
-    add_accounts(settings)
-    proc, base = start_console(settings, tmp / "console.log")
     try:
-        yield {"settings": settings, "base": base, "shots": screenshot_dir(tmp_path_factory, "sessions")}
+        with console_running(settings, tmp / "console.log") as base:
+            yield {"settings": settings, "base": base, "shots": screenshot_dir(tmp_path_factory, "sessions")}
     finally:
-        stop(proc)
         es.close()
         remove_test_objects(settings)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from browser_support import browser_missing, chromium, log_in, screenshot_dir
-from console_support import ROOT, add_accounts, deployed, start_console
+from console_support import ROOT, console_running, deployed
 from webhook_support import Receiver
 from worker_support import reap, spawn, stop, wait_for
 
@@ -51,18 +51,16 @@ def running(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
                                 sink_flush_interval_s=0.3, worker_session_timeout_ms=6000,
                                 console_public_url="https://vigil.example.org")
         run_setup(settings)
-        add_accounts(settings)
         es = make_es_client(settings)  # the test's own reads (the stack's superuser)
         # worker and sink with the pipeline's restricted login, as deployed
         worker = spawn("worker", deployed(settings), tmp / "worker.log", VIGIL_WORKER_SUITE="worker_support:make_suite")
         sink = spawn("sink", deployed(settings), tmp / "sink.log")
-        console, base = start_console(settings, tmp / "console.log")
         try:
-            yield {"settings": settings, "es": es, "base": base, "platform": platform, "media": media, "tmp": tmp,
-                   "receiver": receiver,
-                   "shots": screenshot_dir(tmp_path_factory, "submissions")}
+            with console_running(settings, tmp / "console.log") as base:
+                yield {"settings": settings, "es": es, "base": base, "platform": platform, "media": media,
+                       "tmp": tmp, "receiver": receiver, "shots": screenshot_dir(tmp_path_factory, "submissions")}
         finally:
-            for proc in (console, worker, sink):
+            for proc in (worker, sink):
                 stop(proc)
             reap()
             es.close()
