@@ -18,7 +18,10 @@ The device step computes weighted Pearson correlations for all lags in all windo
 - the whole clip: high when a clear correlation peak sits at a large offset, or when the face is visibly talking and
   its mouth is unrelated to the speech (a dub of the whole clip: peak under 0.3, or, with the patch reading, most
   windows not following: their median under ``dub_below`` while fewer than ``dub_agreement`` of them peak near the
-  clip's lag; an in-sync speaker whose windows are weak one by one still has them agree on its lag);
+  clip's lag; an in-sync speaker whose windows are weak one by one still has them agree on its lag). Without a clear
+  peak (under ``clear_peak``) outside ``tolerance_ms`` the clip's lag is chance, and windows read there follow by
+  selection; they are read at the best lag a recording can have (within ``tolerance_ms``) too, the lower median and
+  the higher agreement kept;
 - the worst sustained stretch: a window is judged only where it can be (the face is visible in most of its frames,
   the mouth moves and there is speech; speech pauses, music, a listener while someone off-screen talks, a head
   turned away and a cutaway give no judgement, never a fake one: a window across a picture cut, or with speech
@@ -55,7 +58,7 @@ from ._clip import Clip
 from ._mouth import PROBE_KEY, DenseMouth, dense_opening, main_face_owner, mouth_patches
 from ._registry import register
 
-__all__ = ["LipSync", "speech_envelope", "speech_activity", "describe_sync", "describe_stretch", "shot_cuts", "main_face"]
+__all__ = ["LipSync", "speaking_sync", "speech_envelope", "speech_activity", "describe_sync", "describe_stretch", "shot_cuts", "main_face"]
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +118,48 @@ def main_face(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
         mouth[mine] = track.mouth_open[observation[mine]]
     seen = np.flatnonzero(track_of >= 0)
     return seen, mouth[seen]
+
+
+def speaking_sync(clip: Clip, *, max_lag_s: float = 0.15, detrend_s: float = 1.5, dense: bool = True
+                  ) -> tuple[float, str] | None:
+    """How well the main face's mouth follows the clip's speech at a lag a recording can have (within ``max_lag_s``):
+    (the best whole-clip correlation there, the mouth reading used), or None without a face, audio or enough frames.
+
+    The same signals as the detector (the mouth at the video's rate from ``Clip.probes`` when a probe cut them, else
+    the mesh at the sampled frames; the loudness envelope; slow drift out of both), in one pass over the clip. The
+    face that speaks the audio reads high (in-sync talking heads 0.87-0.98); a face shown under another voice (a
+    dub, a listener) reads at chance for its length (real faces dubbed with other real voices: under 0.35)."""
+    if clip.speaker is None or not clip.has_audio or clip.audio is None:
+        return None
+    frame_index, mouth_all = main_face(clip)
+    patches = clip.probes.get(PROBE_KEY) if dense else None
+    reading = dense_opening(patches, clip.timestamps[frame_index], mouth_all) if patches is not None else None
+    if reading is not None:
+        ok = reading.valid & np.isfinite(reading.opening)
+        times, mouth, fps, method = reading.times[ok], reading.opening[ok], reading.rate, reading.method
+    else:
+        ok = np.isfinite(mouth_all)
+        times, mouth, method = clip.timestamps[frame_index[ok]], mouth_all[ok], "mesh"
+        fps = clip.fps if clip.fps > 0 else 5.0
+    if times.size < 8 or float(np.std(mouth)) == 0.0:
+        return None
+    env_db, _ = speech_envelope(clip.audio, clip.sample_rate)
+    if env_db.size < 10:
+        return None
+    env = _moving_average(env_db, 7)
+    env = env - _moving_average(env, int(detrend_s * ENVELOPE_RATE))
+    mouth = mouth.astype(np.float64) - _moving_average(mouth.astype(np.float64), max(3, int(round(detrend_s * fps)) | 1))
+    env_times = np.arange(env.size) / ENVELOPE_RATE
+    best = -1.0
+    for lag in np.arange(-max_lag_s, max_lag_s + 1e-9, 0.02):
+        query = times + lag
+        inside = (query >= 0) & (query <= env_times[-1])
+        if inside.sum() < 8:
+            continue
+        x, y = mouth[inside], np.interp(query[inside], env_times, env)
+        if np.std(x) > 0 and np.std(y) > 0:
+            best = max(best, float(np.corrcoef(x, y)[0, 1]))
+    return best, method
 
 
 def mouth_width_px(track: Any) -> float | None:
@@ -580,11 +625,24 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         # at the video's own rate, a mouth that follows its audio does so in nearly every window; one whose windows
         # mostly do not (median under dub_below) is dubbed, whatever chance correlation the whole clip peaks at
         followed = float(np.median([r["at_clip_lag"] for r in readings if r is not None])) if counted else None
+        # Without a clear peak anywhere the clip's lag is only where chance put the maximum of 101 lags, and windows
+        # read at that lag follow by selection (a short dub's median reached 0.54 there). A mouth that talks with
+        # its own speech follows it at a lag a recording can have (within tolerance_ms): read the windows there too
+        # and keep the lower median, and the higher agreement (the guard for a weak in-sync speaker).
+        sync_lag_ms, agreed = offset_ms, agreement
+        if counted and peak < self.clear_peak and abs(offset_ms) > self.tolerance_ms:
+            plausible = np.abs(1000.0 * self.lags) <= self.tolerance_ms
+            best = int(np.flatnonzero(plausible)[np.argmax(curve[plausible])])
+            sync_lag_ms = 1000.0 * float(self.lags[best])
+            at_sync = [self._near(r["row"], sync_lag_ms) for r in readings if r is not None]
+            followed = min(followed, float(np.median(at_sync)))  # type: ignore[type-var]
+            agreed = max(agreement, float(np.mean([abs(r["offset_ms"] - sync_lag_ms) <= 100.0
+                                                   for r in readings if r is not None])))
         dubbed = (rule.dub_below is not None and talking and followed is not None
                   and counted >= 2 * rule.min_stretch_windows)
         # ... and whose windows do not agree on a lag: an in-sync speaker whose windows are weak one by one (soft
         # articulation, a beard, low light) still has them peak at its own lag; a dub's peak wherever chance puts them
-        if dubbed and agreement >= rule.dub_agreement:
+        if dubbed and agreed >= rule.dub_agreement:
             dubbed = False
         if dubbed:
             unrelated = 0.8 * float(np.clip((rule.dub_below - followed) / 0.15, 0.0, 1.0))  # type: ignore[operator]
@@ -619,6 +677,7 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
             "talking": talking,
             "whole_clip_score": round(whole, 3),
             "median_window_correlation": round(followed, 3) if followed is not None else None,
+            "sync_lag_ms": round(sync_lag_ms, 1),  # where the windows were read for the dub call
             "manipulation": manipulation,  # dub (mouth stops following) / shift (follows at another lag) / None
             "stretches": stretches,
             "windows_judged": int(counted),

@@ -10,7 +10,7 @@ import pytest
 
 from detector_media import prepared, talking  # noqa: F401  (session fixtures)
 from detectors import Clip, FaceTracker, LipSync, decode_clip
-from detectors._mouth import PATCH_H, PATCH_W, PROBE_KEY, dense_opening, mouth_patches
+from detectors._mouth import PATCH_H, PATCH_W, PROBE_KEY, MouthPatches, dense_opening, mouth_patches
 from detectors.lipsync import main_face
 from detectors.synthetic import TalkingClip, make_long_clip, mouth_opening_from_speech, speak
 
@@ -105,3 +105,33 @@ def test_an_audio_only_file_gives_no_patches(prepared: dict[str, Clip], tmp_path
     audio = tmp_path / "speech.m4a"
     write_audio_only(audio, speak("Only a voice."))
     assert mouth_patches(copy.deepcopy(prepared["sync"]), audio) is None
+
+
+def _turning_head_patches(seconds: float = 8.0, rate: float = 25.0, seed: int = 0) -> tuple[MouthPatches, np.ndarray]:
+    """Mouth patches of a head that turns and nods (a large, slow change of shading across the whole patch) while the
+    mouth opens and closes at syllable rate (a smaller, fast darkening of the centre); and the true opening."""
+    rng = np.random.default_rng(seed)
+    times = np.arange(int(seconds * rate)) / rate
+    opening = np.clip(np.sin(2 * np.pi * 4.3 * times + rng.uniform(0, 6)) * rng.uniform(0.6, 1.0, times.size), 0, 1)
+    turn = np.sin(2 * np.pi * 0.25 * times) + 0.6 * np.sin(2 * np.pi * 0.11 * times + 1.0)
+    y, x = np.mgrid[0:PATCH_H, 0:PATCH_W]
+    shading = (x - PATCH_W / 2) / PATCH_W + 0.4 * (y - PATCH_H / 2) / PATCH_H  # sums to ~0 over the centre
+    centre = np.exp(-(((x - PATCH_W / 2) / 5.0) ** 2 + ((y - PATCH_H / 2) / 3.0) ** 2))
+    frames = 140 + 90 * turn[:, None, None] * shading[None] - 45 * opening[:, None, None] * centre[None]
+    frames += rng.normal(0, 2.0, frames.shape)
+    patches = MouthPatches(times=times, patches=np.clip(frames, 0, 255).astype(np.uint8),
+                           valid=np.ones(times.size, dtype=bool), rate=rate, mouth_px=40.0)
+    return patches, opening
+
+
+def test_a_turning_head_is_read_from_the_mouths_fast_changes() -> None:
+    """When the head's slow turn is the patches' main change (not a darker centre) and the mesh labels cannot be fitted
+    (a jittering mesh), the fast part of the patches, once each pixel's moving average is out, carries the mouth."""
+    patches, opening = _turning_head_patches()
+    key_times = patches.times[::5]
+    jitter = np.random.default_rng(1).uniform(0, 1, key_times.size)  # mesh readings unrelated to the mouth
+    reading = dense_opening(patches, key_times, jitter)
+    assert reading is not None and reading.method == "fast_appearance", reading
+    assert abs(reading.agreement) >= 0.6
+    fast_truth = opening - np.convolve(np.pad(opening, 7, mode="edge"), np.ones(15) / 15, mode="valid")
+    assert np.corrcoef(reading.opening, fast_truth)[0, 1] > 0.8
