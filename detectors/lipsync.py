@@ -21,7 +21,8 @@ The device step computes weighted Pearson correlations for all lags in all windo
   clip's lag; an in-sync speaker whose windows are weak one by one still has them agree on its lag). Without a clear
   peak (under ``clear_peak``) outside ``tolerance_ms`` the clip's lag is chance, and windows read there follow by
   selection; they are read at the best lag a recording can have (within ``tolerance_ms``) too, the lower median and
-  the higher agreement kept;
+  the higher agreement kept. A whole-clip peak read over a few mouth samples (the mesh at 5 fps over a window or
+  two of judged speech) must stand ``chance_sigmas`` standard errors above chance (``chance_peak``) to flag;
 - the worst sustained stretch: a window is judged only where it can be (the face is visible in most of its frames,
   the mouth moves and there is speech; speech pauses, music, a listener while someone off-screen talks, a head
   turned away and a cutaway give no judgement, never a fake one: a window across a picture cut, or with speech
@@ -238,6 +239,25 @@ DENSE_RULE = StretchRule(window_s=1.0, hop_s=0.2, min_stretch_windows=5, follows
                          lost_at=0.36, window_mouth_std=0.02, dub_below=0.6, settle_s=0.5, dub_agreement=0.7)
 
 
+#: the most a whole-clip reading over too little judged speech may score (it grades the clip, never flags it)
+THIN_SUPPORT_CAP = 0.3
+
+
+def chance_peak(samples: int, sigmas: float = 3.0) -> float:
+    """The correlation a whole-clip peak must reach to stand ``sigmas`` standard errors (1 / sqrt(n - 3)) above
+    chance with ``samples`` mouth samples; above 1 (unreachable) for a handful."""
+    return sigmas / math.sqrt(max(samples - 3, 1))
+
+
+def _union_length(spans: list[tuple[float, float]]) -> float:
+    total, end = 0.0, -math.inf
+    for a, b in sorted(spans):
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return total
+
+
 @dataclass
 class LipSyncInputs:
     """One clip's prepared signals: mouth samples and the envelope read at every (frame, lag)."""
@@ -273,7 +293,8 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
                  clear_peak: float = 0.6, still_speech_rule: bool = True, min_mouth_px: float = 35.0,
                  dense_mouth: bool = True, dense_max_fps: float = 25.0, closed_share: float = 0.35,
                  dense_still_motion: float = 0.02, dense_talking_motion: float = 0.03,
-                 rule: StretchRule = MESH_RULE, dense_rule: StretchRule = DENSE_RULE) -> None:
+                 rule: StretchRule = MESH_RULE, dense_rule: StretchRule = DENSE_RULE,
+                 chance_sigmas: float = 3.0) -> None:
         super().__init__(device=device, batch_size=batch_size)
         self.lags = np.round(np.arange(-max_lag_s, max_lag_s + 1e-9, lag_step_s), 6)
         self.min_duration_s = min_duration_s
@@ -299,6 +320,7 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         self.dense_talking_motion = dense_talking_motion
         self.dense_max_fps = dense_max_fps
         self.rule, self.dense_rule = rule, dense_rule
+        self.chance_sigmas = chance_sigmas
 
     # -- probe (while the file exists): the mouth at the video's own rate
     def probe(self, clip: Clip, path: str) -> None:
@@ -492,6 +514,7 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
             corr = torch.where(total >= 6, corr, torch.zeros_like(corr))  # too few samples: no evidence
             n = int(item.bounds.shape[0])
             out.append({"windows": corr[:n].float(), "clip": corr[n].float(), "samples": total[:n].amax(dim=1).float(),
+                        "clip_samples": int(item.clip_mask.sum().item()),
                         "judged": item.judged, "reading": item.reading, "talking": item.talking,
                         "rule": item.rule})
         return out
@@ -595,8 +618,12 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         samples = raw["samples"].numpy()
         judged = np.asarray(raw["judged"], dtype=bool)
         offset_ms, peak = self._peak(curve)
-        _, mouth_all = main_face(clip)
-        talking = bool(raw.get("talking", np.std(mouth_all[np.isfinite(mouth_all)]) >= self.talking_mouth_std))
+        if "talking" in raw:
+            talking = bool(raw["talking"])
+        else:
+            _, mouth_all = main_face(clip)
+            finite = mouth_all[np.isfinite(mouth_all)]
+            talking = bool(finite.size and np.std(finite) >= self.talking_mouth_std)
         rule: StretchRule = raw.get("rule", self.rule)  # type: ignore[assignment]
         starts = self._window_starts(clip.duration_s, rule)
         series = []
@@ -605,6 +632,17 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         agree = 0
         counted = 0
         whole = self._score(offset_ms, peak, talking)
+        # the whole-clip curve is read over the judged windows; over a few mouth samples (the face mesh at 5 fps
+        # over one or two windows: a listener who says a few words while someone off-screen talks) a peak below
+        # chance_sigmas standard errors of a correlation of that many samples (3 / sqrt(n - 3)) is a chance maximum
+        # over 101 lags, not an offset: it may grade the clip, never flag it
+        usable = (samples >= 6) & judged
+        support_s = _union_length([(float(a), float(a) + rule.window_s) for a in starts[usable]])
+        clip_samples = int(raw.get("clip_samples", 10**9))
+        chance = chance_peak(clip_samples, self.chance_sigmas)
+        thin = bool(usable.any()) and peak < chance
+        if thin:
+            whole = min(whole, THIN_SUPPORT_CAP)
         kept: list[tuple[float, float, float]] = []
         for start, row, count, ok in zip(starts, inputs_windows, samples, judged, strict=True):
             end = min(start + rule.window_s, clip.duration_s)
@@ -663,6 +701,9 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
                            f"belong to this face")
         elif whole >= worst or whole >= 0.5:
             reasons.append(describe_sync(offset_ms, confidence=confidence, peak=peak, talking=talking))
+            if thin:
+                reasons.append(f"read over only {clip_samples} mouth samples ({support_s:.1f} s of judged speech), "
+                               f"where chance reaches {min(chance, 1.0):.2f}: not enough to call a whole-clip offset")
         reasons = [s["reason"] for s in sorted(stretches, key=lambda s: -s["score"]) if s["score"] >= 0.5] + reasons
         manipulation = None
         if whole >= 0.5:
@@ -681,6 +722,8 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
             "manipulation": manipulation,  # dub (mouth stops following) / shift (follows at another lag) / None
             "stretches": stretches,
             "windows_judged": int(counted),
+            "judged_speech_s": round(support_s, 2),
+            "clip_samples": clip_samples if clip_samples < 10**9 else None,
             "windows": int(len(starts)),
             "reasons": reasons,
             "offsets": series,

@@ -145,3 +145,59 @@ def test_a_dub_of_the_whole_clip_is_flagged_as_a_dub(results: dict[str, Detector
     assert dub.flagged and dub.evidence["manipulation"] == "dub", dub.evidence
     assert dub.evidence["median_window_correlation"] < 0.6
     assert "does not follow the speech" in dub.evidence["reasons"][0]
+
+
+def _raw_reading(detector: LipSync, *, peak: float, lag_ms: float, clip_samples: int) -> dict:  # type: ignore[type-arg]
+    """What the device step hands postprocess for an 8 s clip read from the mesh: one judged window, and a whole-clip
+    curve peaking at ``peak`` at ``lag_ms``."""
+    import torch
+
+    from detectors.lipsync import MESH_RULE
+
+    lags_ms = 1000.0 * detector.lags
+    curve = peak * np.exp(-(((lags_ms - lag_ms) / 120.0) ** 2))
+    starts = detector._window_starts(8.0, MESH_RULE)
+    windows = np.tile(curve, (starts.size, 1))
+    judged = np.zeros(starts.size, dtype=bool)
+    judged[3] = True
+    return {"windows": torch.tensor(windows, dtype=torch.float32), "clip": torch.tensor(curve, dtype=torch.float32),
+            "samples": torch.full((starts.size,), 12.0), "clip_samples": clip_samples, "judged": judged,
+            "reading": "mesh", "talking": False, "rule": MESH_RULE}
+
+
+def test_a_whole_clip_offset_must_stand_above_chance_for_its_number_of_mouth_samples() -> None:
+    """A listener who says a few words: the mesh at 5 fps gives a dozen samples, and a peak of 0.74 at 950 ms over
+    101 lags is what chance gives them (3 standard errors of a correlation of 12 samples: 1.0). It may grade the clip,
+    never flag it; the same peak over a sentence's worth of samples is an offset."""
+    from detectors.lipsync import THIN_SUPPORT_CAP, chance_peak
+
+    detector = LipSync(device="cpu")
+    clip = Clip(source="listener", duration_s=8.0, fps=5.0, frames=np.zeros((40, 8, 8, 3), np.uint8),
+                timestamps=np.arange(40) / 5.0, audio=np.zeros(16000 * 8, np.float32))
+    assert chance_peak(12) == pytest.approx(1.0) and chance_peak(200) < 0.25
+    few = detector.postprocess(_raw_reading(detector, peak=0.74, lag_ms=950.0, clip_samples=12), clip)
+    assert few.score <= THIN_SUPPORT_CAP and few.evidence["manipulation"] is None, few.evidence["reasons"]
+    assert any("12 mouth samples" in r and "chance" in r for r in few.evidence["reasons"])
+    many = detector.postprocess(_raw_reading(detector, peak=0.74, lag_ms=950.0, clip_samples=60), clip)
+    assert many.score >= 0.5 and many.evidence["manipulation"] == "shift"
+    assert abs(many.evidence["offset_ms"] - 950.0) <= 20.0
+
+
+def test_an_offset_over_two_words_is_still_found(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two words in eight seconds with the audio 500 ms late: a clear peak, above chance even for the mesh's 18
+    samples, and far above it at the file's rate."""
+    from detectors import FaceTracker, decode_clip
+    from detectors._mouth import PROBE_KEY, mouth_patches
+    from detectors.synthetic import make_talking_clip
+
+    path = tmp_path / "few_words.mp4"
+    make_talking_clip(path, "Yes, indeed.", offset_ms=500.0, lead_s=3.5, tail_s=3.5, seed=4)
+    clip = FaceTracker()(decode_clip(path, fps=5.0))
+    detector = LipSync(device="cpu")
+    mesh = detector(copy.deepcopy(clip))
+    assert mesh.evidence["mouth_reading"] == "mesh" and mesh.evidence["clip_samples"] < 40
+    assert mesh.flagged and abs(mesh.evidence["offset_ms"] - 500.0) <= 80.0, mesh.evidence["reasons"]
+    clip.probes[PROBE_KEY] = mouth_patches(clip, path)
+    dense = detector(clip)
+    assert dense.evidence["mouth_reading"] == "appearance"
+    assert dense.flagged and abs(dense.evidence["offset_ms"] - 500.0) <= 40.0, dense.evidence["reasons"]
