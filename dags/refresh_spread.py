@@ -1,8 +1,13 @@
 """
 ### Refresh spread
 
-Every run re-reads the public counters (views, likes, comments, reposts) of the videos Vigil still follows: those
-first seen within `VIGIL_SPREAD_ACTIVE_DAYS` whose status is queued or scored. Pages are read with yt-dlp for
+Every run re-reads the public counters (views, likes, comments, reposts) of the videos Vigil still follows (first
+seen within `VIGIL_SPREAD_ACTIVE_DAYS`, status queued or scored) whose next reading is due: checkpoints at fixed ages
+after publication (`VIGIL_SPREAD_CHECKPOINTS_H`, default 15 min, 1 h, 5 h, 24 h; then every `VIGIL_SPREAD_DAILY_H`),
+sooner for a risky video or one an analyst judged manipulated (`VIGIL_SPREAD_PROMOTE_RISK`, every
+`VIGIL_SPREAD_PROMOTE_INTERVAL_H`), most overdue first, at most `VIGIL_SPREAD_MAX_VIDEOS` a run. `summarize` reports
+the backlog: readings due and checkpoints missed (later than `VIGIL_SPREAD_DEADLINE_SHARE` of their age), a warning
+when any were. Pages are read with yt-dlp for
 metadata only (nothing is downloaded), one mapped task per host so per-host rate limits
 (`VIGIL_SPREAD_MIN_INTERVAL_S`, `VIGIL_SPREAD_HOST_INTERVALS`) hold; cookies files and proxies can be set per host
 (`VIGIL_SPREAD_COOKIES_FILES`, `VIGIL_SPREAD_PROXIES`).
@@ -107,10 +112,11 @@ def refresh_spread() -> None:
 
     @task
     def summarize(rows: list[dict[str, Any]], hashed: list[str], clusters: dict[str, Any]) -> dict[str, Any]:
-        """Counts, logged and returned."""
-        from pipeline.spread import summarize
+        """Counts and the backlog (readings due, checkpoints missed), logged and returned."""
+        from pipeline import load_settings
+        from pipeline.spread import backlog, summarize
 
-        return summarize(rows, hashed, clusters)
+        return summarize(rows, hashed, clusters, backlog(load_settings()))
 
     @task
     def of_family(groups: dict[str, list[Any]], family: str) -> list[Any]:

@@ -43,6 +43,9 @@ def spread() -> None:
     cli.console.print(table)
     cli.console.print(f"{summary.polled} polled, {summary.failed} failed, {summary.hashed} newly hashed, "
                       f"{summary.clusters_with_reuploads} re-upload clusters ({summary.seconds:.1f} s)")
+    if summary.due is not None:
+        cli.console.print(f"backlog: {summary.due} readings due, {summary.overdue} past their deadline"
+                          + (" (missed checkpoints: the refresh is not keeping up)" if summary.overdue else ""))
     if summary.failed and not summary.polled:
         raise typer.Exit(1)
 

@@ -218,7 +218,16 @@ class Settings(BaseSettings):
     # -- spread and alerts
     spread_schedule: str = Field(DEFAULT_SPREAD_SCHEDULE, description="cron expression or preset of refresh_spread")
     spread_active_days: float = Field(7.0, gt=0, description="videos first seen this many days ago or less are re-polled")
-    spread_max_videos: int = Field(500, ge=1, description="most videos re-polled per refresh (least recently polled first)")
+    spread_max_videos: int = Field(500, ge=1, description="most videos re-polled per refresh (due ones, most overdue first)")
+    spread_checkpoints_h: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [0.25, 1.0, 5.0, 24.0],
+        description="ages (hours after publication) at which a video's counters are read again (comma-separated)")
+    spread_daily_h: float = Field(24.0, gt=0, description="after the last checkpoint, a reading every this many hours")
+    spread_promote_risk: float = Field(
+        100.0, ge=0, description="risk (score x views per hour) from which a video is read every spread_promote_interval_h")
+    spread_promote_interval_h: float = Field(1.0, gt=0, description="the most time between readings of a risky video")
+    spread_deadline_share: float = Field(
+        0.1, ge=0, lt=1, description="a reading later than this share of its checkpoint's age counts as missed (backlog)")
     spread_min_interval_s: float = Field(
         2.0, ge=0, description="least time between two requests to the same platform host while re-polling")
     spread_host_intervals: dict[str, float] = Field(
@@ -300,13 +309,20 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("allowed_private_networks", "domain_allowlist", "ytdlp_extractors", "alert_webhooks",
-                     "detectors", "console_origins", "submit_local_roots", mode="before")
+                     "detectors", "console_origins", "submit_local_roots", "spread_checkpoints_h", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             if value.lstrip().startswith("["):  # a JSON list is accepted too
                 return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("spread_checkpoints_h")
+    @classmethod
+    def _increasing_checkpoints(cls, value: list[float]) -> list[float]:
+        if not value or value[0] <= 0 or any(b <= a for a, b in zip(value, value[1:])):
+            raise ValueError(f"checkpoint ages must be positive and increasing, e.g. 0.25,1,5,24 (got {value})")
         return value
 
     @field_validator("allowed_private_networks")

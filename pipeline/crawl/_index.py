@@ -19,6 +19,7 @@ from .._exceptions import ServiceUnavailable
 from .._kafka import make_producer
 from .._messages import JobMessage, SourceMetadata, encode
 from .._settings import Settings
+from ..spread._schedule import PollSchedule
 from ._candidate import Candidate, utcnow
 
 __all__ = ["CrawlIndex", "JobQueue", "video_document", "spread_snapshot", "RETRYABLE_REASONS", "build_job"]
@@ -30,14 +31,20 @@ RETRYABLE_REASONS = ("failed:", "skipped: download budget")
 CHANNEL_SAMPLE = 200
 
 
+def _first_reading(c: Candidate, schedule: PollSchedule | None) -> dict[str, str]:
+    """The counters read at discovery are the first reading; the next is the spread refresh's first checkpoint."""
+    return (schedule or PollSchedule()).next_poll(c.discovered_at, c.published).fields()
+
+
 def _engagement(c: Candidate) -> float | None:
     if not c.views or c.likes is None or c.comments is None:
         return None
     return round((c.likes + c.comments) / c.views, 6)
 
 
-def video_document(c: Candidate, now: datetime | None = None) -> dict[str, Any]:
-    """The `vigil-videos` document of a candidate (fields as in infra/elasticsearch/index/videos.json)."""
+def video_document(c: Candidate, now: datetime | None = None, schedule: PollSchedule | None = None) -> dict[str, Any]:
+    """The `vigil-videos` document of a candidate (fields as in infra/elasticsearch/index/videos.json); ``schedule``
+    places its next spread reading (the default checkpoints when None)."""
     now = now or utcnow()
     doc: dict[str, Any] = {
         "@timestamp": now.isoformat(),
@@ -54,6 +61,7 @@ def video_document(c: Candidate, now: datetime | None = None) -> dict[str, Any]:
         "published": c.published.isoformat() if c.published else None,
         "first_seen": (c.first_seen or c.discovered_at).isoformat(),
         "last_polled": c.discovered_at.isoformat(),
+        **_first_reading(c, schedule),
         "status": c.status,
         "status_reason": c.status_reason,
         "relevance": {"score": c.relevance_score, "reason": c.relevance_reason},
@@ -170,11 +178,12 @@ class CrawlIndex:
         if not candidates:
             return
         now = utcnow()
+        schedule = PollSchedule.from_settings(self.settings)
         actions: list[dict[str, Any]] = []
         for c in candidates:
             # merged into an existing document: fields other jobs add (spread, cluster, scores) stay
             actions.append({"_op_type": "update", "_index": self.videos, "_id": c.video_uid,
-                            "doc": video_document(c, now), "doc_as_upsert": True})
+                            "doc": video_document(c, now, schedule), "doc_as_upsert": True})
             political = c.relevance_score is not None and not (c.status_reason or "").startswith(
                 "skipped: not political")
             if snapshots and c.platform_id is not None and political:

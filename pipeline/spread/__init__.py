@@ -3,13 +3,15 @@
 risk) on ``vigil-videos``, and re-upload clusters from perceptual hashes of keyframes.
 
 The Airflow DAG ``dags/refresh_spread.py`` maps `poll` over hosts; `run_refresh` does the same in one process for
-`vigil spread`. Nothing here imports ``detectors``. Metric definitions: ``_metrics``; clustering: ``_cluster``.
+`vigil spread`. When a video is read again: ``_schedule`` (checkpoints by age, promoted by risk). Nothing here
+imports ``detectors``. Metric definitions: ``_metrics``; clustering: ``_cluster``.
 """
 from __future__ import annotations
 
 from ._cluster import Member, assign_clusters, cluster_id_of, cluster_stats
 from ._cycle import (
     RefreshSummary,
+    backlog,
     hash_media,
     poll,
     run_refresh,
@@ -32,11 +34,12 @@ from ._metrics import (
 )
 from ._phash import PhashError, phash_distance, video_phash
 from ._poll import HostRateLimiter, Observation, poll_videos, settings_for_host
+from ._schedule import NextPoll, PollSchedule
 
 __all__ = [
     # the refresh's steps
-    "select_active", "poll", "update_metrics", "hash_media", "update_clusters", "summarize", "run_refresh",
-    "RefreshSummary",
+    "select_active", "poll", "update_metrics", "hash_media", "update_clusters", "backlog", "summarize", "run_refresh",
+    "RefreshSummary", "PollSchedule", "NextPoll",
     # metrics
     "Snapshot", "SpreadMetrics", "compute_metrics", "engagement_rate", "views_at_age", "trimmed_mean",
     "expected_views", "overperformance", "risk_of",

@@ -1,6 +1,9 @@
 """One spread refresh, as steps the Airflow DAG maps and `vigil spread` runs in one process:
 
-    select_active ─▶ poll (per host) ─▶ update_metrics ─▶ hash_media ─▶ update_clusters ─▶ summarize
+    select_active ─▶ poll (per host) ─▶ update_metrics ─▶ hash_media ─▶ update_clusters ─▶ summarize (+ backlog)
+
+``select_active`` reads the videos whose next reading is due (checkpoints at fixed ages, promoted by risk:
+``_schedule``); ``update_metrics`` writes each one's next reading.
 
 Every step takes and returns JSON-friendly values. ``now`` / ``clock`` arguments exist so a test can poll "an hour
 later" without waiting an hour.
@@ -22,9 +25,10 @@ from ._index import SpreadIndex
 from ._metrics import Snapshot, compute_metrics, expected_views, overperformance, risk_of
 from ._phash import PhashError, video_phash
 from ._poll import HostRateLimiter, Observation, host_key, poll_videos
+from ._schedule import PollSchedule
 
-__all__ = ["select_active", "poll", "update_metrics", "hash_media", "update_clusters", "summarize", "run_refresh",
-           "RefreshSummary"]
+__all__ = ["select_active", "poll", "update_metrics", "hash_media", "update_clusters", "backlog", "summarize",
+           "run_refresh", "RefreshSummary"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +62,8 @@ def _get(doc: Mapping[str, Any], dotted: str) -> Any:
 
 def select_active(settings: Settings, *, now: datetime | None = None,
                   index: SpreadIndex | None = None) -> list[list[dict[str, Any]]]:
-    """Videos to re-poll, grouped by host (one batch per host, so per-host rate limits hold across mapped tasks)."""
+    """Videos whose reading is due (``pipeline.spread._schedule``: checkpoints by age, promoted by risk), grouped by
+    host (one batch per host, so per-host rate limits hold across mapped tasks)."""
     own = index is None
     index = index or SpreadIndex(settings)
     try:
@@ -126,13 +131,19 @@ def _update_metrics(obs: Sequence[Observation], settings: Settings, index: Sprea
     rows: list[dict[str, Any]] = []
     snapshots: list[dict[str, Any]] = []
     updates: dict[str, dict[str, Any]] = {}
+    schedule = PollSchedule.from_settings(settings)
+
+    def next_poll(o: Observation, doc: Mapping[str, Any], risk: float | None) -> dict[str, str]:
+        born = published_of.get(o.video_uid) or _parse(doc.get("first_seen"))
+        return schedule.next_poll(o.at, born, risk, watched=_get(doc, "analyst.verdict") == "manipulated").fields()
+
     for o in obs:
         doc = videos.get(o.video_uid)
         if doc is None:
             rows.append({"video_uid": o.video_uid, "error": "no longer in the index"})
             continue
-        if o.error is not None:
-            updates[o.video_uid] = {"last_polled": o.at.isoformat()}
+        if o.error is not None:  # the checkpoint is spent; the next one is read as usual
+            updates[o.video_uid] = {"last_polled": o.at.isoformat(), **next_poll(o, doc, doc.get("risk"))}
             rows.append({"video_uid": o.video_uid, "title": doc.get("title"), "error": o.error})
             continue
         published = published_of.get(o.video_uid)
@@ -158,7 +169,7 @@ def _update_metrics(obs: Sequence[Observation], settings: Settings, index: Sprea
         })
         risk = risk_of(_get(doc, "fused.score"), fields["views_per_hour"])
         updates[o.video_uid] = {"spread": {**counters, **fields, "updated": o.at.isoformat()},
-                                "last_polled": o.at.isoformat(), "risk": risk}
+                                "last_polled": o.at.isoformat(), "risk": risk, **next_poll(o, doc, risk)}
         rows.append({"video_uid": o.video_uid, "title": doc.get("title"), **counters, **fields,
                      "expected_views": None if expected is None else round(expected, 1), "risk": risk})
     index.write(snapshots, updates)
@@ -232,6 +243,8 @@ class RefreshSummary:
     failed: int = 0
     hashed: int = 0
     clusters_with_reuploads: int = 0
+    due: int | None = None  # followed videos whose reading is due after this refresh
+    overdue: int | None = None  # ... and past its deadline: missed checkpoints (pipeline.spread._schedule)
     rows: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -239,13 +252,33 @@ class RefreshSummary:
         return asdict(self)
 
 
-def summarize(rows: Sequence[Mapping[str, Any]], hashed: Sequence[str], clusters: Mapping[str, Any]) -> dict[str, Any]:
-    """Counts of one refresh, logged and returned."""
+def backlog(settings: Settings, *, now: datetime | None = None, index: SpreadIndex | None = None) -> dict[str, int]:
+    """Followed videos due for a reading now, and those past its deadline (missed checkpoints)."""
+    own = index is None
+    index = index or SpreadIndex(settings)
+    try:
+        return index.backlog(now or _utcnow())
+    finally:
+        if own:
+            index.close()
+
+
+def summarize(rows: Sequence[Mapping[str, Any]], hashed: Sequence[str], clusters: Mapping[str, Any],
+              pending: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """Counts of one refresh and the backlog after it (``pending``: `backlog`), logged and returned; missed
+    checkpoints are logged as a warning: the refresh is not keeping up (more hosts in parallel, a larger
+    spread_max_videos or a shorter spread_schedule)."""
+    pending = pending or {}
     summary = RefreshSummary(polled=sum(1 for r in rows if not r.get("error")),
                              failed=sum(1 for r in rows if r.get("error")), hashed=len(hashed),
-                             clusters_with_reuploads=len(clusters.get("reuploads", {})), rows=list(rows))
-    logger.info("spread refresh: %d polled, %d failed, %d hashed, %d re-upload clusters", summary.polled,
-                summary.failed, summary.hashed, summary.clusters_with_reuploads)
+                             clusters_with_reuploads=len(clusters.get("reuploads", {})),
+                             due=pending.get("due"), overdue=pending.get("overdue"), rows=list(rows))
+    logger.info("spread refresh: %d polled, %d failed, %d hashed, %d re-upload clusters; %s due, %s overdue",
+                summary.polled, summary.failed, summary.hashed, summary.clusters_with_reuploads, summary.due,
+                summary.overdue)
+    if summary.overdue:
+        logger.warning("spread backlog: %d followed videos are past their reading's deadline (missed checkpoints); "
+                       "%s due in all", summary.overdue, summary.due)
     return summary.to_xcom()
 
 
@@ -261,8 +294,10 @@ def run_refresh(settings: Settings, *, clock: Clock = _utcnow, limiter: HostRate
         rows = update_metrics(observations, settings, index=index)
         hashed = hash_media(settings, index=index)
         clusters = update_clusters(hashed, settings, now=clock(), index=index)
+        pending = backlog(settings, now=clock(), index=index)
     finally:
         index.close()
-    summary = RefreshSummary(**{k: v for k, v in summarize(rows, hashed, clusters).items() if k != "seconds"})
+    summary = RefreshSummary(**{k: v for k, v in summarize(rows, hashed, clusters, pending).items()
+                                if k != "seconds"})
     summary.seconds = round(time.monotonic() - started, 3)
     return summary

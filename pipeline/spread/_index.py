@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 POLLED_STATUSES = ("queued", "scored")
 VIDEO_FIELDS = ["video_uid", "url.full", "platform", "channel.id", "channel.name", "published", "first_seen",
                 "last_polled", "media.uri", "phash", "fused.score", "fused.verdict", "spread.views", "cluster", "title",
-                "risk", "status"]
+                "risk", "status", "analyst.verdict", "next_poll", "poll_deadline"]
 PAGE_SIZE = 5_000  # videos per page when reading the whole index
 PIT_KEEP_ALIVE = "2m"  # between two pages
 
@@ -40,18 +40,39 @@ class SpreadIndex:
         if self._own:
             self.es.close()
 
-    def active_videos(self, now: datetime) -> list[dict[str, Any]]:
-        """Videos first seen within ``spread_active_days`` that are followed, least recently polled first."""
+    def _active(self, now: datetime) -> list[dict[str, Any]]:
         since = now - timedelta(days=self.settings.spread_active_days)
-        query = {"bool": {"filter": [{"range": {"first_seen": {"gte": since.isoformat()}}},
-                                     {"terms": {"status": list(POLLED_STATUSES)}},
-                                     {"exists": {"field": "url.full"}}]}}
+        return [{"range": {"first_seen": {"gte": since.isoformat()}}},
+                {"terms": {"status": list(POLLED_STATUSES)}},
+                {"exists": {"field": "url.full"}}]
+
+    @staticmethod
+    def _due(now: datetime) -> dict[str, Any]:
+        """Due now: its next reading's time has come, or it was never scheduled (seen before schedules existed)."""
+        return {"bool": {"should": [{"range": {"next_poll": {"lte": now.isoformat()}}},
+                                    {"bool": {"must_not": {"exists": {"field": "next_poll"}}}}],
+                         "minimum_should_match": 1}}
+
+    def active_videos(self, now: datetime) -> list[dict[str, Any]]:
+        """Followed videos (first seen within ``spread_active_days``) whose next reading is due, most overdue first
+        (``pipeline.spread._schedule``), the riskiest first among equals; at most ``spread_max_videos``."""
+        query = {"bool": {"filter": [*self._active(now), self._due(now)]}}
         with es_errors(self.settings):
             response = self.es.search(index=self.videos, size=self.settings.spread_max_videos, query=query,
                                       source_includes=VIDEO_FIELDS, track_total_hits=False,
-                                      sort=[{"last_polled": {"order": "asc", "unmapped_type": "date",
-                                                             "missing": "_first"}}, {"video_uid": "asc"}])
+                                      sort=[{"next_poll": {"order": "asc", "unmapped_type": "date", "missing": "_first"}},
+                                            {"risk": {"order": "desc", "unmapped_type": "float", "missing": "_last"}},
+                                            {"video_uid": "asc"}])
         return [hit["_source"] for hit in response["hits"]["hits"]]
+
+    def backlog(self, now: datetime) -> dict[str, int]:
+        """How far the readings are behind: followed videos due now, and those past their reading's deadline (a
+        missed checkpoint)."""
+        with es_errors(self.settings):
+            due = self.es.count(index=self.videos, query={"bool": {"filter": [*self._active(now), self._due(now)]}})
+            overdue = self.es.count(index=self.videos, query={"bool": {"filter": [
+                *self._active(now), {"range": {"poll_deadline": {"lt": now.isoformat()}}}]}})
+        return {"due": int(due["count"]), "overdue": int(overdue["count"])}
 
     def videos_by_uid(self, uids: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = sorted(set(uids))

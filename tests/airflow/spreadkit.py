@@ -8,7 +8,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -227,3 +227,19 @@ def persons_videos(now: datetime) -> dict[str, dict[str, Any]]:
         "youtube:john-fake": doc("youtube:john-fake", 0.8, [john], timedelta(minutes=20)),  # official, flagged
         "youtube:jane-old": doc("youtube:jane-old", 0.91, [jane], timedelta(hours=9)),  # scored before the window
     }
+
+
+def make_due(settings: Settings, video_uids: list[str] | None = None) -> None:
+    """Bring the given videos' (default: all) next spread reading to now, as if their checkpoint had come (partial
+    updates: the integ-test Elasticsearch has no update-by-query)."""
+    es = make_es_client(settings)
+    now = datetime.now(UTC)
+    fields = {"next_poll": now.isoformat(), "poll_deadline": (now + timedelta(hours=1)).isoformat()}
+    try:
+        query = {"terms": {"video_uid": video_uids}} if video_uids else {"match_all": {}}
+        ids = [hit["_id"] for hit in helpers.scan(es, index=settings.index("videos"), query={"query": query},
+                                                   _source=False)]
+        helpers.bulk(es, [{"_op_type": "update", "_index": settings.index("videos"), "_id": i, "doc": fields}
+                          for i in ids], refresh=True)
+    finally:
+        es.close()

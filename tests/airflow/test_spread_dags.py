@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from crawlkit import ROOT, settings_env
-from spreadkit import WebhookReceiver, documents, flag, lavfi_clip, seed_videos, snapshots, transcode, whole_seconds
+from spreadkit import (WebhookReceiver, documents, flag, lavfi_clip, make_due, seed_videos, snapshots, transcode,
+                       whole_seconds)
 
 from fakeplatform import FakeVideo
 
@@ -37,6 +38,7 @@ def test_refresh_spread_and_alerts_dags(airflow_home: Path, make_crawl_settings:
     uids = seed_videos(platform, settings, ["flag", "copy", "other"])
     flag(settings, uids["flag"], 0.92)
     platform.videos["flag"].views = 100_000  # went viral since the crawl saw it
+    make_due(settings)  # the DAG reads at the real time: as if the videos' next checkpoint had come
 
     with WebhookReceiver().running() as receiver:
         for key, value in settings_env(settings).items():

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spreadkit import documents, flag, lavfi_clip, seed_videos, snapshots, transcode, whole_seconds
+from spreadkit import documents, flag, lavfi_clip, make_due, seed_videos, snapshots, transcode, whole_seconds
 
 from fakeplatform import FakeVideo
 from pipeline.spread import cluster_id_of, run_refresh
@@ -24,7 +24,9 @@ def _hours(later: str | datetime, earlier: str | datetime) -> float:
 
 @pytest.fixture
 def scene(platform: Any, media: Any, make_crawl_settings: Any, tmp_path: Path) -> dict[str, Any]:
-    settings = make_crawl_settings(spread_min_interval_s=0.0, crawl_fetch_subtitles=False)
+    # hourly checkpoints, so that every video is due at each of the hours the tests poll at
+    settings = make_crawl_settings(spread_min_interval_s=0.0, crawl_fetch_subtitles=False,
+                                   spread_checkpoints_h=[1, 2, 3, 4, 5, 6])
     uploaded = whole_seconds(datetime.now(UTC)) - timedelta(hours=2)
     original = media.clip(2)
     channel = "Capitol News"
@@ -131,6 +133,7 @@ def test_vigil_spread_command_prints_a_summary(scene: dict[str, Any], platform: 
 
     settings, uids = scene["settings"], scene["uids"]
     platform.videos["flag"].views = 4321
+    make_due(settings)  # the command reads at the real time: as if the next checkpoint had come
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")} | settings_env(settings)
     env["COLUMNS"] = "200"
     done = subprocess.run([sys.executable, "-m", "pipeline", "spread"], capture_output=True, text=True, env=env,
@@ -139,4 +142,51 @@ def test_vigil_spread_command_prints_a_summary(scene: dict[str, Any], platform: 
     assert "vigil spread" in done.stdout and "Senator's confession on the ballots" in done.stdout
     assert "4,321" in done.stdout
     assert "7 polled, 0 failed, 3 newly hashed, 1 re-upload clusters" in done.stdout
+    assert "backlog: 0 readings due, 0 past their deadline" in done.stdout
     assert documents(settings)[uids["flag"]]["spread"]["views"] == 4321
+
+
+def test_readings_come_at_the_checkpoints_and_the_backlog_counts_missed_ones(
+        platform: Any, media: Any, make_crawl_settings: Any) -> None:
+    """Default checkpoints (15 min, 1 h, 5 h, 24 h after publication): a refresh reads only the videos whose
+    checkpoint has come; a risky one is read hourly in between; a checkpoint left unread past 10 % of its age counts
+    as missed."""
+    settings = make_crawl_settings(spread_min_interval_s=0.0, crawl_fetch_subtitles=False)
+    seen = whole_seconds(datetime.now(UTC))
+    clip = media.clip(1)
+    platform.add(FakeVideo("fresh", "Minister speaks at the rally", media=clip, views=50, author="Rally TV",
+                           uploaded=seen - timedelta(minutes=10)))
+    platform.add(FakeVideo("older", "Debate night replay", media=clip, views=5000, author="Debate TV",
+                           uploaded=seen - timedelta(hours=3)))
+    platform.add(FakeVideo("risky", "Leaked call of the candidate", media=clip, views=1000, author="Leaks",
+                           uploaded=seen - timedelta(hours=3)))
+    uids = seed_videos(platform, settings, ["fresh", "older", "risky"], stored=set())
+    flag(settings, uids["risky"], 0.9)
+    docs = documents(settings)
+    # the crawl's reading at discovery is the first; the next is the first checkpoint after the video's age
+    assert _hours(docs[uids["fresh"]]["next_poll"], seen - timedelta(minutes=10)) == pytest.approx(0.25)
+    assert _hours(docs[uids["older"]]["next_poll"], seen - timedelta(hours=3)) == pytest.approx(5.0)
+
+    def polled_at(hours: float) -> set[str]:
+        summary = run_refresh(settings, clock=lambda: seen + timedelta(hours=hours))
+        assert summary.failed == 0
+        return {r["video_uid"] for r in summary.rows}
+
+    assert polled_at(6 / 60) == {uids["fresh"]}  # its 15 min checkpoint; the others are not due
+    assert polled_at(50 / 60) == {uids["fresh"]}  # its 1 h checkpoint
+    assert polled_at(1.5) == set()
+    platform.videos["risky"].views = 9000  # 8000 views in 2.25 h: risk 0.9 x ~3500 views/h
+    assert polled_at(2.25) == {uids["older"], uids["risky"]}  # their 5 h checkpoint
+    docs = documents(settings)
+    assert docs[uids["risky"]]["risk"] >= settings.spread_promote_risk
+    assert _hours(docs[uids["risky"]]["next_poll"], seen) == pytest.approx(3.25)  # promoted: an hour later
+    assert _hours(docs[uids["older"]]["next_poll"], seen) == pytest.approx(21.0)  # its 24 h checkpoint
+    platform.videos["risky"].views = 12000  # still growing: still risky
+    assert polled_at(3.3) == {uids["risky"]}
+    # no refresh runs for a while: the fresh video's 5 h checkpoint (4 h 50 min after discovery) is due at 4.83 h
+    # and missed from 5.33 h on (30 min late); the risky one's hourly reading from 4.3 + 0.1 h
+    summary_later = run_refresh(settings.model_copy(update={"spread_max_videos": 1}),
+                                clock=lambda: seen + timedelta(hours=5.5))
+    assert summary_later.polled == 1  # the most overdue first: the risky one
+    assert summary_later.rows[0]["video_uid"] == uids["risky"]
+    assert summary_later.due == 1 and summary_later.overdue == 1  # the fresh video: due and past its deadline

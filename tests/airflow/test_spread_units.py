@@ -1,4 +1,5 @@
-"""Pure logic of spread tracking: metrics, overperformance, the per-host rate limiter, perceptual hashes, clusters."""
+"""Pure logic of spread tracking: metrics, overperformance, the reading schedule, the per-host rate limiter,
+perceptual hashes, clusters."""
 from __future__ import annotations
 
 import subprocess
@@ -11,6 +12,7 @@ from pipeline import Settings
 from pipeline.spread import (
     HostRateLimiter,
     Member,
+    PollSchedule,
     Snapshot,
     assign_clusters,
     cluster_id_of,
@@ -185,3 +187,51 @@ def test_clusters_join_copies_and_keep_strangers_apart() -> None:
                         first_seen="2026-11-01T08:00:00+00:00")
     merged = assign_clusters([existing, bridge, other_copy], threshold=1)
     assert list(merged) == [cluster_id_of("vk:f")]
+
+
+# ------------------------------------------------------------------ the reading schedule
+
+def test_readings_follow_the_checkpoints_by_age_then_daily() -> None:
+    schedule = PollSchedule()  # 15 min, 1 h, 5 h, 24 h, then daily
+    seen = [0.0, 0.2, 0.25, 0.9, 1.0, 4.0, 23.0, 24.0, 30.0, 48.0]
+    due = [schedule.next_poll(at(h), T0).due for h in seen]
+    assert [(d - T0).total_seconds() / 3600 for d in due] == [0.25, 0.25, 1.0, 1.0, 5.0, 5.0, 24.0, 48.0, 48.0, 72.0]
+    # a reading is missed once it is 10 % of its checkpoint's age late (6 min at 1 h, 30 min at 5 h, 2.4 h daily)
+    assert schedule.next_poll(at(0.5), T0).deadline == at(1.1)
+    assert schedule.next_poll(at(2.0), T0).deadline == at(5.5)
+    assert schedule.next_poll(at(30.0), T0).deadline == at(48.0 + 2.4)
+    assert schedule.next_poll(at(0.5), T0).fields() == {"next_poll": at(1.0).isoformat(),
+                                                        "poll_deadline": at(1.1).isoformat()}
+
+
+def test_unknown_or_future_publication_counts_from_the_reading() -> None:
+    schedule = PollSchedule()
+    assert schedule.next_poll(at(10), None).due == at(10.25)
+    assert schedule.next_poll(at(10), at(12)).due == at(10.25)  # a clock ahead of ours: from now
+
+
+def test_risk_and_an_analysts_verdict_promote_a_video_between_checkpoints() -> None:
+    schedule = PollSchedule(promote_risk=100.0, promote_interval_h=1.0)
+    calm = schedule.next_poll(at(6), T0, risk=20.0)
+    assert calm.due == at(24) and calm.reason == "checkpoint"
+    risky = schedule.next_poll(at(6), T0, risk=450.0)
+    assert risky.due == at(7) and risky.reason == "promoted" and risky.deadline == at(7.1)
+    watched = schedule.next_poll(at(6), T0, risk=None, watched=True)
+    assert watched.due == at(7) and watched.reason == "promoted"
+    young = schedule.next_poll(at(0.1), T0, risk=450.0)  # the checkpoint comes first: it is kept
+    assert young.due == at(0.25) and young.reason == "checkpoint"
+
+
+@pytest.mark.parametrize("points", [[], [0.0, 1.0], [1.0, 1.0], [5.0, 1.0]])
+def test_checkpoints_must_be_positive_and_increasing(points: list[float]) -> None:
+    with pytest.raises(ValueError, match="positive and increasing"):
+        PollSchedule(checkpoints_h=points)
+    with pytest.raises(ValueError, match="positive and increasing"):
+        Settings(spread_checkpoints_h=points)
+
+
+def test_checkpoints_come_from_settings_as_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIGIL_SPREAD_CHECKPOINTS_H", "0.5, 2, 6")
+    schedule = PollSchedule.from_settings(Settings())
+    assert tuple(schedule.checkpoints_h) == (0.5, 2.0, 6.0)
+    assert schedule.next_poll(at(7), T0).due == at(30)  # 6 h, then every 24 h
