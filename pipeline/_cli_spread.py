@@ -43,6 +43,10 @@ def spread() -> None:
     cli.console.print(table)
     cli.console.print(f"{summary.polled} polled, {summary.failed} failed, {summary.hashed} newly hashed, "
                       f"{summary.clusters_with_reuploads} re-upload clusters ({summary.seconds:.1f} s)")
+    observed = summary.polled + summary.failed
+    if observed:
+        cli.console.print(f"{summary.page_reads:g} page reads for {observed} videos "
+                          f"({summary.page_reads / observed:.2f} a video: videos on one page share its read)")
     if summary.due is not None:
         cli.console.print(f"backlog: {summary.due} readings due, {summary.overdue} past their deadline"
                           + (" (missed checkpoints: the refresh is not keeping up)" if summary.overdue else ""))

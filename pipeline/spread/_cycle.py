@@ -140,11 +140,11 @@ def _update_metrics(obs: Sequence[Observation], settings: Settings, index: Sprea
     for o in obs:
         doc = videos.get(o.video_uid)
         if doc is None:
-            rows.append({"video_uid": o.video_uid, "error": "no longer in the index"})
+            rows.append({"video_uid": o.video_uid, "error": "no longer in the index", "reads": o.reads})
             continue
         if o.error is not None:  # the checkpoint is spent; the next one is read as usual
             updates[o.video_uid] = {"last_polled": o.at.isoformat(), **next_poll(o, doc, doc.get("risk"))}
-            rows.append({"video_uid": o.video_uid, "title": doc.get("title"), "error": o.error})
+            rows.append({"video_uid": o.video_uid, "title": doc.get("title"), "error": o.error, "reads": o.reads})
             continue
         published = published_of.get(o.video_uid)
         snaps = [_snapshot_of(s) for s in histories[o.video_uid]]
@@ -171,7 +171,8 @@ def _update_metrics(obs: Sequence[Observation], settings: Settings, index: Sprea
         updates[o.video_uid] = {"spread": {**counters, **fields, "updated": o.at.isoformat()},
                                 "last_polled": o.at.isoformat(), "risk": risk, **next_poll(o, doc, risk)}
         rows.append({"video_uid": o.video_uid, "title": doc.get("title"), **counters, **fields,
-                     "expected_views": None if expected is None else round(expected, 1), "risk": risk})
+                     "expected_views": None if expected is None else round(expected, 1), "risk": risk,
+                     "reads": o.reads})
     index.write(snapshots, updates)
     logger.info("wrote %d snapshots, %d video updates", len(snapshots), len(updates))
     return rows
@@ -243,6 +244,7 @@ class RefreshSummary:
     failed: int = 0
     hashed: int = 0
     clusters_with_reuploads: int = 0
+    page_reads: float = 0.0  # requests to platforms: videos sharing a page share its read
     due: int | None = None  # followed videos whose reading is due after this refresh
     overdue: int | None = None  # ... and past its deadline: missed checkpoints (pipeline.spread._schedule)
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -272,10 +274,11 @@ def summarize(rows: Sequence[Mapping[str, Any]], hashed: Sequence[str], clusters
     summary = RefreshSummary(polled=sum(1 for r in rows if not r.get("error")),
                              failed=sum(1 for r in rows if r.get("error")), hashed=len(hashed),
                              clusters_with_reuploads=len(clusters.get("reuploads", {})),
+                             page_reads=float(sum(float(r.get("reads", 1.0)) for r in rows)),
                              due=pending.get("due"), overdue=pending.get("overdue"), rows=list(rows))
-    logger.info("spread refresh: %d polled, %d failed, %d hashed, %d re-upload clusters; %s due, %s overdue",
-                summary.polled, summary.failed, summary.hashed, summary.clusters_with_reuploads, summary.due,
-                summary.overdue)
+    logger.info("spread refresh: %d polled, %d failed with %g page reads, %d hashed, %d re-upload clusters; %s due, "
+                "%s overdue", summary.polled, summary.failed, summary.page_reads, summary.hashed,
+                summary.clusters_with_reuploads, summary.due, summary.overdue)
     if summary.overdue:
         logger.warning("spread backlog: %d followed videos are past their reading's deadline (missed checkpoints); "
                        "%s due in all", summary.overdue, summary.due)

@@ -1,7 +1,8 @@
 """Re-polling public counters: yt-dlp metadata only (no download), through the crawl's discovery and its URL policy.
 
 Each video page is read with `pipeline.crawl.discover_entry` as a ``url`` entry, so every request (and redirect)
-passes the same network safety checks as the crawl. Requests to one host are spaced by a minimum interval
+passes the same network safety checks as the crawl; videos that share a page (several on one page, each with its
+counters in the page's metadata) are read with one request. Requests to one host are spaced by a minimum interval
 (`HostRateLimiter`); cookies files and proxies can differ per host or platform. A page that fails gives an
 observation with ``error`` set and no counters; a page that withholds a counter gives None for it, never 0.
 """
@@ -42,6 +43,7 @@ class Observation:
     reposts: int | None = None
     error: str | None = None
     seconds: float = 0.0
+    reads: float = 1.0  # page requests this observation made (0: it came with another video's read of its page)
 
     def to_xcom(self) -> dict[str, Any]:
         data = asdict(self)
@@ -119,34 +121,51 @@ def settings_for_host(settings: Settings, host: str, platform: str | None = None
 
 def poll_videos(videos: Sequence[Mapping[str, Any]], settings: Settings, *, limiter: HostRateLimiter | None = None,
                 clock: Clock = _utcnow) -> list[Observation]:
-    """Read the counters of each video (``{"video_uid", "url", "platform"}``) with yt-dlp, one page each."""
+    """Read the counters of each video (``{"video_uid", "url", "platform"}``) with yt-dlp: one page read per page,
+    not per video. Videos listed together on one page (a news page with several videos, each with its counters in
+    the page's metadata) share that page's read; each observation's ``reads`` says which read the request (1) and
+    which came with it (0)."""
     from ..crawl import UrlPolicy, WatchlistEntry, discover_entry
 
     limiter = limiter or HostRateLimiter.from_settings(settings)
     policy = UrlPolicy.from_settings(settings)
-    out: list[Observation] = []
+    by_page: dict[str, list[Mapping[str, Any]]] = {}
     for video in videos:
-        uid, url, platform = video["video_uid"], video["url"], video.get("platform")
+        by_page.setdefault(str(video["url"]), []).append(video)
+    out: list[Observation] = []
+    for url, group in by_page.items():
+        platform = group[0].get("platform")
         host = host_key(url)
-        limiter.wait(host, platform)
-        started = time.monotonic()
         at = clock()
         try:
             entry = WatchlistEntry(kind="url", target=url)
         except ValueError as exc:
-            out.append(Observation(uid, url, at, error=f"not a pollable URL: {exc}"))
+            out.extend(Observation(v["video_uid"], url, at, error=f"not a pollable URL: {exc}", reads=0.0)
+                       for v in group)
             continue
+        limiter.wait(host, platform)
+        started = time.monotonic()
+        at = clock()
         result = discover_entry(entry, settings_for_host(settings, host, platform), watchlist="spread", policy=policy)
         seconds = round(time.monotonic() - started, 3)
-        if result.error or not result.candidates:
-            out.append(Observation(uid, url, at, error=result.error or "no video found", seconds=seconds))
-            continue
-        found = next((c for c in result.candidates if c.video_uid == uid), result.candidates[0])  # pages with several
-        if found.platform_id is None:  # the page itself was refused or failed; a refused media URL still counts
-            out.append(Observation(uid, url, at, error=found.status_reason, seconds=seconds))
-            continue
-        out.append(Observation(uid, url, at, views=found.views, likes=found.likes, comments=found.comments,
-                               reposts=found.reposts, seconds=seconds))
+        for position, video in enumerate(group):
+            uid, reads = video["video_uid"], 1.0 if position == 0 else 0.0
+            if result.error or not result.candidates:
+                out.append(Observation(uid, url, at, error=result.error or "no video found", seconds=seconds,
+                                       reads=reads))
+                continue
+            found = next((c for c in result.candidates if c.video_uid == uid), None)
+            if found is None and len(result.candidates) == 1:  # a page read by another URL form (a redirect)
+                found = result.candidates[0]
+            if found is None:
+                out.append(Observation(uid, url, at, error="no longer listed on its page", seconds=seconds,
+                                       reads=reads))
+                continue
+            if found.platform_id is None:  # the page itself was refused or failed; a refused media URL still counts
+                out.append(Observation(uid, url, at, error=found.status_reason, seconds=seconds, reads=reads))
+                continue
+            out.append(Observation(uid, url, at, views=found.views, likes=found.likes, comments=found.comments,
+                                   reposts=found.reposts, seconds=seconds, reads=reads))
     failed = sum(1 for o in out if o.error)
-    logger.info("re-polled %d videos (%d failed)", len(out), failed)
+    logger.info("re-polled %d videos with %d page reads (%d failed)", len(out), len(by_page), failed)
     return out

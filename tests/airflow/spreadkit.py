@@ -237,6 +237,7 @@ def make_due(settings: Settings, video_uids: list[str] | None = None) -> None:
     fields = {"next_poll": now.isoformat(), "poll_deadline": (now + timedelta(hours=1)).isoformat()}
     try:
         query = {"terms": {"video_uid": video_uids}} if video_uids else {"match_all": {}}
+        es.indices.refresh(index=settings.index("videos"))  # the crawl's writes do not wait for a refresh
         ids = [hit["_id"] for hit in helpers.scan(es, index=settings.index("videos"), query={"query": query},
                                                    _source=False)]
         helpers.bulk(es, [{"_op_type": "update", "_index": settings.index("videos"), "_id": i, "doc": fields}

@@ -10,6 +10,7 @@ import pytest
 from spreadkit import documents, flag, lavfi_clip, make_due, seed_videos, snapshots, transcode, whole_seconds
 
 from fakeplatform import FakeVideo
+from pipeline.crawl import CrawlIndex, WatchlistEntry, discover_entry
 from pipeline.spread import cluster_id_of, run_refresh
 
 pytestmark = [pytest.mark.elasticsearch, pytest.mark.slow]
@@ -190,3 +191,45 @@ def test_readings_come_at_the_checkpoints_and_the_backlog_counts_missed_ones(
     assert summary_later.polled == 1  # the most overdue first: the risky one
     assert summary_later.rows[0]["video_uid"] == uids["risky"]
     assert summary_later.due == 1 and summary_later.overdue == 1  # the fresh video: due and past its deadline
+
+
+def test_videos_listed_on_one_page_share_its_read(platform: Any, media: Any, make_crawl_settings: Any) -> None:
+    """A news page with three videos, each with its counters in the page's metadata: one request reads all three
+    (it was three, one per video, before reads were batched by page); a video gone from the page is reported, never
+    given another video's counters."""
+    # every extractor: the page with several videos is yt-dlp's html5 extractor's
+    settings = make_crawl_settings(spread_min_interval_s=0.0, crawl_fetch_subtitles=False, ytdlp_extractors=[])
+    uploaded = whole_seconds(datetime.now(UTC)) - timedelta(hours=2)
+    clip = media.clip(1)
+    for name, views in (("n1", 100), ("n2", 200), ("n3", 300)):
+        platform.add(FakeVideo(name, f"Evening news item {name}", media=clip, views=views, author="Nightly News",
+                               uploaded=uploaded, in_feed=False))
+    platform.multi_pages["tonight"] = ["n1", "n2", "n3"]
+    result = discover_entry(WatchlistEntry(kind="url", target=platform.page_url("tonight")), settings, watchlist="t")
+    assert len(result.candidates) == 3
+    for c in result.candidates:
+        c.relevance_score = 0.9
+        c.decide("queued", "downloaded")
+    index = CrawlIndex(settings)
+    try:
+        index.write(result.candidates)
+    finally:
+        index.close()
+    uids = {c.title: c.video_uid for c in result.candidates}
+    for name, views in (("n1", 150), ("n2", 260), ("n3", 390)):
+        platform.videos[name].views = views
+    before = platform.page_requests("tonight")
+    make_due(settings)
+    summary = run_refresh(settings, clock=lambda: whole_seconds(datetime.now(UTC)) + timedelta(seconds=1))
+    assert summary.polled == 3 and summary.failed == 0
+    assert platform.page_requests("tonight") - before == 1 and summary.page_reads == 1.0
+    docs = documents(settings)
+    assert [docs[uids[f"Evening news item {n}"]]["spread"]["views"] for n in ("n1", "n2", "n3")] == [150, 260, 390]
+
+    platform.multi_pages["tonight"] = ["n1", "n2"]  # n3 was taken off the page
+    make_due(settings)
+    summary = run_refresh(settings, clock=lambda: whole_seconds(datetime.now(UTC)) + timedelta(minutes=1))
+    assert summary.polled == 2 and summary.failed == 1 and summary.page_reads == 1.0
+    gone = next(r for r in summary.rows if r.get("error"))
+    assert gone["video_uid"] == uids["Evening news item n3"] and "no longer listed" in gone["error"]
+    assert documents(settings)[uids["Evening news item n3"]]["spread"]["views"] == 390  # its last known counters
