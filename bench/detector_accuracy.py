@@ -284,14 +284,18 @@ def _real_suite(fps: float) -> Any:
     return Suite([registered()[n](device="cpu") for n in names], fusion=Fusion(), fps=fps)
 
 
-def make_real_set(directory: Path, split: str, *, copies: int = 3, max_dubs: int = 30) -> list[dict[str, Any]]:
+def make_real_set(directory: Path, split: str, *, copies: int = 3, max_dubs: int = 30, draw: int = 0
+                  ) -> list[dict[str, Any]]:
     """The real material of one split: authentic recordings (video segments of 8 s, whole short clips), real faces
     dubbed with other real voices, real photos driven by real speech in sync and 300 ms late; with platform-style
-    copies (``detectors.realmedia.PLATFORM_COPIES``) of the first ``copies`` files of each kind."""
+    copies (``detectors.realmedia.PLATFORM_COPIES``) of the first ``copies`` files of each kind. ``draw`` > 0 picks
+    other voices of the same split for the dubs and photos (another sample of the same material)."""
     from detectors import realmedia as rm
 
+    if draw:
+        directory = directory.with_name(f"{directory.name}_draw{draw}")
     directory.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(11 if split == "check" else 3)
+    rng = np.random.default_rng((11 if split == "check" else 3) + 1000 * draw)
     items: list[dict[str, Any]] = []
     voices = rm.entries(kind="speech", split=split)
     for e in rm.entries(kind=("video_face_silent", "video_face_audio", "video_other")):
@@ -462,12 +466,13 @@ def main() -> None:
                         help="real material of this split (infra/media/fetch; 'none' skips it)")
     parser.add_argument("--copies", type=int, default=3, help="real files per kind copied the platform ways")
     parser.add_argument("--only-real", action="store_true", help="only the real material")
+    parser.add_argument("--draw", type=int, default=0, help="another draw of voices for the real dubs and photos")
     args = parser.parse_args()
 
     start = time.perf_counter()
     report: dict[str, object] = {}
     if args.real != "none":
-        real_items = make_real_set(args.media / f"real_{args.real}", args.real, copies=args.copies)
+        real_items = make_real_set(args.media / f"real_{args.real}", args.real, copies=args.copies, draw=args.draw)
         real = real_accuracy(real_items, args.fps)
         report["real"] = {"split": args.real, **real}
         print_real(args.real, real)
