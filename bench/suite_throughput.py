@@ -3,6 +3,11 @@ videos, no Kafka or Elasticsearch. Prints video-seconds per wall-second and, on 
 
     python bench/suite_throughput.py --device cuda --clips 64 --batch 16
     python bench/suite_throughput.py --device cpu --clips 16
+    python bench/suite_throughput.py --device cpu --files 'bench/out/detector_accuracy/real_check/dub_*.mp4' \
+        --files 'bench/out/detector_accuracy/long_*.mp4' --without face_dynamics   # talking faces; the ratio
+
+``--files`` takes existing videos (talking faces: the generated test pattern has none, so face detectors are not
+applicable on it); ``--without NAME`` runs the same files again without that detector and prints the ratio.
 """
 from __future__ import annotations
 
@@ -63,6 +68,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--detectors", default="", help="comma-separated names; empty = the default suite")
     parser.add_argument("--workdir", type=Path, default=Path("bench/out/clips"))
+    parser.add_argument("--files", action="append", default=[], help="glob of existing videos (repeatable)")
+    parser.add_argument("--without", default="", help="run again without this detector and print the ratio")
     args = parser.parse_args()
 
     import torch
@@ -70,10 +77,17 @@ def main() -> None:
     from detectors import Suite
     from pipeline import load_settings
 
+    import glob
+
     settings = load_settings(device=args.device)
     names = [n for n in args.detectors.split(",") if n] or None
     suite = Suite.from_settings(settings, names=names)
-    paths = make_clips(args.workdir, args.clips, seconds=args.seconds, size=args.size)
+    if args.files:
+        paths = sorted({Path(p) for pattern in args.files for p in glob.glob(pattern)})
+        if not paths:
+            parser.error(f"no file matches {args.files}")
+    else:
+        paths = make_clips(args.workdir, args.clips, seconds=args.seconds, size=args.size)
     cuda = any(getattr(d, "device", torch.device("cpu")).type == "cuda" for d in suite.detectors)
     run_bare(suite, paths[: min(len(paths), args.batch)], batch=args.batch, threads=args.threads)  # warm-up
     if cuda:
@@ -87,8 +101,16 @@ def main() -> None:
         out["gpu"] = torch.cuda.get_device_name()
         out["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     print(json.dumps(out))
-    print(f"{figures['video_s_per_s']:.1f} video-seconds per wall-second on {args.device}"
+    print(f"{figures['video_s_per_s']:.1f} video-seconds per wall-second on {args.device} ({len(paths)} files, "
+          f"{figures['video_s']:.0f} video-seconds; {', '.join(suite.names)})"
           + (f", peak GPU memory {out['peak_gpu_mib']} MiB" if cuda else ""))
+    if args.without:
+        if args.without not in suite.names:
+            parser.error(f"{args.without} is not in the suite ({', '.join(suite.names)})")
+        lighter = Suite.from_settings(settings, names=[n for n in suite.names if n != args.without])
+        other = run_bare(lighter, paths, batch=args.batch, threads=args.threads)
+        print(f"{other['video_s_per_s']:.1f} video-seconds per wall-second without {args.without}; with it / without: "
+              f"{figures['video_s_per_s'] / other['video_s_per_s']:.3f}")
 
 
 if __name__ == "__main__":
