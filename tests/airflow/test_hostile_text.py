@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from crawlkit import settings_env
 from languagekit import HOSTILE_CHANNEL, HOSTILE_TITLE
-from spreadkit import WebhookReceiver, documents, flag, seed_videos
+from spreadkit import WebhookReceiver, documents, flag, make_due, seed_videos
 from typer.testing import CliRunner
 
 from fakeplatform import FakeVideo
@@ -68,6 +68,7 @@ def test_hostile_title_through_spread_alerts_and_kibana(make_crawl_settings: Any
                                layout="video-tag"))
         uid = seed_videos(platform, settings, ["hostile"])["hostile"]
         flag(settings, uid, 0.95)
+        make_due(settings)  # `vigil spread` reads at the real time: as if the video's next checkpoint had come
         for key, value in settings_env(settings).items():
             monkeypatch.setenv(key, value)
         get_settings.cache_clear()
