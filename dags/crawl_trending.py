@@ -11,7 +11,8 @@ Nothing is downloaded at that stage.
 `triage` then drops videos already in `vigil-videos`, scores political relevance in any language (multilingual
 sentence encoder + keyword lexicon of the detected language), refuses videos whose declared size or duration is
 over the caps, and ranks the rest by growth (views per hour, weighed against the channel's usual) so the per-run
-download budget (`VIGIL_CRAWL_MAX_DOWNLOADS`) goes to the fastest-spreading. `download` (mapped: one task per
+download budget goes to the fastest-spreading: the workers' queue (`vigil.jobs` lag) topped up to
+`VIGIL_CRAWL_QUEUE_TARGET`, within `VIGIL_CRAWL_MIN_DOWNLOADS`..`VIGIL_CRAWL_MAX_DOWNLOADS`. `download` (mapped: one task per
 video) fetches each chosen video within the caps, checks it is a video, stores it by sha256 and queues a
 `vigil.job/1` for the detectors.
 

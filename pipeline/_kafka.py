@@ -15,7 +15,7 @@ from kafka import errors as kafka_errors
 from ._exceptions import ServiceUnavailable, SetupMissing
 from ._settings import Settings
 
-__all__ = ["kafka_config", "make_producer", "make_consumer", "make_admin", "TopicChange", "ensure_topics",
+__all__ = ["kafka_config", "make_producer", "make_consumer", "make_admin", "consumer_lag", "TopicChange", "ensure_topics",
            "check_topics"]
 
 logger = logging.getLogger(__name__)
@@ -133,3 +133,29 @@ def check_topics(admin: KafkaAdminClient, settings: Settings) -> dict[str, int]:
     if absent:
         raise SetupMissing(f"Kafka topics missing: {', '.join(absent)}", service="kafka", hint="run `vigil setup`")
     return counts
+
+
+def consumer_lag(settings: Settings, group: str, topic: str) -> int:
+    """Messages of ``topic`` the consumer ``group`` has not committed yet, summed over partitions (a partition the
+    group never committed counts from its earliest retained message). Raises ServiceUnavailable when Kafka is
+    unreachable."""
+    from kafka import TopicPartition
+
+    admin = make_admin(settings)
+    consumer = _connect(KafkaConsumer, settings, **{"enable_auto_commit": False})
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return 0
+        committed = admin.list_group_offsets({group: partitions}).get(group) or {}
+        ends = consumer.end_offsets(partitions)
+        starts = consumer.beginning_offsets(partitions)
+        lag = 0
+        for tp in partitions:
+            done = committed.get(tp)
+            position = done.offset if done is not None and done.offset >= 0 else starts[tp]
+            lag += max(0, ends[tp] - position)
+        return lag
+    finally:
+        consumer.close()
+        admin.close()

@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     watchlist: Path | None = Field(None, description="watchlist YAML the crawl DAG reads (VIGIL_WATCHLIST)")
     crawl_schedule: str = Field(DEFAULT_CRAWL_SCHEDULE, description="cron expression or preset of the crawl DAG")
     crawl_max_downloads: int = Field(20, ge=0, description="downloads per crawl run, given to the fastest-spreading")
+    crawl_queue_target: int = Field(
+        200, ge=0, description="jobs waiting for the workers a run tops the queue up to: its budget is this less the "
+        "workers' lag, within crawl_min_downloads..crawl_max_downloads (0: always crawl_max_downloads)")
+    crawl_min_downloads: int = Field(
+        2, ge=0, description="downloads a run makes however long the queue is (the most viral keep coming)")
     crawl_task_retries: int = Field(2, ge=0, description="Airflow retries of a failed crawl task (outages, not videos)")
     crawl_default_limit: int = Field(50, ge=1, description="videos taken from an entry that sets no limit")
     crawl_socket_timeout_s: float = Field(20.0, gt=0, description="network timeout of one request while crawling")

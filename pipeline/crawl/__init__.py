@@ -15,7 +15,9 @@ from ._cycle import (
     crawl_table,
     discover,
     download,
+    download_budget,
     load_entries,
+    queue_lag,
     run_cycle,
     summarize,
     triage,
@@ -35,7 +37,7 @@ __all__ = [
     "Watchlist", "WatchlistEntry", "load_watchlist", "parse_watchlist",
     # the cycle's steps
     "load_entries", "discover", "triage", "download", "summarize", "run_cycle", "CrawlSummary", "TriageResult",
-    "crawl_table",
+    "crawl_table", "download_budget", "queue_lag",
     # the pieces
     "Candidate", "url_uid", "video_uid", "DiscoveryResult", "discover_entry", "Relevance", "RelevanceScorer",
     "apply_relevance", "DEFAULT_TOPICS", "DEFAULT_KEYWORDS", "growth", "rank_candidates", "UrlPolicy",

@@ -84,6 +84,31 @@ def discover(entry: dict[str, Any], settings: Settings, *, index: CrawlIndex | N
     return result.to_xcom()
 
 
+def download_budget(settings: Settings, lag: int | None) -> int:
+    """Downloads this run may make: enough to top the workers' queue up to ``crawl_queue_target`` jobs, within
+    ``crawl_min_downloads``..``crawl_max_downloads``. Workers that keep up get the whole budget; a queue already
+    past its target gets the minimum (the most viral videos still go in; the rest wait for the next run, ranked
+    again). Without a target, or when the lag cannot be read, ``crawl_max_downloads``."""
+    ceiling = settings.crawl_max_downloads
+    if not settings.crawl_queue_target or lag is None:
+        return ceiling
+    return min(ceiling, max(settings.crawl_min_downloads, settings.crawl_queue_target - lag))
+
+
+def queue_lag(settings: Settings) -> int | None:
+    """Jobs on the jobs topic the workers have not taken yet, or None when Kafka cannot say (the constant budget
+    then applies; the downloads' own job production reports an outage)."""
+    if not settings.crawl_queue_target:
+        return None
+    from .._kafka import consumer_lag
+
+    try:
+        return consumer_lag(settings, settings.worker_group, settings.topic_jobs)
+    except Exception as exc:  # noqa: BLE001 - an unknown lag leaves the constant budget, never a failed run
+        logger.warning("workers' queue lag unknown (%s): the download budget is crawl_max_downloads", exc)
+        return None
+
+
 @dataclass
 class TriageResult:
     """What triage decided: candidates to download (best first) and counts of the rest (already written)."""
@@ -98,6 +123,8 @@ class TriageResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     #: per entry: watchlist, kind, target, name, found, known, error, extractor (its health, see _health)
     entries: list[dict[str, Any]] = field(default_factory=list)
+    budget: int = 0  # downloads this run may make (download_budget)
+    queue_lag: int | None = None  # jobs waiting for the workers when it was set (None: not known)
 
     def to_xcom(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,7 +193,8 @@ def _triage(results: Sequence[dict[str, Any]], settings: Settings, index: CrawlI
     rankable = [c for c in candidates if c.relevance_score is not None and c.status != "skipped"]
     known_rates = index.channel_rates(c.channel_id for c in rankable if c.channel_id)
     ordered = rank_candidates(rankable, known_rates=known_rates)
-    budget = settings.crawl_max_downloads
+    out.queue_lag = queue_lag(settings)
+    budget = out.budget = download_budget(settings, out.queue_lag)
     for candidate in ordered:
         if candidate.decided:
             continue
@@ -183,8 +211,9 @@ def _triage(results: Sequence[dict[str, Any]], settings: Settings, index: CrawlI
     out.timings_s["index"] = round(time.monotonic() - started, 3)
     out.decided = [{"video_uid": c.video_uid, "status": c.status, "status_reason": c.status_reason,
                     "title": c.title, "watchlist": c.watchlist, "entry_target": c.entry_target} for c in decided]
-    logger.info("triage: %d discovered, %d known, %d relevant, %d to download, %d decided", out.discovered,
-                out.known, out.relevant, len(out.to_download), len(decided))
+    logger.info("triage: %d discovered, %d known, %d relevant, %d to download (budget %d, workers' queue %s), "
+                "%d decided", out.discovered, out.known, out.relevant, len(out.to_download), out.budget,
+                out.queue_lag, len(decided))
     return out
 
 
@@ -246,6 +275,8 @@ class CrawlSummary:
     seconds: float = 0.0
     timings_s: dict[str, float] = field(default_factory=dict)
     entry_runs: list[dict[str, Any]] = field(default_factory=list)  # one health row per entry (see _health)
+    budget: int | None = None  # downloads the run could make (download_budget)
+    queue_lag: int | None = None  # jobs waiting for the workers when the budget was set
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -267,7 +298,8 @@ def summarize(triaged: dict[str, Any], downloads: Sequence[dict[str, Any]], *, e
         duplicates=triaged["duplicates"], relevant=triaged["relevant"], downloaded=statuses["queued"],
         skipped=statuses["skipped"], refused=statuses["refused"], failed=statuses["failed"],
         reasons=dict(reasons.most_common()), entry_errors=list(triaged["entry_errors"]), videos=videos,
-        seconds=round(seconds, 3), timings_s={**triaged.get("timings_s", {}), **(timings_s or {})}, entry_runs=runs)
+        seconds=round(seconds, 3), timings_s={**triaged.get("timings_s", {}), **(timings_s or {})}, entry_runs=runs,
+        budget=triaged.get("budget"), queue_lag=triaged.get("queue_lag"))
     logger.info("crawl: %d discovered, %d already known, %d relevant, %d downloaded, %d skipped, %d refused, "
                 "%d failed; reasons %s", summary.discovered, summary.known, summary.relevant, summary.downloaded,
                 summary.skipped, summary.refused, summary.failed, summary.reasons)
@@ -328,8 +360,10 @@ def crawl_table(summary: CrawlSummary) -> Any:
     table = Table(title=f"vigil crawl: {summary.entries} watchlist entries in {summary.seconds:.1f} s")
     table.add_column("", overflow="fold")
     table.add_column("videos", justify="right")
+    budget = "" if summary.budget is None else f" (budget {summary.budget}" + (
+        "" if summary.queue_lag is None else f"; {summary.queue_lag} jobs were waiting for the workers") + ")"
     rows = [("discovered", summary.discovered), ("already known (skipped before reading)", summary.known),
-            ("relevant", summary.relevant), ("[green]downloaded and queued[/green]", summary.downloaded),
+            ("relevant", summary.relevant), (f"[green]downloaded and queued[/green]{budget}", summary.downloaded),
             ("skipped", summary.skipped), ("[yellow]refused[/yellow]", summary.refused),
             ("[red]failed[/red]", summary.failed)]
     for label, count in rows:

@@ -197,3 +197,40 @@ def test_dns_rebinding_is_refused_at_connection_time(platform: FakePlatform, med
     with pytest.raises(DownloadRefused, match="^host resolves to a loopback address"):
         download_media(Candidate(video_uid="generic:v", url=url), settings, policy=policy, workdir=tmp_path / "dl")
     assert platform.requests == []  # nothing reached the server
+
+
+@pytest.mark.kafka
+@pytest.mark.elasticsearch
+@pytest.mark.slow
+def test_the_budget_follows_the_workers_queue(make_crawl_settings: Any, platform: FakePlatform,
+                                              media: MediaFactory) -> None:
+    """Jobs the workers have not taken yet lower the next run's budget: the queue is topped up to
+    crawl_queue_target, never past it, and the most viral still go in (crawl_min_downloads)."""
+    from pipeline._kafka import consumer_lag, make_consumer
+
+    settings = make_crawl_settings(crawl_max_downloads=3, crawl_min_downloads=1, crawl_queue_target=4)
+    for i in range(6):
+        platform.add(FakeVideo(f"q{i}", f"Election rally number {i} of the senator", media=media.clip(1),
+                               views=10_000 * (i + 1)))
+    watchlist = parse_watchlist(f"entries:\n  - kind: feed\n    target: {platform.feed_url}\n", name="queue")
+    first = run_cycle(settings, watchlist)
+    assert (first.budget, first.queue_lag, first.downloaded) == (3, 0, 3)  # nothing waiting: the whole budget
+    assert consumer_lag(settings, settings.worker_group, settings.topic_jobs) == 3
+    second = run_cycle(settings, watchlist)
+    assert (second.budget, second.queue_lag, second.downloaded) == (1, 3, 1)  # 4 - 3 waiting
+    third = run_cycle(settings, watchlist)
+    assert (third.budget, third.queue_lag, third.downloaded) == (1, 4, 1)  # past the target: the minimum
+    # the workers take the queue: the next run has its whole budget again
+    consumer = make_consumer(settings, settings.worker_group, settings.topic_jobs, enable_auto_commit=False)
+    try:
+        taken = 0
+        for _ in range(20):
+            taken += sum(len(batch) for batch in consumer.poll(timeout_ms=500).values())
+            if taken >= 5:
+                break
+        consumer.commit()
+    finally:
+        consumer.close()
+    assert taken == 5 and consumer_lag(settings, settings.worker_group, settings.topic_jobs) == 0
+    fourth = run_cycle(settings, watchlist)
+    assert (fourth.budget, fourth.queue_lag, fourth.downloaded) == (3, 0, 1)  # one video left to download

@@ -343,3 +343,24 @@ def test_connection_time_check_uses_its_own_lookup() -> None:
     assert policy.vet_connection("ok.example", 443) == ["2606:4700::1111", "93.184.216.34"]  # resolver's order
     with pytest.raises(UnsafeURL, match="loopback"):
         policy.vet_connection("2130706433", 80)
+
+
+# ------------------------------------------------------------------ the download budget
+
+
+@pytest.mark.parametrize(("lag", "budget"), [(0, 20), (150, 20), (190, 10), (199, 2), (200, 2), (5000, 2),
+                                             (None, 20)])
+def test_the_budget_tops_the_workers_queue_up_to_its_target(lag: int | None, budget: int) -> None:
+    from pipeline.crawl import download_budget
+
+    settings = Settings(crawl_max_downloads=20, crawl_min_downloads=2, crawl_queue_target=200)
+    assert download_budget(settings, lag) == budget
+
+
+def test_without_a_queue_target_the_budget_is_constant() -> None:
+    from pipeline.crawl import download_budget, queue_lag
+
+    settings = Settings(crawl_max_downloads=7, crawl_queue_target=0)
+    assert queue_lag(settings) is None  # Kafka is not even asked
+    assert download_budget(settings, 10_000) == 7
+    assert download_budget(Settings(crawl_max_downloads=1, crawl_min_downloads=5), 0) == 1  # the ceiling rules
