@@ -129,11 +129,15 @@ def assign_clusters(members: Sequence[Member], threshold: float) -> dict[str, li
                 other = indices[int(k)]
                 if other != i:
                     groups.union(keys[i], keys[other])
+    touched = {groups.find(keys[i]) for i, m in enumerate(members) if m.new}
     roots: dict[str, list[Member]] = {}
     for key, m in zip(keys, members, strict=True):
         roots.setdefault(groups.find(key), []).append(m)
     out: dict[str, list[Member]] = {}
-    for group in roots.values():
+    for root, group in roots.items():
+        if root.startswith("c:") and root not in touched:  # a stored cluster nothing new joined: id and order stay
+            out[root[2:]] = group
+            continue
         ordered = sorted(group, key=_seen_key) if len(group) > 1 else group
         out[cluster_id_of(ordered[0].uid)] = ordered
     return out
