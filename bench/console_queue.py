@@ -91,7 +91,7 @@ def main() -> None:
         es.indices.forcemerge(index=index, max_num_segments=1)
         print(f"loaded {es.count(index=index)['count']} videos in {time.perf_counter() - started:.1f} s")
         accounts = Accounts(es, settings)
-        accounts.add_user("bench", "analyst", "bench-password")
+        accounts.add_user("bench", "analyst", uuid.uuid4().hex)  # a password the console's policy accepts
         token, _ = accounts.new_token("bench")
 
         with socket.socket() as sock:
@@ -144,11 +144,14 @@ def main() -> None:
         if proc is not None:
             proc.terminate()
             proc.wait(30)
-        names = [settings.index(n) for n in ("videos", "detections", "alerts", "verdicts")]
+        from pipeline._elasticsearch import INDEX_NAMES
+
+        names = [settings.index(n) for n in ("videos", "detections", "alerts", "verdicts", "watchlists",
+                                                "watchlist-runs")]
         es.options(ignore_status=404).indices.delete(index=",".join([*names, f"{prefix}-spread-000001",
                                                                      f"{prefix}-console-users"]),
                                                      ignore_unavailable=True)
-        for name in ("videos", "detections", "spread", "alerts", "verdicts"):
+        for name in INDEX_NAMES:  # every index template apply_templates put, before the components they use
             es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{name}")
         for name in ("settings", "spread-ilm"):
             es.options(ignore_status=404).cluster.delete_component_template(name=f"{prefix}-{name}")
