@@ -7,8 +7,8 @@ after publication (`VIGIL_SPREAD_CHECKPOINTS_H`, default 15 min, 1 h, 5 h, 24 h;
 sooner for a risky video or one an analyst judged manipulated (`VIGIL_SPREAD_PROMOTE_RISK`, every
 `VIGIL_SPREAD_PROMOTE_INTERVAL_H`), most overdue first, at most `VIGIL_SPREAD_MAX_VIDEOS` a run. `summarize` reports
 the backlog: readings due and checkpoints missed (later than `VIGIL_SPREAD_DEADLINE_SHARE` of their age), a warning
-when any were. Pages are read with yt-dlp for
-metadata only (nothing is downloaded), one mapped task per host so per-host rate limits
+when any were, and a message to `VIGIL_ALERT_WEBHOOKS` from `VIGIL_SPREAD_BACKLOG_ALERT` missed ones on. Pages are
+read with yt-dlp for metadata only (nothing is downloaded), one mapped task per host so per-host rate limits
 (`VIGIL_SPREAD_MIN_INTERVAL_S`, `VIGIL_SPREAD_HOST_INTERVALS`) hold; cookies files and proxies can be set per host
 (`VIGIL_SPREAD_COOKIES_FILES`, `VIGIL_SPREAD_PROXIES`).
 
@@ -114,9 +114,12 @@ def refresh_spread() -> None:
     def summarize(rows: list[dict[str, Any]], hashed: list[str], clusters: dict[str, Any]) -> dict[str, Any]:
         """Counts and the backlog (readings due, checkpoints missed), logged and returned."""
         from pipeline import load_settings
-        from pipeline.spread import backlog, summarize
+        from pipeline.spread import backlog, report_backlog, summarize
 
-        return summarize(rows, hashed, clusters, backlog(load_settings()))
+        settings = load_settings()
+        pending = backlog(settings)
+        report_backlog(settings, pending)  # missed checkpoints: a message to the alert webhooks
+        return summarize(rows, hashed, clusters, pending)
 
     @task
     def of_family(groups: dict[str, list[Any]], family: str) -> list[Any]:

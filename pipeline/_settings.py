@@ -223,7 +223,8 @@ class Settings(BaseSettings):
     # -- spread and alerts
     spread_schedule: str = Field(DEFAULT_SPREAD_SCHEDULE, description="cron expression or preset of refresh_spread")
     spread_active_days: float = Field(7.0, gt=0, description="videos first seen this many days ago or less are re-polled")
-    spread_max_videos: int = Field(500, ge=1, description="most videos re-polled per refresh (due ones, most overdue first)")
+    spread_max_videos: int = Field(
+        500, ge=1, description="most videos re-polled per refresh (due ones, most overdue first)")
     spread_checkpoints_h: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [0.25, 1.0, 5.0, 24.0],
         description="ages (hours after publication) at which a video's counters are read again (comma-separated)")
@@ -233,6 +234,9 @@ class Settings(BaseSettings):
     spread_promote_interval_h: float = Field(1.0, gt=0, description="the most time between readings of a risky video")
     spread_deadline_share: float = Field(
         0.1, ge=0, lt=1, description="a reading later than this share of its checkpoint's age counts as missed (backlog)")
+    spread_backlog_alert: int = Field(
+        1, ge=0, description="missed checkpoints from which a spread refresh posts a backlog alert to alert_webhooks "
+        "(0: never)")
     spread_min_interval_s: float = Field(
         2.0, ge=0, description="least time between two requests to the same platform host while re-polling")
     spread_host_intervals: dict[str, float] = Field(

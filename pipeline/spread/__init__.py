@@ -12,6 +12,7 @@ from ._cluster import Member, assign_clusters, cluster_id_of, cluster_stats
 from ._cycle import (
     RefreshSummary,
     backlog,
+    report_backlog,
     hash_media,
     poll,
     run_refresh,
@@ -38,8 +39,8 @@ from ._schedule import NextPoll, PollSchedule
 
 __all__ = [
     # the refresh's steps
-    "select_active", "poll", "update_metrics", "hash_media", "update_clusters", "backlog", "summarize", "run_refresh",
-    "RefreshSummary", "PollSchedule", "NextPoll",
+    "select_active", "poll", "update_metrics", "hash_media", "update_clusters", "backlog", "report_backlog",
+    "summarize", "run_refresh", "RefreshSummary", "PollSchedule", "NextPoll",
     # metrics
     "Snapshot", "SpreadMetrics", "compute_metrics", "engagement_rate", "views_at_age", "trimmed_mean",
     "expected_views", "overperformance", "risk_of",

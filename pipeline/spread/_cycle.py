@@ -1,6 +1,7 @@
 """One spread refresh, as steps the Airflow DAG maps and `vigil spread` runs in one process:
 
-    select_active ─▶ poll (per host) ─▶ update_metrics ─▶ hash_media ─▶ update_clusters ─▶ summarize (+ backlog)
+    select_active ─▶ poll (per host) ─▶ update_metrics ─▶ hash_media ─▶ update_clusters ─▶ summarize
+                                                                                       (+ backlog)
 
 ``select_active`` reads the videos whose next reading is due (checkpoints at fixed ages, promoted by risk:
 ``_schedule``); ``update_metrics`` writes each one's next reading.
@@ -27,8 +28,8 @@ from ._phash import PhashError, video_phash
 from ._poll import HostRateLimiter, Observation, host_key, poll_videos
 from ._schedule import PollSchedule
 
-__all__ = ["select_active", "poll", "update_metrics", "hash_media", "update_clusters", "backlog", "summarize",
-           "run_refresh", "RefreshSummary"]
+__all__ = ["select_active", "poll", "update_metrics", "hash_media", "update_clusters", "backlog", "report_backlog",
+           "summarize", "run_refresh", "RefreshSummary"]
 
 logger = logging.getLogger(__name__)
 
@@ -265,6 +266,28 @@ def backlog(settings: Settings, *, now: datetime | None = None, index: SpreadInd
             index.close()
 
 
+def report_backlog(settings: Settings, pending: Mapping[str, int | None]) -> list[dict[str, Any]]:
+    """Post a backlog alert to every ``alert_webhooks`` URL when at least ``spread_backlog_alert`` checkpoints were
+    missed (each refresh while it lasts: the operators' cue to add capacity); the deliveries, never the URLs."""
+    overdue = int(pending.get("overdue") or 0)
+    if not settings.spread_backlog_alert or overdue < settings.spread_backlog_alert or not settings.alert_webhooks:
+        return []
+    import httpx
+
+    from ..alerts._webhook import deliver_all
+
+    text = (f":warning: Vigil spread backlog: {overdue} followed videos missed a checkpoint "
+            f"({pending.get('due')} readings due). The refresh is not keeping up: shorten VIGIL_SPREAD_SCHEDULE, "
+            f"raise VIGIL_SPREAD_MAX_VIDEOS or the per-host rates.")
+    payload = {"text": text, "blocks": [
+        {"type": "header", "text": {"type": "plain_text", "text": "Vigil spread backlog", "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+    with httpx.Client(timeout=settings.alert_webhook_timeout_s, follow_redirects=False) as client:
+        deliveries = deliver_all([u.get_secret_value() for u in settings.alert_webhooks], payload, client=client,
+                                 attempts=settings.alert_webhook_attempts)
+    return [{"target": d.target, "ok": d.ok, "attempts": d.attempts, "error": d.error} for d in deliveries]
+
+
 def summarize(rows: Sequence[Mapping[str, Any]], hashed: Sequence[str], clusters: Mapping[str, Any],
               pending: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Counts of one refresh and the backlog after it (``pending``: `backlog`), logged and returned; missed
@@ -300,6 +323,7 @@ def run_refresh(settings: Settings, *, clock: Clock = _utcnow, limiter: HostRate
         pending = backlog(settings, now=clock(), index=index)
     finally:
         index.close()
+    report_backlog(settings, pending)
     summary = RefreshSummary(**{k: v for k, v in summarize(rows, hashed, clusters, pending).items()
                                 if k != "seconds"})
     summary.seconds = round(time.monotonic() - started, 3)

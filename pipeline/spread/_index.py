@@ -60,7 +60,8 @@ class SpreadIndex:
         with es_errors(self.settings):
             response = self.es.search(index=self.videos, size=self.settings.spread_max_videos, query=query,
                                       source_includes=VIDEO_FIELDS, track_total_hits=False,
-                                      sort=[{"next_poll": {"order": "asc", "unmapped_type": "date", "missing": "_first"}},
+                                      sort=[{"next_poll": {"order": "asc", "unmapped_type": "date",
+                                                           "missing": "_first"}},
                                             {"risk": {"order": "desc", "unmapped_type": "float", "missing": "_last"}},
                                             {"video_uid": "asc"}])
         return [hit["_source"] for hit in response["hits"]["hits"]]

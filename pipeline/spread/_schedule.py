@@ -11,8 +11,10 @@ time), as CrowdTangle's benchmarks did: ``spread_checkpoints_h`` (15 min, 1 h, 5
 
 Each poll writes the video's ``next_poll`` (when the next reading is due) and ``poll_deadline`` (when that reading
 counts as missed: ``spread_deadline_share`` of the checkpoint's age later, 6 min for the 1 h checkpoint, 30 min for
-the 5 h one, at most that share of ``spread_daily_h``). A refresh reads the videos due now, most overdue first; the ones past their deadline are the backlog
-(``RefreshSummary.overdue``), which the refresh logs and the ``spread_backlog`` alert reports.
+the 5 h one, at most that share of ``spread_daily_h``). A refresh reads the videos due now, most overdue first; the
+ones past their deadline are the backlog
+(``RefreshSummary.overdue``), which the refresh logs and, from ``spread_backlog_alert`` missed readings on, posts
+to the alert webhooks.
 """
 from __future__ import annotations
 

@@ -2,12 +2,14 @@
 metrics match values computed by hand, and a re-encoded, resized re-upload joins the original's cluster."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from spreadkit import documents, flag, lavfi_clip, make_due, seed_videos, snapshots, transcode, whole_seconds
+from spreadkit import (WebhookReceiver, documents, flag, lavfi_clip, make_due, seed_videos, snapshots, transcode,
+                       whole_seconds)
 
 from fakeplatform import FakeVideo
 from pipeline.crawl import CrawlIndex, WatchlistEntry, discover_entry
@@ -147,12 +149,19 @@ def test_vigil_spread_command_prints_a_summary(scene: dict[str, Any], platform: 
     assert documents(settings)[uids["flag"]]["spread"]["views"] == 4321
 
 
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver().running() as running:
+        yield running
+
+
 def test_readings_come_at_the_checkpoints_and_the_backlog_counts_missed_ones(
-        platform: Any, media: Any, make_crawl_settings: Any) -> None:
+        platform: Any, media: Any, make_crawl_settings: Any, receiver: WebhookReceiver) -> None:
     """Default checkpoints (15 min, 1 h, 5 h, 24 h after publication): a refresh reads only the videos whose
     checkpoint has come; a risky one is read hourly in between; a checkpoint left unread past 10 % of its age counts
-    as missed."""
-    settings = make_crawl_settings(spread_min_interval_s=0.0, crawl_fetch_subtitles=False)
+    as missed, and the refresh that finds it posts a backlog alert."""
+    settings = make_crawl_settings(spread_min_interval_s=0.0, crawl_fetch_subtitles=False,
+                                   alert_webhooks=[receiver.url])
     seen = whole_seconds(datetime.now(UTC))
     clip = media.clip(1)
     platform.add(FakeVideo("fresh", "Minister speaks at the rally", media=clip, views=50, author="Rally TV",
@@ -191,6 +200,11 @@ def test_readings_come_at_the_checkpoints_and_the_backlog_counts_missed_ones(
     assert summary_later.polled == 1  # the most overdue first: the risky one
     assert summary_later.rows[0]["video_uid"] == uids["risky"]
     assert summary_later.due == 1 and summary_later.overdue == 1  # the fresh video: due and past its deadline
+    # earlier refreshes missed nothing and posted nothing; this one tells the operators
+    assert len(receiver.received) == 1
+    text = receiver.received[0]["body"]["text"]
+    assert "spread backlog: 1 followed videos missed a checkpoint (1 readings due)" in text
+    assert receiver.url not in text
 
 
 def test_videos_listed_on_one_page_share_its_read(platform: Any, media: Any, make_crawl_settings: Any) -> None:
