@@ -17,6 +17,7 @@ import html
 import json
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -97,6 +98,11 @@ class FakePlatform:
         self.redirects: dict[str, str] = {}  # path -> Location
         self.extra_feed_links: list[str] = []  # feed items pointing anywhere (hostile URLs, other hosts)
         self.multi_pages: dict[str, list[str]] = {}  # page id -> ids of the videos on it (/watch/<page id>)
+        # a real platform's rate limit: page requests closer together than this answer 429 (0: no limit)
+        self.page_interval_s = 0.0
+        self.throttled = 0  # pages answered 429
+        self._last_page = 0.0
+        self._page_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -284,6 +290,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == "/feed.xml":
             return self._send(200, self.owner.render_feed(), "application/rss+xml", head_only)
+        if path.startswith("/watch/") and not head_only and self.owner.page_interval_s > 0:
+            with self.owner._page_lock:
+                now = time.monotonic()
+                early = now - self.owner._last_page < self.owner.page_interval_s
+                if early:
+                    self.owner.throttled += 1
+                else:
+                    self.owner._last_page = now
+            if early:
+                return self._send(429, b"slow down", "text/plain", head_only)
         if path.startswith("/watch/") and path.removeprefix("/watch/") in self.owner.multi_pages:
             page = self.owner.render_multi_page(path.removeprefix("/watch/"))
             return self._send(200, page, "text/html; charset=utf-8", head_only)
