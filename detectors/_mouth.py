@@ -33,8 +33,8 @@ import numpy as np
 
 from ._clip import Clip
 
-__all__ = ["MouthPatches", "DenseMouth", "mouth_patches", "dense_opening", "main_face_landmarks", "main_face_owner",
-           "PROBE_KEY"]
+__all__ = ["MouthPatches", "DenseMouth", "mouth_patches", "probe_mouth", "dense_opening", "main_face_landmarks",
+           "main_face_owner", "PROBE_KEY"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ class MouthPatches:
     rate: float
     mouth_px: float
     cuts: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # dense_opening's readings of these patches, by their inputs: lipsync and face_dynamics read the same clip's
+    readings: dict[tuple[Any, ...], DenseMouth | None] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -293,9 +295,29 @@ def _cv_fit(scores: np.ndarray, rows: np.ndarray, target: np.ndarray, alpha: flo
     return fit if np.isfinite(fit) else 0.0
 
 
+def probe_mouth(clip: Clip, path: str | os.PathLike[str], *, max_fps: float = 25.0) -> None:
+    """Cut the speaker's mouth patches into ``clip.probes[PROBE_KEY]`` once per clip: the first detector's probe
+    that asks does it, the others read them."""
+    if PROBE_KEY not in clip.probes and clip.speaker is not None and clip.has_audio:
+        clip.probes[PROBE_KEY] = mouth_patches(clip, path, max_fps=max_fps)
+
+
 def dense_opening(patches: MouthPatches, key_times: np.ndarray, key_opening: np.ndarray, *, components: int = 24,
                   alpha: float = 30.0, folds: int = 5, min_dark_agreement: float = 0.6,
                   min_fit: float = 0.5, fast_s: float = 0.6) -> DenseMouth | None:
+    """`_dense_opening`, read once per patches and inputs (kept in ``patches.readings``)."""
+    key = (np.asarray(key_times, dtype=np.float64).tobytes(), np.asarray(key_opening, dtype=np.float64).tobytes(),
+           components, alpha, folds, min_dark_agreement, min_fit, fast_s)
+    if key not in patches.readings:
+        patches.readings[key] = _dense_opening(patches, key_times, key_opening, components=components, alpha=alpha,
+                                               folds=folds, min_dark_agreement=min_dark_agreement, min_fit=min_fit,
+                                               fast_s=fast_s)
+    return patches.readings[key]
+
+
+def _dense_opening(patches: MouthPatches, key_times: np.ndarray, key_opening: np.ndarray, *, components: int,
+                   alpha: float, folds: int, min_dark_agreement: float, min_fit: float,
+                   fast_s: float) -> DenseMouth | None:
     """The mouth opening at every patch, in the face mesh's units (inner-lip gap / mouth width).
 
     Three readings, the first that holds is kept (``DenseMouth.method`` says which):

@@ -52,7 +52,7 @@ import numpy as np
 from ._base import Detector, DetectorResult, NotApplicable, Window
 from ._clip import Clip, FaceTrack
 from ._registry import register
-from ._mouth import PROBE_KEY, mouth_patches
+from ._mouth import probe_mouth
 from .lipsync import shot_cuts, speaking_sync, speech_activity
 
 __all__ = ["FaceDynamics", "track_cues", "RIGID_LANDMARKS"]
@@ -412,8 +412,7 @@ class FaceDynamics(Detector[FaceDynamicsInputs, dict[str, Any]]):
     def probe(self, clip: Clip, path: str) -> None:
         """Cut the speaker's mouth patches from every frame of the file (``detectors._mouth``) unless another
         detector did: whether the face on screen speaks the audio is read from them."""
-        if PROBE_KEY not in clip.probes and clip.speaker is not None and clip.has_audio:
-            clip.probes[PROBE_KEY] = mouth_patches(clip, path, max_fps=self.dense_max_fps)
+        probe_mouth(clip, path, max_fps=self.dense_max_fps)
 
     # -- preprocess (CPU, one clip)
     def preprocess(self, clip: Clip) -> FaceDynamicsInputs | NotApplicable:

@@ -56,7 +56,7 @@ import torch
 
 from ._base import Detector, DetectorResult, NotApplicable, Window
 from ._clip import Clip
-from ._mouth import PROBE_KEY, DenseMouth, dense_opening, main_face_owner, mouth_patches
+from ._mouth import PROBE_KEY, DenseMouth, dense_opening, main_face_owner, probe_mouth
 from ._registry import register
 
 __all__ = ["LipSync", "speaking_sync", "speech_envelope", "speech_activity", "describe_sync", "describe_stretch", "shot_cuts", "main_face"]
@@ -121,6 +121,28 @@ def main_face(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
     return seen, mouth[seen]
 
 
+def mouth_signal(clip: Clip, frame_index: np.ndarray, mouth_all: np.ndarray, dense: DenseMouth | None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(times, mouth openings (float64), the times of every frame the reading covers, its rate) of the main face:
+    the reading at the video's own rate where ``dense`` holds, else the face mesh's at the sampled frames."""
+    if dense is not None:  # the mouth at the video's own rate (appearance of the mouth patches)
+        ok = dense.valid & np.isfinite(dense.opening)
+        return dense.times[ok], dense.opening[ok].astype(np.float64), dense.times, dense.rate
+    ok = np.isfinite(mouth_all)  # the face mesh's readings at the sampled frames
+    return (clip.timestamps[frame_index[ok]], mouth_all[ok].astype(np.float64), clip.timestamps,
+            clip.fps if clip.fps > 0 else 5.0)
+
+
+def band_pass(env_db: np.ndarray, mouth: np.ndarray, fps: float, detrend_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(envelope, mouth) as they are compared: the envelope smoothed like a jaw (~70 ms), and the slow drift (head
+    motion, light, level changes) over ``detrend_s`` taken out of both (0: only the mouth's mean)."""
+    env = _moving_average(env_db, 7)  # ~70 ms: the jaw does not follow faster than that
+    if detrend_s > 0:
+        env = env - _moving_average(env, int(detrend_s * ENVELOPE_RATE))
+        return env, mouth - _moving_average(mouth, max(3, int(round(detrend_s * fps)) | 1))
+    return env, mouth - float(np.mean(mouth))
+
+
 def speaking_sync(clip: Clip, *, max_lag_s: float = 0.15, detrend_s: float = 1.5, dense: bool = True
                   ) -> tuple[float, str] | None:
     """How well the main face's mouth follows the clip's speech at a lag a recording can have (within ``max_lag_s``):
@@ -135,21 +157,14 @@ def speaking_sync(clip: Clip, *, max_lag_s: float = 0.15, detrend_s: float = 1.5
     frame_index, mouth_all = main_face(clip)
     patches = clip.probes.get(PROBE_KEY) if dense else None
     reading = dense_opening(patches, clip.timestamps[frame_index], mouth_all) if patches is not None else None
-    if reading is not None:
-        ok = reading.valid & np.isfinite(reading.opening)
-        times, mouth, fps, method = reading.times[ok], reading.opening[ok], reading.rate, reading.method
-    else:
-        ok = np.isfinite(mouth_all)
-        times, mouth, method = clip.timestamps[frame_index[ok]], mouth_all[ok], "mesh"
-        fps = clip.fps if clip.fps > 0 else 5.0
+    times, mouth, _, fps = mouth_signal(clip, frame_index, mouth_all, reading)
     if times.size < 8 or float(np.std(mouth)) == 0.0:
         return None
     env_db, _ = speech_envelope(clip.audio, clip.sample_rate)
     if env_db.size < 10:
         return None
-    env = _moving_average(env_db, 7)
-    env = env - _moving_average(env, int(detrend_s * ENVELOPE_RATE))
-    mouth = mouth.astype(np.float64) - _moving_average(mouth.astype(np.float64), max(3, int(round(detrend_s * fps)) | 1))
+    env, mouth = band_pass(env_db, mouth, fps, detrend_s)
+    method = reading.method if reading is not None else "mesh"
     env_times = np.arange(env.size) / ENVELOPE_RATE
     best = -1.0
     for lag in np.arange(-max_lag_s, max_lag_s + 1e-9, 0.02):
@@ -325,8 +340,8 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
     # -- probe (while the file exists): the mouth at the video's own rate
     def probe(self, clip: Clip, path: str) -> None:
         """Cut the speaker's mouth patches from every frame of the file (``detectors._mouth``), once per clip."""
-        if self.dense_mouth and PROBE_KEY not in clip.probes and clip.speaker is not None and clip.has_audio:
-            clip.probes[PROBE_KEY] = mouth_patches(clip, path, max_fps=self.dense_max_fps)
+        if self.dense_mouth:
+            probe_mouth(clip, path, max_fps=self.dense_max_fps)
 
     def _dense(self, clip: Clip, frame_index: np.ndarray, mouth: np.ndarray) -> DenseMouth | None:
         patches = clip.probes.get(PROBE_KEY) if self.dense_mouth else None
@@ -362,13 +377,7 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
             return NotApplicable(f"no speech (silence: {speech_share:.0%} of the audio is above the floor, "
                                  f"loudest {loudest:.0f} dBFS)")
 
-        if dense is not None:  # the mouth at the video's own rate (appearance of the mouth patches)
-            ok = dense.valid & np.isfinite(dense.opening)
-            times, mouth, all_times, fps = dense.times[ok], dense.opening[ok].astype(np.float64), dense.times, dense.rate
-        else:  # the face mesh's readings at the sampled frames
-            ok = np.isfinite(mouth_all)
-            times, mouth, all_times = clip.timestamps[frame_index[ok]], mouth_all[ok].astype(np.float64), clip.timestamps
-            fps = clip.fps if clip.fps > 0 else 5.0
+        times, mouth, all_times, fps = mouth_signal(clip, frame_index, mouth_all, dense)
         if mouth.size < 8:
             return NotApplicable(f"too few frames with a measurable mouth ({mouth.size})")
         rule = self.dense_rule if dense is not None else self.rule
@@ -385,12 +394,7 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
             if activity < self.still_mouth_std:
                 return NotApplicable(f"still face: the mouth does not move (opening std {activity:.3f})")
 
-        env = _moving_average(env_db, 7)  # ~70 ms: the jaw does not follow faster than that
-        if rule.detrend_s > 0:  # slow drift (head motion, light, level changes) out of both
-            env = env - _moving_average(env, int(rule.detrend_s * ENVELOPE_RATE))
-            mouth_bp = mouth - _moving_average(mouth, max(3, int(round(rule.detrend_s * fps)) | 1))
-        else:
-            mouth_bp = mouth - float(np.mean(mouth))
+        env, mouth_bp = band_pass(env_db, mouth, fps, rule.detrend_s)
 
         env_times = np.arange(env.size) / ENVELOPE_RATE
         query = times[:, None] + self.lags[None, :]
