@@ -121,11 +121,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from fakeplatform import FakePlatform, MediaFactory
-    from sink_rate import make_results, run_sink, stack_env
+    from sink_rate import cleanup, make_results, run_sink, stack_env
     from suite_throughput import run_bare
 
-    from pipeline import make_admin, make_es_client
-    from pipeline._elasticsearch import INDEX_NAMES
+    from pipeline import make_es_client
     from pipeline._setup import run_setup
     from pipeline._media_store import MediaStore
     from pipeline.crawl import (CrawlIndex, JobQueue, UrlPolicy, WatchlistEntry, discover_entry, download,
@@ -243,19 +242,8 @@ def main() -> None:
             print(f"7. Elasticsearch: {per_video:,.0f} bytes a video document ({n_videos:,}), {per_snapshot:,.0f} a "
                   f"spread snapshot ({n_snaps:,}), {per_detection:,.0f} a detection ({n_det:,})")
         finally:
-            es.options(ignore_status=404).indices.delete(index=",".join(
-                [settings.index(n) for n in ("videos", "detections", "alerts", "verdicts", "watchlists",
-                                             "watchlist-runs")] + [f"{settings.es_index_prefix}-spread-000001"]),
-                ignore_unavailable=True)
-            for name in INDEX_NAMES:
-                es.options(ignore_status=404).indices.delete_index_template(name=f"{settings.es_index_prefix}-{name}")
-            for name in ("settings", "spread-ilm"):
-                es.options(ignore_status=404).cluster.delete_component_template(
-                    name=f"{settings.es_index_prefix}-{name}")
             es.close()
-            admin = make_admin(settings)
-            admin.delete_topics([t for t in settings.topics if t in set(admin.list_topics())])
-            admin.close()
+            cleanup(settings)  # its own indices, templates and topics
 
     # the deployment for the day
     per_hour = args.per_day / 24

@@ -61,13 +61,14 @@ def settings_for_run(env: dict[str, str], bulk: int) -> Any:
 
 
 def cleanup(settings: Any) -> None:
+    """Delete the indices, templates and topics of a benchmark's own settings (prefix and topic names of its own)."""
     from pipeline import make_admin, make_es_client
     from pipeline._elasticsearch import INDEX_NAMES
 
     es = make_es_client(settings)
     prefix = settings.es_index_prefix
-    es.options(ignore_status=404).indices.delete(index=f"{prefix}-videos,{prefix}-detections",
-                                                 ignore_unavailable=True)
+    indices = [settings.index(n) for n in INDEX_NAMES if n != "spread"] + [f"{prefix}-spread-000001"]
+    es.options(ignore_status=404).indices.delete(index=",".join(indices), ignore_unavailable=True)
     for name in INDEX_NAMES:  # every index template `vigil setup` applied, before the components they use
         es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{name}")
     for name in ("settings", "spread-ilm"):
