@@ -7,8 +7,10 @@ after publication (`VIGIL_SPREAD_CHECKPOINTS_H`, default 15 min, 1 h, 5 h, 24 h;
 sooner for a risky video or one an analyst judged manipulated (`VIGIL_SPREAD_PROMOTE_RISK`, every
 `VIGIL_SPREAD_PROMOTE_INTERVAL_H`), most overdue first, at most `VIGIL_SPREAD_MAX_VIDEOS` a run. `summarize` reports
 the backlog: readings due and checkpoints missed (later than `VIGIL_SPREAD_DEADLINE_SHARE` of their age), a warning
-when any were, and a message to `VIGIL_ALERT_WEBHOOKS` from `VIGIL_SPREAD_BACKLOG_ALERT` missed ones on. Pages are
-read with yt-dlp for metadata only (nothing is downloaded), one mapped task per host so per-host rate limits
+when any were, and a message to `VIGIL_ALERT_WEBHOOKS` from `VIGIL_SPREAD_BACKLOG_ALERT` missed ones on. Counters are
+read from listings first where several followed videos share one that shows them (`VIGIL_SPREAD_LISTINGS`: their
+channel's page, the feed they were found on; it also takes the videos inside their early window), then from each
+video's page, with yt-dlp for metadata only (nothing is downloaded), one mapped task per host so per-host rate limits
 (`VIGIL_SPREAD_MIN_INTERVAL_S`, `VIGIL_SPREAD_HOST_INTERVALS`) hold; cookies files and proxies can be set per host
 (`VIGIL_SPREAD_COOKIES_FILES`, `VIGIL_SPREAD_PROXIES`).
 

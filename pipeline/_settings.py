@@ -237,6 +237,13 @@ class Settings(BaseSettings):
     spread_backlog_alert: int = Field(
         1, ge=0, description="missed checkpoints from which a spread refresh posts a backlog alert to alert_webhooks "
         "(0: never)")
+    spread_listings: bool = Field(
+        True, description="read many followed videos' counters from one listing (their channel's page, the feed "
+        "they were found on) when it shows them, before reading each video's page")
+    spread_listing_min_videos: int = Field(
+        2, ge=1, description="fewest followed videos (one of them due) a listing must be asked for before it is read")
+    spread_listing_size: int = Field(
+        100, ge=1, le=5000, description="most entries taken from one listing")
     spread_min_interval_s: float = Field(
         2.0, ge=0, description="least time between two requests to the same platform host while re-polling")
     spread_host_intervals: dict[str, float] = Field(

@@ -61,24 +61,42 @@ def _get(doc: Mapping[str, Any], dotted: str) -> Any:
 
 # ------------------------------------------------------------------ steps
 
+def _poll_item(doc: Mapping[str, Any], *, due: bool) -> dict[str, Any]:
+    """What `poll` needs of a followed video: its page, its listings, whether it is due."""
+    return {"video_uid": doc["video_uid"], "url": _get(doc, "url.full"), "platform": doc.get("platform"),
+            "channel_url": _get(doc, "channel.url"), "watchlist_kind": _get(doc, "watchlist.kind"),
+            "watchlist_target": _get(doc, "watchlist.target"), "listings_missed": doc.get("listings_missed") or [],
+            "due": due}
+
+
 def select_active(settings: Settings, *, now: datetime | None = None,
                   index: SpreadIndex | None = None) -> list[list[dict[str, Any]]]:
-    """Videos whose reading is due (``pipeline.spread._schedule``: checkpoints by age, promoted by risk), grouped by
-    host (one batch per host, so per-host rate limits hold across mapped tasks)."""
+    """Videos whose reading is due (``pipeline.spread._schedule``: checkpoints by age, promoted by risk), and, when
+    listings are read (``spread_listings``), the videos inside their early window that share a listing with a due
+    one (``due`` False: read only if a listing shows them); grouped by host (one batch per host, so per-host rate
+    limits hold across mapped tasks)."""
+    from ._listing import LISTING_KINDS
+
     own = index is None
     index = index or SpreadIndex(settings)
+    now = now or _utcnow()
     try:
-        videos = index.active_videos(now or _utcnow())
+        items = [_poll_item(doc, due=True) for doc in index.active_videos(now) if _get(doc, "url.full")]
+        early: list[dict[str, Any]] = []
+        if settings.spread_listings and items:
+            channels = {i["channel_url"] for i in items if i["channel_url"]}
+            targets = {i["watchlist_target"] for i in items
+                       if i["watchlist_target"] and i["watchlist_kind"] in LISTING_KINDS}
+            chosen = {i["video_uid"] for i in items}
+            early = [_poll_item(doc, due=False) for doc in index.early_videos(now, channels, targets)
+                     if _get(doc, "url.full") and doc["video_uid"] not in chosen]
     finally:
         if own:
             index.close()
     batches: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for doc in videos:
-        url = _get(doc, "url.full")
-        if not url:
-            continue
-        batches[host_key(url)].append({"video_uid": doc["video_uid"], "url": url, "platform": doc.get("platform")})
-    logger.info("%d active videos on %d hosts", len(videos), len(batches))
+    for item in [*items, *early]:
+        batches[host_key(item["url"])].append(item)
+    logger.info("%d videos due and %d inside their early window on %d hosts", len(items), len(early), len(batches))
     return [batches[host] for host in sorted(batches)]
 
 
@@ -134,9 +152,13 @@ def _update_metrics(obs: Sequence[Observation], settings: Settings, index: Sprea
     updates: dict[str, dict[str, Any]] = {}
     schedule = PollSchedule.from_settings(settings)
 
-    def next_poll(o: Observation, doc: Mapping[str, Any], risk: float | None) -> dict[str, str]:
+    def next_poll(o: Observation, doc: Mapping[str, Any], risk: float | None) -> dict[str, Any]:
         born = published_of.get(o.video_uid) or _parse(doc.get("first_seen"))
-        return schedule.next_poll(o.at, born, risk, watched=_get(doc, "analyst.verdict") == "manipulated").fields()
+        fields: dict[str, Any] = schedule.next_poll(o.at, born, risk,
+                                                    watched=_get(doc, "analyst.verdict") == "manipulated").fields()
+        if o.listings_missed:  # not asked again for this video
+            fields["listings_missed"] = sorted({*(doc.get("listings_missed") or []), *o.listings_missed})
+        return fields
 
     for o in obs:
         doc = videos.get(o.video_uid)
@@ -166,14 +188,18 @@ def _update_metrics(obs: Sequence[Observation], settings: Settings, index: Sprea
             "channel": {"id": channel},
             "cluster": {"id": _get(doc, "cluster.id")},
             "counters_missing": sorted(k for k, v in counters.items() if v is None),
+            "source": o.source,
             "event": {"created": _utcnow().isoformat(), "dataset": "vigil.spread"},
         })
         risk = risk_of(_get(doc, "fused.score"), fields["views_per_hour"])
-        updates[o.video_uid] = {"spread": {**counters, **fields, "updated": o.at.isoformat()},
+        latest = {**counters, **fields, "updated": o.at.isoformat()}
+        if o.source == "listing":  # what a listing does not show keeps its last value from a page read
+            latest = {k: v for k, v in latest.items() if v is not None}
+        updates[o.video_uid] = {"spread": latest,
                                 "last_polled": o.at.isoformat(), "risk": risk, **next_poll(o, doc, risk)}
         rows.append({"video_uid": o.video_uid, "title": doc.get("title"), **counters, **fields,
                      "expected_views": None if expected is None else round(expected, 1), "risk": risk,
-                     "reads": o.reads})
+                     "reads": o.reads, "source": o.source})
     index.write(snapshots, updates)
     logger.info("wrote %d snapshots, %d video updates", len(snapshots), len(updates))
     return rows

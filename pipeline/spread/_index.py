@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
 POLLED_STATUSES = ("queued", "scored")
 VIDEO_FIELDS = ["video_uid", "url.full", "platform", "channel.id", "channel.name", "published", "first_seen",
                 "last_polled", "media.uri", "phash", "fused.score", "fused.verdict", "spread.views", "cluster", "title",
-                "risk", "status", "analyst.verdict", "next_poll", "poll_deadline"]
+                "risk", "status", "analyst.verdict", "next_poll", "poll_deadline", "poll_early", "channel.url",
+                "watchlist.kind", "watchlist.target", "listings_missed"]
 PAGE_SIZE = 5_000  # videos per page when reading the whole index
 PIT_KEEP_ALIVE = "2m"  # between two pages
 
@@ -64,6 +65,26 @@ class SpreadIndex:
                                                            "missing": "_first"}},
                                             {"risk": {"order": "desc", "unmapped_type": "float", "missing": "_last"}},
                                             {"video_uid": "asc"}])
+        return [hit["_source"] for hit in response["hits"]["hits"]]
+
+    def early_videos(self, now: datetime, channel_urls: Iterable[str], listing_targets: Iterable[str]
+                     ) -> list[dict[str, Any]]:
+        """Followed videos not due yet but inside their reading's early window (``poll_early`` passed) that a listing
+        about to be read may show: their channel's page or their feed is among the given ones; at most
+        ``spread_max_videos``, the soonest due first."""
+        channels, targets = sorted(set(channel_urls)), sorted(set(listing_targets))
+        if not channels and not targets:
+            return []
+        shared = [{"terms": {"channel.url": channels}}] if channels else []
+        if targets:
+            shared.append({"terms": {"watchlist.target": targets}})
+        query = {"bool": {"filter": [*self._active(now), {"range": {"poll_early": {"lte": now.isoformat()}}},
+                                     {"range": {"next_poll": {"gt": now.isoformat()}}},
+                                     {"bool": {"should": shared, "minimum_should_match": 1}}]}}
+        with es_errors(self.settings):
+            response = self.es.search(index=self.videos, size=self.settings.spread_max_videos, query=query,
+                                      source_includes=VIDEO_FIELDS, track_total_hits=False,
+                                      sort=[{"next_poll": {"order": "asc"}}, {"video_uid": "asc"}])
         return [hit["_source"] for hit in response["hits"]["hits"]]
 
     def backlog(self, now: datetime) -> dict[str, int]:

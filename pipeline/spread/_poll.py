@@ -1,6 +1,9 @@
 """Re-polling public counters: yt-dlp metadata only (no download), through the crawl's discovery and its URL policy.
 
-Each video page is read with `pipeline.crawl.discover_entry` as a ``url`` entry, so every request (and redirect)
+First the listings (``_listing``): where at least ``spread_listing_min_videos`` followed videos of one host share a
+listing that shows counters (their channel's page, the feed they were found on), one request reads them all, the due
+videos and those inside their reading's early window (``_schedule``); a due video the listing does not show is read
+from its own page. Each video page is read with `pipeline.crawl.discover_entry` as a ``url`` entry, so every request (and redirect)
 passes the same network safety checks as the crawl; videos that share a page (several on one page, each with its
 counters in the page's metadata) are read with one request. Requests to one host are spaced by a minimum interval
 (`HostRateLimiter`); cookies files and proxies can differ per host or platform. A page that fails gives an
@@ -43,7 +46,9 @@ class Observation:
     reposts: int | None = None
     error: str | None = None
     seconds: float = 0.0
-    reads: float = 1.0  # page requests this observation made (0: it came with another video's read of its page)
+    reads: float = 1.0  # requests this observation made (a listing's read is shared by the videos it showed)
+    source: str = "page"  # where the counters were read: its page, or a listing ("listing")
+    listings_missed: list[str] = field(default_factory=list)  # listings read this time that did not show it
 
     def to_xcom(self) -> dict[str, Any]:
         data = asdict(self)
@@ -121,14 +126,95 @@ def settings_for_host(settings: Settings, host: str, platform: str | None = None
 
 def poll_videos(videos: Sequence[Mapping[str, Any]], settings: Settings, *, limiter: HostRateLimiter | None = None,
                 clock: Clock = _utcnow) -> list[Observation]:
-    """Read the counters of each video (``{"video_uid", "url", "platform"}``) with yt-dlp: one page read per page,
-    not per video. Videos listed together on one page (a news page with several videos, each with its counters in
-    the page's metadata) share that page's read; each observation's ``reads`` says which read the request (1) and
-    which came with it (0)."""
-    from ..crawl import UrlPolicy, WatchlistEntry, discover_entry
+    """Read the counters of each video (``{"video_uid", "url", "platform"}``, with ``channel_url``,
+    ``watchlist_kind``, ``watchlist_target`` for its listings and ``due`` False for one that is only inside its
+    early window): from shared listings first (``spread_listings``), then one page read per page, not per video.
+
+    Videos listed together on one page (a news page with several videos, each with its counters in the page's
+    metadata) share that page's read; videos a listing shows share the listing's read. Each observation's ``reads``
+    is its share of the requests (they add up to the requests made). A video that is not due is only read when a
+    listing shows it."""
+    from ..crawl import UrlPolicy
 
     limiter = limiter or HostRateLimiter.from_settings(settings)
     policy = UrlPolicy.from_settings(settings)
+    out: list[Observation] = []
+    pending = [v for v in videos if v.get("due", True)]
+    if settings.spread_listings:
+        listed, pending, unread, missed = _poll_listings(videos, settings, limiter, policy, clock)
+        out.extend(listed)
+    else:
+        unread, missed = 0.0, {}
+    out.extend(_poll_pages(pending, settings, limiter, policy, clock))
+    for observation in out:
+        observation.listings_missed = missed.get(observation.video_uid, [])
+    if out and unread:  # listings that showed none of their videos: their requests count all the same
+        out[-1].reads += unread
+    failed = sum(1 for o in out if o.error)
+    logger.info("re-polled %d videos with %g requests (%d from listings, %d failed)", len(out),
+                sum(o.reads for o in out), sum(1 for o in out if o.source == "listing"), failed)
+    return out
+
+
+def _poll_listings(videos: Sequence[Mapping[str, Any]], settings: Settings, limiter: HostRateLimiter, policy: Any,
+                   clock: Clock) -> tuple[list[Observation], list[Mapping[str, Any]], float, dict[str, list[str]]]:
+    """Read the listings shared by enough of the videos, the one asked for by most due videos first; returns the
+    observations from listings, the due videos still to read from their pages, the requests of listings that
+    showed none of them, and for each video the listings read that did not show it (not asked again for it)."""
+    from ._listing import counters_by_key, listing_keys, page_key, read_listing
+
+    keys = {v["video_uid"]: listing_keys(v) for v in videos}
+    open_videos = {v["video_uid"]: v for v in videos}
+    tried: set[str] = set()
+    out: list[Observation] = []
+    missed: dict[str, list[str]] = {}
+    unread = 0.0
+    while True:
+        asked: dict[str, list[Mapping[str, Any]]] = {}
+        for uid, video in open_videos.items():
+            for key in keys[uid]:
+                if key not in tried:
+                    asked.setdefault(key, []).append(video)
+        ranked = sorted(((sum(1 for v in vs if v.get("due", True)), len(vs), key) for key, vs in asked.items()),
+                        key=lambda t: (-t[0], -t[1], t[2]))
+        if not ranked or ranked[0][0] == 0 or ranked[0][1] < settings.spread_listing_min_videos:
+            break
+        _, _, key = ranked[0]
+        tried.add(key)
+        host = host_key(key)
+        platform = asked[key][0].get("platform")
+        limiter.wait(host, platform)
+        started = time.monotonic()
+        at = clock()
+        listed = read_listing(key, settings_for_host(settings, host, platform), policy,
+                              limit=settings.spread_listing_size)
+        seconds = round(time.monotonic() - started, 3)
+        shown = counters_by_key(listed or [])
+        found = [(video, shown.get(video["video_uid"]) or shown.get(page_key(str(video["url"])) or ""))
+                 for video in asked[key]]
+        if listed is not None:  # read, and these videos are not on it (a failed read is tried again next time)
+            for video, item in found:
+                if item is None:
+                    missed.setdefault(video["video_uid"], []).append(key)
+        found = [(video, item) for video, item in found if item is not None]
+        if not found:
+            unread += 1.0
+            logger.info("listing %s shows none of its %d followed videos' counters", key, len(asked[key]))
+            continue
+        for video, item in found:
+            open_videos.pop(video["video_uid"], None)
+            out.append(Observation(video["video_uid"], str(video["url"]), at, views=item.views, likes=item.likes,
+                                   comments=item.comments, reposts=item.reposts, seconds=seconds,
+                                   reads=round(1.0 / len(found), 6), source="listing"))
+    pending = [v for v in open_videos.values() if v.get("due", True)]
+    return out, pending, unread, missed
+
+
+def _poll_pages(videos: Sequence[Mapping[str, Any]], settings: Settings, limiter: HostRateLimiter, policy: Any,
+                clock: Clock) -> list[Observation]:
+    """One read per page (videos sharing a page share its read)."""
+    from ..crawl import WatchlistEntry, discover_entry
+
     by_page: dict[str, list[Mapping[str, Any]]] = {}
     for video in videos:
         by_page.setdefault(str(video["url"]), []).append(video)
@@ -166,6 +252,4 @@ def poll_videos(videos: Sequence[Mapping[str, Any]], settings: Settings, *, limi
                 continue
             out.append(Observation(uid, url, at, views=found.views, likes=found.likes, comments=found.comments,
                                    reposts=found.reposts, seconds=seconds, reads=reads))
-    failed = sum(1 for o in out if o.error)
-    logger.info("re-polled %d videos with %d page reads (%d failed)", len(out), len(by_page), failed)
     return out

@@ -9,10 +9,12 @@ time), as CrowdTangle's benchmarks did: ``spread_checkpoints_h`` (15 min, 1 h, 5
 ``spread_promote_risk``, or that an analyst judged ``manipulated`` (they follow its spread), is read at least every
 ``spread_promote_interval_h`` hours in between.
 
-Each poll writes the video's ``next_poll`` (when the next reading is due) and ``poll_deadline`` (when that reading
+Each poll writes the video's ``next_poll`` (when the next reading is due), ``poll_deadline`` (when that reading
 counts as missed: ``spread_deadline_share`` of the checkpoint's age later, 6 min for the 1 h checkpoint, 30 min for
-the 5 h one, at most that share of ``spread_daily_h``). A refresh reads the videos due now, most overdue first; the
-ones past their deadline are the backlog
+the 5 h one, at most that share of ``spread_daily_h``) and ``poll_early`` (as much before: a reading that comes free
+with a listing read for another video, ``_listing``, takes the checkpoint from then on). A reading inside a
+checkpoint's window counts for it, so the next one is the checkpoint after. A refresh reads the videos due now, most
+overdue first; the ones past their deadline are the backlog
 (``RefreshSummary.overdue``), which the refresh logs and, from ``spread_backlog_alert`` missed readings on, posts
 to the alert webhooks.
 """
@@ -33,10 +35,12 @@ class NextPoll:
     due: datetime
     deadline: datetime
     reason: str  # checkpoint | promoted
+    early: datetime | None = None  # from when a reading that comes free (a listing read) counts for this one
 
     def fields(self) -> dict[str, str]:
         """The `vigil-videos` fields."""
-        return {"next_poll": self.due.isoformat(), "poll_deadline": self.deadline.isoformat()}
+        return {"next_poll": self.due.isoformat(), "poll_deadline": self.deadline.isoformat(),
+                "poll_early": (self.early or self.due).isoformat()}
 
 
 @dataclass(frozen=True)
@@ -65,13 +69,19 @@ class PollSchedule:
                    promote_interval_h=settings.spread_promote_interval_h,  # type: ignore[attr-defined]
                    deadline_share=settings.spread_deadline_share)  # type: ignore[attr-defined]
 
+    def window_h(self, point_h: float) -> float:
+        """How early or late (hours) a reading still counts for the checkpoint at ``point_h``."""
+        return self.deadline_share * min(point_h, self.daily_h)
+
     def checkpoint_after(self, age_h: float) -> float:
-        """The first checkpoint age strictly after ``age_h`` (hours)."""
+        """The first checkpoint age whose window opens strictly after ``age_h`` (hours): a reading inside a
+        checkpoint's window counts for that checkpoint."""
         for point in self.checkpoints_h:
-            if point > age_h + 1e-9:
+            if point - self.window_h(point) > age_h + 1e-9:
                 return float(point)
         last = float(self.checkpoints_h[-1])
-        steps = math.floor((age_h - last) / self.daily_h + 1e-9) + 1
+        lead = self.window_h(last + self.daily_h)
+        steps = max(math.floor((age_h + lead - last) / self.daily_h + 1e-9) + 1, 1)
         return last + steps * self.daily_h
 
     def next_poll(self, polled_at: datetime, born: datetime | None, risk: float | None = None, *,
@@ -82,11 +92,11 @@ class PollSchedule:
         age_h = (polled_at - born).total_seconds() / 3600.0
         point = self.checkpoint_after(age_h)
         due = born + timedelta(hours=point)
-        slack = timedelta(hours=self.deadline_share * min(point, self.daily_h))
+        slack = timedelta(hours=self.window_h(point))
         reason = "checkpoint"
         if watched or (risk is not None and risk >= self.promote_risk):
             promoted = polled_at + timedelta(hours=self.promote_interval_h)
             if promoted < due:
                 due, reason = promoted, "promoted"
                 slack = timedelta(hours=self.deadline_share * self.promote_interval_h)
-        return NextPoll(due=due, deadline=due + slack, reason=reason)
+        return NextPoll(due=due, deadline=due + slack, reason=reason, early=due - slack)

@@ -1,6 +1,8 @@
 """A small local video "platform" for crawl and spread tests: an RSS feed of trending videos, one page per video
 with JSON-LD ``VideoObject`` metadata (or beside a ``<video>`` tag, or OpenGraph tags only; ``FakeVideo.layout``),
-pages with several videos (``multi_pages``), and real MP4 files made with imageio-ffmpeg's ffmpeg.
+pages with several videos (``multi_pages``), a page per channel listing its newest videos as a schema.org
+``ItemList`` with their counters (``/channel/<name>``, as video hubs and channel tabs show them), and real MP4 files
+made with imageio-ffmpeg's ffmpeg.
 
 Everything is served from 127.0.0.1 by the standard library's HTTP server in a thread. Counters are plain
 attributes of `FakeVideo`, so a test can change them between polls (``platform.videos["v1"].views = 5000``);
@@ -98,6 +100,9 @@ class FakePlatform:
         self.redirects: dict[str, str] = {}  # path -> Location
         self.extra_feed_links: list[str] = []  # feed items pointing anywhere (hostile URLs, other hosts)
         self.multi_pages: dict[str, list[str]] = {}  # page id -> ids of the videos on it (/watch/<page id>)
+        self.listing_size = 30  # videos a channel page lists, newest first
+        self.listing_counters = True  # whether channel pages show each listed video's counters
+        self.feed_statistics = False  # Media RSS <media:statistics views> per feed item, as YouTube's feeds
         # a real platform's rate limit: page requests closer together than this answer 429 (0: no limit)
         self.page_interval_s = 0.0
         self.throttled = 0  # pages answered 429
@@ -158,6 +163,15 @@ class FakePlatform:
     def page_requests(self, video_id: str) -> int:
         return sum(1 for p in self.requests if p == f"/watch/{video_id}")
 
+    def channel_url(self, author: str) -> str:
+        return f"{self.base_url}/channel/{author.replace(' ', '-')}"
+
+    def channel_requests(self, author: str) -> int:
+        return sum(1 for p in self.requests if p == f"/channel/{author.replace(' ', '-')}")
+
+    def listing_requests(self) -> int:
+        return sum(1 for p in self.requests if p.startswith("/channel/"))
+
     def media_requests(self, video_id: str) -> int:
         return sum(1 for p in self.requests if p == f"/media/{video_id}.mp4")
 
@@ -174,14 +188,16 @@ class FakePlatform:
                 f"<guid>{html.escape(self.page_url(video.video_id))}</guid>"
                 f"<description>{html.escape(_xml_text(video.description))}</description>"
                 f"<pubDate>{video.uploaded.strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate>"
-                "</item>")
+                + (f'<media:community><media:statistics views="{video.views}"/></media:community>'
+                   if self.feed_statistics and video.views is not None else "")
+                + "</item>")
         for page_id in self.multi_pages:
             items.append(f"<item><title>Page {html.escape(page_id)}</title>"
                          f"<link>{html.escape(self.page_url(page_id))}</link></item>")
         for n, link in enumerate(self.extra_feed_links):
             items.append(f"<item><title>Extra item {n}</title><link>{html.escape(link)}</link></item>")
         return ('<?xml version="1.0" encoding="UTF-8"?>'
-                '<rss version="2.0"><channel><title>Trending</title>'
+                '<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><title>Trending</title>'
                 f"<link>{self.base_url}/</link><description>What is trending</description>"
                 + "".join(items) + "</channel></rss>").encode()
 
@@ -197,7 +213,7 @@ class FakePlatform:
             "thumbnailUrl": f"{self.base_url}/thumb/{video.video_id}.jpg",
             "contentUrl": video.content_url or self.media_url(video.video_id),
             "author": {"@type": "Person", "name": video.author,
-                       "url": video.author_url or f"{self.base_url}/channel/{video.author.replace(' ', '-')}"},
+                       "url": video.author_url or self.channel_url(video.author)},
         }
         for kind, value in (("WatchAction", video.views), ("LikeAction", video.likes),
                             ("CommentAction", video.comments)):
@@ -247,6 +263,29 @@ class FakePlatform:
                 f"<body>{body}</body></html>").encode()
 
 
+    def render_channel(self, slug: str) -> bytes | None:
+        """A channel's page: its newest ``listing_size`` videos as an ItemList of VideoObjects, each with its page
+        ``url`` (and its counters when ``listing_counters``); None when no video is the channel's."""
+        videos = sorted((v for v in self.videos.values() if v.author.replace(" ", "-") == slug and
+                         v.page_status == 200), key=lambda v: v.uploaded, reverse=True)[: self.listing_size]
+        if not videos:
+            return None
+        items = []
+        for n, video in enumerate(videos, 1):
+            node = {k: v for k, v in self.video_object(video).items() if k != "@context"}
+            node["url"] = self.page_url(video.video_id)
+            if not self.listing_counters:
+                node.pop("interactionStatistic", None)
+                node.pop("interactionCount", None)
+            items.append({"@type": "ListItem", "position": n, "item": node})
+        data = {"@context": "https://schema.org", "@type": "ItemList", "itemListElement": items}
+        links = "".join(f'<li><a href="{html.escape(self.page_url(v.video_id))}">{html.escape(v.title)}</a></li>'
+                        for v in videos)
+        return (f"<!DOCTYPE html><html><head><title>{html.escape(slug)} | Fake Platform</title>"
+                f'<script type="application/ld+json">{json.dumps(data)}</script></head>'
+                f"<body><ul>{links}</ul></body></html>").encode()
+
+
 def _xml_text(text: str) -> str:
     """Text XML 1.0 can carry (a feed cannot hold control characters; the video page's JSON-LD can)."""
     return "".join(c for c in text if c in "\t\n\r" or ord(c) >= 0x20)
@@ -290,7 +329,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == "/feed.xml":
             return self._send(200, self.owner.render_feed(), "application/rss+xml", head_only)
-        if path.startswith("/watch/") and not head_only and self.owner.page_interval_s > 0:
+        if path.startswith(("/watch/", "/channel/")) and not head_only and self.owner.page_interval_s > 0:
             with self.owner._page_lock:
                 now = time.monotonic()
                 early = now - self.owner._last_page < self.owner.page_interval_s
@@ -309,6 +348,11 @@ class _Handler(BaseHTTPRequestHandler):
                 status = video.page_status if video else 404
                 return self._send(status, b"<html><body>not found</body></html>", "text/html", head_only)
             return self._send(200, self.owner.render_page(video), "text/html; charset=utf-8", head_only)
+        if path.startswith("/channel/"):
+            page = self.owner.render_channel(path.removeprefix("/channel/"))
+            if page is None:
+                return self._send(404, b"<html><body>no such channel</body></html>", "text/html", head_only)
+            return self._send(200, page, "text/html; charset=utf-8", head_only)
         if path.startswith("/media/") and path.endswith(".mp4"):
             video = self.owner.videos.get(path.removeprefix("/media/").removesuffix(".mp4"))
             if video is None or video.media is None:

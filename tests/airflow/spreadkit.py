@@ -22,8 +22,8 @@ from pipeline._messages import DetectorOutput, FusedScore, ResultMessage
 from pipeline.crawl import CrawlIndex, WatchlistEntry, discover_entry, rank_candidates
 from pipeline.sink import bulk_actions
 
-__all__ = ["transcode", "lavfi_clip", "seed_videos", "flag", "WebhookReceiver", "whole_seconds", "documents",
-           "snapshots", "fixture_videos", "index_videos"]
+__all__ = ["set_video_fields", "transcode", "lavfi_clip", "seed_videos", "flag", "WebhookReceiver", "whole_seconds",
+           "documents", "snapshots", "fixture_videos", "index_videos"]
 
 
 def whole_seconds(moment: datetime) -> datetime:
@@ -227,6 +227,18 @@ def persons_videos(now: datetime) -> dict[str, dict[str, Any]]:
         "youtube:john-fake": doc("youtube:john-fake", 0.8, [john], timedelta(minutes=20)),  # official, flagged
         "youtube:jane-old": doc("youtube:jane-old", 0.91, [jane], timedelta(hours=9)),  # scored before the window
     }
+
+
+def set_video_fields(settings: Settings, fields: dict[str, dict[str, Any]]) -> None:
+    """Partial updates of videos' documents ({video_uid: fields}), e.g. when their next reading is due."""
+    es = make_es_client(settings)
+    try:
+        es.indices.refresh(index=settings.index("videos"))
+        helpers.bulk(es, [{"_op_type": "update", "_index": settings.index("videos"), "_id": uid,
+                           "doc": {k: v.isoformat() if isinstance(v, datetime) else v for k, v in doc.items()}}
+                          for uid, doc in fields.items()], refresh=True)
+    finally:
+        es.close()
 
 
 def make_due(settings: Settings, video_uids: list[str] | None = None) -> None:

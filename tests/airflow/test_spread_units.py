@@ -193,15 +193,23 @@ def test_clusters_join_copies_and_keep_strangers_apart() -> None:
 
 def test_readings_follow_the_checkpoints_by_age_then_daily() -> None:
     schedule = PollSchedule()  # 15 min, 1 h, 5 h, 24 h, then daily
-    seen = [0.0, 0.2, 0.25, 0.9, 1.0, 4.0, 23.0, 24.0, 30.0, 48.0]
+    seen = [0.0, 0.2, 0.25, 0.8, 1.0, 4.0, 21.0, 24.0, 30.0, 48.0]
     due = [schedule.next_poll(at(h), T0).due for h in seen]
     assert [(d - T0).total_seconds() / 3600 for d in due] == [0.25, 0.25, 1.0, 1.0, 5.0, 5.0, 24.0, 48.0, 48.0, 72.0]
+    # a reading inside a checkpoint's window (10 % of its age either side) counts for it: the next is the one after
+    inside = [0.9, 4.6, 22.0, 46.0]
+    due = [schedule.next_poll(at(h), T0).due for h in inside]
+    assert [(d - T0).total_seconds() / 3600 for d in due] == [5.0, 24.0, 48.0, 72.0]
     # a reading is missed once it is 10 % of its checkpoint's age late (6 min at 1 h, 30 min at 5 h, 2.4 h daily)
     assert schedule.next_poll(at(0.5), T0).deadline == at(1.1)
     assert schedule.next_poll(at(2.0), T0).deadline == at(5.5)
     assert schedule.next_poll(at(30.0), T0).deadline == at(48.0 + 2.4)
     assert schedule.next_poll(at(0.5), T0).fields() == {"next_poll": at(1.0).isoformat(),
-                                                        "poll_deadline": at(1.1).isoformat()}
+                                                        "poll_deadline": at(1.1).isoformat(),
+                                                        "poll_early": at(0.9).isoformat()}
+    # the window opens as early: a reading that comes free with a listing read takes the checkpoint from then on
+    assert schedule.next_poll(at(2.0), T0).early == at(4.5)
+    assert schedule.next_poll(at(30.0), T0).early == at(48.0 - 2.4)
 
 
 def test_unknown_or_future_publication_counts_from_the_reading() -> None:
@@ -235,3 +243,86 @@ def test_checkpoints_come_from_settings_as_a_comma_list(monkeypatch: pytest.Monk
     schedule = PollSchedule.from_settings(Settings())
     assert tuple(schedule.checkpoints_h) == (0.5, 2.0, 6.0)
     assert schedule.next_poll(at(7), T0).due == at(30)  # 6 h, then every 24 h
+
+
+# ------------------------------------------------------------------ listings
+
+def test_listing_keys_are_the_channel_and_the_feed_on_the_videos_own_host() -> None:
+    from pipeline.spread._listing import listing_keys
+
+    video = {"url": "https://news.example/watch/1", "channel_url": "https://news.example/channel/A/",
+             "watchlist_kind": "feed", "watchlist_target": "https://news.example/feed.xml#top"}
+    assert listing_keys(video) == ["https://news.example/channel/A", "https://news.example/feed.xml"]
+    # another host's listing would break that host's rate limit in this host's task; a search is no listing
+    assert listing_keys({**video, "channel_url": "https://cdn.other.example/c/A", "watchlist_kind": "search"}) == []
+    assert listing_keys({**video, "channel_url": "https://news.example/watch/1", "watchlist_kind": "url"}) == []
+    assert listing_keys({**video, "listings_missed": ["https://news.example/channel/A"]}) == [
+        "https://news.example/feed.xml"]
+    assert listing_keys({**video, "channel_url": "javascript:alert(1)", "watchlist_kind": None}) == []
+
+
+def test_listing_page_json_ld_gives_each_video_its_page_and_counters() -> None:
+    import json
+
+    import yt_dlp
+
+    from pipeline.spread._listing import counters_by_key, from_json_ld
+
+    def video(n: int, **extra: object) -> dict[str, object]:
+        return {"@type": "VideoObject", "name": f"Clip {n}", "interactionStatistic": [
+            {"@type": "InteractionCounter", "interactionType": "https://schema.org/WatchAction",
+             "userInteractionCount": 100 * n},
+            {"@type": "InteractionCounter", "interactionType": {"@type": "LikeAction"}, "userInteractionCount": "1,5"}],
+            **extra}
+
+    data = {"@context": "https://schema.org", "@graph": [
+        {"@type": "ItemList", "itemListElement": [
+            {"@type": "ListItem", "position": 1, "url": "/watch/1", "item": video(1)},  # the ListItem's url
+            video(2, url="https://news.example/watch/2/"),  # the video's own url
+            video(3, mainEntityOfPage={"@id": "https://news.example/watch/3"}),
+            {"@type": "VideoObject", "name": "no counters", "url": "https://news.example/watch/4"},
+            {"@type": "VideoObject", "name": "no page", "contentUrl": "https://cdn.example/5.mp4"}]}]}
+    page = f'<html><head><script type="application/ld+json">{json.dumps(data)}</script></head></html>'
+    with yt_dlp.YoutubeDL({"quiet": True}) as ydl:
+        listed = from_json_ld(ydl, page, "https://news.example/channel/A")
+    assert [(v.page_url, v.views) for v in listed] == [("https://news.example/watch/1", 100),
+                                                       ("https://news.example/watch/2", 200),
+                                                       ("https://news.example/watch/3", 300),
+                                                       ("https://news.example/watch/4", None)]
+    assert listed[0].likes == 15
+    assert set(counters_by_key(listed)) == {f"https://news.example/watch/{n}" for n in (1, 2, 3)}
+
+
+def test_listing_feeds_with_media_rss_statistics() -> None:
+    from pipeline.spread._listing import from_feed
+
+    rss = ('<?xml version="1.0"?><rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel>'
+           '<item><link>https://v.example/watch/1</link><media:community><media:statistics views="1234"/>'
+           '<media:starRating count="56" average="5"/></media:community></item>'
+           '<item><link>https://v.example/watch/2</link></item></channel></rss>')
+    assert [(v.page_url, v.views, v.likes) for v in from_feed(rss, "https://v.example/feed")] == [
+        ("https://v.example/watch/1", 1234, 56), ("https://v.example/watch/2", None, None)]
+    atom = ('<feed xmlns="http://www.w3.org/2005/Atom" xmlns:media="http://search.yahoo.com/mrss/">'
+            '<entry><link rel="alternate" href="https://v.example/watch?v=abc"/><media:group><media:community>'
+            '<media:statistics views="99"/></media:community></media:group></entry></feed>')
+    assert [(v.page_url, v.views) for v in from_feed(atom, "https://v.example/feeds")] == [
+        ("https://v.example/watch?v=abc", 99)]
+    assert from_feed("<rss><channel><item>", "https://v.example/feed") == []  # malformed: nothing, no error
+    bomb = ('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+            '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">'
+            '<!ENTITY e "&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;"><!ENTITY f "&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;">'
+            '<!ENTITY g "&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;"><!ENTITY h "&g;&g;&g;&g;&g;&g;&g;&g;&g;&g;">]>'
+            '<rss><channel><item><link>&h;</link></item></channel></rss>')
+    assert from_feed(bomb, "https://v.example/feed") == []  # expat refuses the expansion
+
+
+def test_listing_flat_entries_of_a_platform_extractor() -> None:
+    from pipeline.spread._listing import from_flat_entries
+
+    entries = [{"ie_key": "Youtube", "id": "abc", "url": "https://www.youtube.com/watch?v=abc", "view_count": 1200,
+                "like_count": None},
+               {"ie_key": "Youtube", "id": "def", "url": "https://www.youtube.com/watch?v=def"},
+               None]
+    listed = from_flat_entries(entries, "https://www.youtube.com/@chan/videos")
+    assert [(v.uid, v.views) for v in listed] == [("youtube:abc", 1200), ("youtube:def", None)]
+    assert listed[0].page_url == "https://www.youtube.com/watch?v=abc"
