@@ -22,7 +22,7 @@ platforms and accounts (`cluster.*`) over the whole index, and updates the `vigi
 runs on it). Re-polls run as one mapped task per platform family (`poll_youtube`, ..., named after their host), each
 in that family's pool `vigil-platform-<family>`, shared with crawl_trending.
 
-Schedule: `VIGIL_SPREAD_SCHEDULE` (default hourly).
+Schedule: `VIGIL_SPREAD_SCHEDULE` (default every 5 minutes: the 1 h checkpoint is read within 6 minutes).
 """
 from __future__ import annotations
 

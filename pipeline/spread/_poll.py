@@ -158,7 +158,7 @@ def poll_videos(videos: Sequence[Mapping[str, Any]], settings: Settings, *, limi
 
 def _poll_listings(videos: Sequence[Mapping[str, Any]], settings: Settings, limiter: HostRateLimiter, policy: Any,
                    clock: Clock) -> tuple[list[Observation], list[Mapping[str, Any]], float, dict[str, list[str]]]:
-    """Read the listings shared by enough of the videos, the one asked for by most due videos first; returns the
+    """Read the listings shared by enough of the videos, the one most due videos prefer first; returns the
     observations from listings, the due videos still to read from their pages, the requests of listings that
     showed none of them, and for each video the listings read that did not show it (not asked again for it)."""
     from ._listing import counters_by_key, listing_keys, page_key, read_listing
@@ -170,14 +170,20 @@ def _poll_listings(videos: Sequence[Mapping[str, Any]], settings: Settings, limi
     missed: dict[str, list[str]] = {}
     unread = 0.0
     while True:
+        # each due video asks for its best listing not tried yet (its channel's before its feed); a listing read
+        # also takes every open video it may show
         asked: dict[str, list[Mapping[str, Any]]] = {}
+        preferred: dict[str, int] = {}
         for uid, video in open_videos.items():
-            for key in keys[uid]:
-                if key not in tried:
-                    asked.setdefault(key, []).append(video)
-        ranked = sorted(((sum(1 for v in vs if v.get("due", True)), len(vs), key) for key, vs in asked.items()),
+            untried = [key for key in keys[uid] if key not in tried]
+            for key in untried:
+                asked.setdefault(key, []).append(video)
+            if untried and video.get("due", True):
+                preferred[untried[0]] = preferred.get(untried[0], 0) + 1
+        ranked = sorted(((count, len(asked[key]), key) for key, count in preferred.items()
+                         if len(asked[key]) >= settings.spread_listing_min_videos),
                         key=lambda t: (-t[0], -t[1], t[2]))
-        if not ranked or ranked[0][0] == 0 or ranked[0][1] < settings.spread_listing_min_videos:
+        if not ranked:
             break
         _, _, key = ranked[0]
         tried.add(key)
