@@ -22,7 +22,7 @@ from ._exceptions import AuthenticationFailed, ConfigError, ServiceUnavailable, 
 from ._settings import Settings
 
 __all__ = ["make_es_client", "es_errors", "IndexChange", "apply_templates", "check_templates", "template_dir",
-           "INDEX_NAMES", "load_index_templates"]
+           "INDEX_NAMES", "load_index_templates", "snapshot_action", "refused"]
 
 logger = logging.getLogger(__name__)
 
@@ -231,10 +231,41 @@ def apply_templates(es: Elasticsearch, settings: Settings) -> list[IndexChange]:
             changes.append(change)
             if change.action == "updated" and es.indices.exists(index=name):
                 # additive mapping changes reach the existing index too; a conflicting one raises here
-                es.indices.put_mapping(index=name, **body["template"]["mappings"])
+                _update_mappings(es, name, body["template"]["mappings"])
         for short in INDEX_NAMES:
             changes.append(_ensure_index(es, settings, short))
     return changes
+
+
+_TIME_SERIES_PARAMS = ("time_series_dimension", "time_series_metric")
+
+
+def _without_time_series(node: Any) -> Any:
+    """A mapping without its time-series parameters (for an index that is not a time-series one)."""
+    if isinstance(node, dict):
+        return {k: _without_time_series(v) for k, v in node.items() if k not in _TIME_SERIES_PARAMS}
+    return node
+
+
+def _update_mappings(es: Elasticsearch, name: str, mappings: dict[str, Any]) -> None:
+    """Additive mapping changes onto an existing index, or each index behind the spread alias: a standard index from
+    before spread became a time-series index takes the fields without their time-series parameters (it keeps its
+    mode; the next rollover creates a time-series index from the template)."""
+    found = es.indices.get_settings(index=name)  # every index behind the name (a filtered read omits standard ones)
+    for index, body in found.items():
+        mode = ((body.get("settings") or {}).get("index") or {}).get("mode")
+        es.indices.put_mapping(index=index, **(mappings if mode == "time_series" else _without_time_series(mappings)))
+
+
+def snapshot_action(index: str, document: dict[str, Any]) -> dict[str, Any]:
+    """A bulk action for one spread snapshot: ``create`` with no id, as a time-series index wants (the id comes from
+    the video and the time, so a snapshot written twice is refused as a duplicate: see `refused`)."""
+    return {"_op_type": "create", "_index": index, "_source": document}
+
+
+def refused(errors: list[Any]) -> list[Any]:
+    """Bulk errors that are real: a snapshot ``create`` refused as a duplicate (409: already written) is not."""
+    return [e for e in errors if not (isinstance(e, dict) and (e.get("create") or {}).get("status") == 409)]
 
 
 def _ensure_index(es: Elasticsearch, settings: Settings, short: str) -> IndexChange:

@@ -14,7 +14,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
-from .._elasticsearch import es_errors, make_es_client
+from .._elasticsearch import es_errors, make_es_client, refused, snapshot_action
 from .._exceptions import ServiceUnavailable
 from .._kafka import make_producer
 from .._messages import JobMessage, SourceMetadata, encode
@@ -187,10 +187,10 @@ class CrawlIndex:
             political = c.relevance_score is not None and not (c.status_reason or "").startswith(
                 "skipped: not political")
             if snapshots and c.platform_id is not None and political:
-                actions.append({"_op_type": "index", "_index": self.spread,
-                                "_id": f"{c.video_uid}@{c.discovered_at.isoformat()}", "_source": spread_snapshot(c)})
+                actions.append(snapshot_action(self.spread, spread_snapshot(c)))
         with es_errors(self.settings):
             ok, errors = helpers.bulk(self.es, actions, raise_on_error=False, stats_only=False)
+        errors = refused(errors)
         if errors:
             first = errors[0]
             raise ServiceUnavailable(f"Elasticsearch refused {len(errors)} of {len(actions)} crawl documents, "

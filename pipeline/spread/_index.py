@@ -9,7 +9,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
-from .._elasticsearch import es_errors, make_es_client
+from .._elasticsearch import es_errors, make_es_client, refused, snapshot_action
 from .._exceptions import ServiceUnavailable
 from .._settings import Settings
 
@@ -182,17 +182,16 @@ class SpreadIndex:
 
     def write(self, snapshots: Sequence[Mapping[str, Any]] = (),
               updates: Mapping[str, Mapping[str, Any]] | None = None) -> None:
-        """Index snapshots (id = uid@time) and apply partial video updates; visible to searches on return."""
-        actions: list[dict[str, Any]] = []
-        for snap in snapshots:
-            actions.append({"_op_type": "index", "_index": self.spread,
-                            "_id": f"{snap['video_uid']}@{snap['@timestamp']}", "_source": dict(snap)})
+        """Index snapshots (one per video and time: written twice, stored once) and apply partial video updates;
+        visible to searches on return."""
+        actions: list[dict[str, Any]] = [snapshot_action(self.spread, dict(snap)) for snap in snapshots]
         for uid, doc in (updates or {}).items():
             actions.append({"_op_type": "update", "_index": self.videos, "_id": uid, "doc": dict(doc)})
         if not actions:
             return
         with es_errors(self.settings):
             ok, errors = helpers.bulk(self.es, actions, raise_on_error=False, stats_only=False, refresh=True)
+        errors = refused(errors)
         if errors:
             raise ServiceUnavailable(f"Elasticsearch refused {len(errors)} of {len(actions)} spread writes, e.g. "
                                      f"{errors[0]}", service="elasticsearch", hint="run `vigil setup`")

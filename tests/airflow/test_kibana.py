@@ -374,7 +374,7 @@ def fixture_stack(make_crawl_settings: Any) -> Settings:
     index_videos(st, videos)
     es = make_es_client(st)
     try:
-        snaps = [{"_index": st.index("spread"), "_id": f"{uid}@{h}", "_source": {
+        snaps = [{"_op_type": "create", "_index": st.index("spread"), "_source": {
             "@timestamp": (NOW - timedelta(hours=h)).isoformat(), "video_uid": uid, "platform": doc["platform"],
             "views": 1000 * (3 - h), "views_per_hour": 500.0 * (3 - h), "overperformance": 2.0,
             "cluster": {"id": doc["cluster"]["id"]}}} for uid, doc in videos.items() for h in (0, 1, 2)]

@@ -93,6 +93,63 @@ def test_setup_updates_a_template_that_differs(stack_settings: Settings) -> None
     assert check_templates(es, stack_settings) == []
 
 
+def test_spread_is_a_time_series_index_and_a_snapshot_written_twice_is_stored_once(stack_settings: Settings) -> None:
+    from elasticsearch import helpers
+
+    from pipeline._elasticsearch import refused, snapshot_action
+
+    run_setup(stack_settings)
+    es = make_es_client(stack_settings)
+    name = stack_settings.index("spread")
+    first = f"{stack_settings.es_index_prefix}-spread-000001"
+    mode = es.indices.get_settings(index=first, name="index.mode")[first]["settings"]["index"]["mode"]
+    assert mode == "time_series"
+    snap = {**DOCS["spread"], "source": "page"}
+    other = {**snap, "@timestamp": "2026-11-26T11:00:00Z", "views": 130000}
+    ok, errors = helpers.bulk(es, [snapshot_action(name, snap), snapshot_action(name, snap),
+                                   snapshot_action(name, other)], raise_on_error=False, refresh=True)
+    assert ok == 2 and len(errors) == 1 and refused(errors) == []  # the duplicate is refused, and that is fine
+    hits = es.search(index=name, query={"term": {"video_uid": "youtube:abc123"}}, sort=[{"@timestamp": "asc"}])
+    assert [h["_source"]["views"] for h in hits["hits"]["hits"]] == [120000, 130000]
+    # the source is synthetic (rebuilt from the columns: half the bytes): a withheld counter is absent rather than
+    # null, and a one-element list reads back as its element
+    first_source = hits["hits"]["hits"][0]["_source"]
+    assert "likes" not in first_source and first_source["counters_missing"] in ("likes", ["likes"])
+    # a real refusal is still one
+    bad = snapshot_action(name, {"@timestamp": "not a time", "video_uid": "youtube:abc123"})
+    _, errors = helpers.bulk(es, [bad], raise_on_error=False)
+    assert len(refused(errors)) == 1
+
+
+def test_an_older_standard_spread_index_takes_new_fields_and_rolls_over_to_time_series(
+        stack_settings: Settings) -> None:
+    """An install from before spread was a time-series index: setup adds the new fields to its standard index
+    (without the time-series parameters it cannot take), and the next rollover is a time-series index."""
+    es = make_es_client(stack_settings)
+    name = stack_settings.index("spread")
+    first = f"{stack_settings.es_index_prefix}-spread-000001"
+    es.indices.create(index=first, aliases={name: {"is_write_index": True}},
+                      mappings={"dynamic": False, "properties": {"@timestamp": {"type": "date"},
+                                                                 "video_uid": {"type": "keyword"},
+                                                                 "views": {"type": "long"}}},
+                      settings={"number_of_replicas": 0})
+    run_setup(stack_settings)
+    # the template as an older version left it: this version's setup updates it and the index's mapping
+    stale = es.indices.get_index_template(name=name)["index_templates"][0]["index_template"]
+    stale["_meta"]["vigil_hash"] = "from-an-older-version"
+    es.indices.put_index_template(name=name, **stale)
+    changes = {c.name: c.action for c in apply_templates(es, stack_settings) if c.kind == "index-template"}
+    assert changes[name] == "updated"
+    props = es.indices.get_mapping(index=first)[first]["mappings"]["properties"]
+    assert props["source"] == {"type": "keyword"} and props["video_uid"] == {"type": "keyword"}
+    assert "mode" not in es.indices.get_settings(index=first)[first]["settings"]["index"]  # still standard
+    rolled = es.indices.rollover(alias=name)
+    new = rolled["new_index"]
+    assert es.indices.get_settings(index=new, name="index.mode")[new]["settings"]["index"]["mode"] == "time_series"
+    assert run_setup(stack_settings).elasticsearch  # and setup still runs over both
+    assert check_templates(es, stack_settings) == []
+
+
 def test_requests_without_credentials_are_refused(stack_settings: Settings) -> None:
     anonymous = stack_settings.model_copy(update={"es_user": None, "es_password": None})
     es = make_es_client(anonymous)
