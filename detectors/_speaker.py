@@ -5,7 +5,8 @@
 ``embed`` gives one embedding for a whole utterance (silences longer than ~0.2 s trimmed by WebRTC VAD, the
 utterance cut into 1.6 s partials whose embeddings are averaged, as Resemblyzer does); ``embed_windows`` gives one
 embedding per sliding window, batched through the LSTM in one call, for comparing stretches of a speech against
-each other or against an enrolled voice. Cosine similarity of two embeddings is their dot product.
+each other or against an enrolled voice; ``embed_windows_many`` does that for several audios (the face tracks of a
+batch of clips) in one LSTM call. Cosine similarity of two embeddings is their dot product.
 
 The encoder is shared: ``get_speaker_encoder(device)`` builds one per device, once, under a lock.
 """
@@ -117,26 +118,45 @@ class SpeakerEncoder:
 
         Audio shorter than one window gives one window over all of it; no audio gives n = 0.
         """
+        return self.embed_windows_many([audio], window_s=window_s, hop_s=hop_s)[0]
+
+    def embed_windows_many(self, audios: list[np.ndarray], *, window_s: float = 1.6, hop_s: float = 0.4
+                           ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``embed_windows`` of several audios, every full-length window of all of them through the LSTM in one
+        call (an audio shorter than one window is its own call: its window is shorter)."""
         if window_s <= 0 or hop_s <= 0:
             raise ValueError(f"window_s and hop_s must be positive, got {window_s}, {hop_s}")
-        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-        if audio.size == 0:
-            return np.zeros((0, 2), dtype=np.float64), np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
-        audio = self._prepare(audio)
-        mel = self._mel(audio)
         frame_s = self._hparams.mel_window_step / 1000
         window = max(1, int(round(window_s / frame_s)))
         hop = max(1, int(round(hop_s / frame_s)))
-        duration = audio.size / self.sample_rate
-        if mel.shape[0] <= window:
-            spans = np.array([[0.0, duration]])
-            return spans, self._run(mel[None])
-        starts = np.arange(0, mel.shape[0] - window + 1, hop)
-        if mel.shape[0] - (starts[-1] + window) > hop // 2:
-            starts = np.append(starts, mel.shape[0] - window)
-        spans = np.stack([starts * frame_s, np.minimum((starts + window) * frame_s, duration)], axis=1)
-        embeds = self._run(np.stack([mel[s:s + window] for s in starts]))
-        return spans.astype(np.float64), embeds
+        out: list[tuple[np.ndarray, np.ndarray]] = []
+        full: list[np.ndarray] = []  # windows of `window` mel frames, of every audio, in order
+        owners: list[tuple[int, int]] = []  # (index into out, how many of `full` are its)
+        for audio in audios:
+            audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+            if audio.size == 0:
+                out.append((np.zeros((0, 2), dtype=np.float64), np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)))
+                continue
+            audio = self._prepare(audio)
+            mel = self._mel(audio)
+            duration = audio.size / self.sample_rate
+            if mel.shape[0] <= window:
+                out.append((np.array([[0.0, duration]]), self._run(mel[None])))
+                continue
+            starts = np.arange(0, mel.shape[0] - window + 1, hop)
+            if mel.shape[0] - (starts[-1] + window) > hop // 2:
+                starts = np.append(starts, mel.shape[0] - window)
+            spans = np.stack([starts * frame_s, np.minimum((starts + window) * frame_s, duration)], axis=1)
+            full.extend(mel[s:s + window] for s in starts)
+            owners.append((len(out), len(starts)))
+            out.append((spans.astype(np.float64), np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)))
+        if full:
+            embeds = self._run(np.stack(full))
+            at = 0
+            for index, count in owners:
+                out[index] = (out[index][0], embeds[at:at + count])
+                at += count
+        return out
 
     def _trim_silences(self, audio: np.ndarray) -> np.ndarray:
         if float(np.max(np.abs(audio))) > 1.0:

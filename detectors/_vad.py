@@ -9,11 +9,17 @@ The model is loaded once per process and is stateful (its recurrent state runs a
 serialised by a lock and the state is reset for every clip. It runs on the CPU with one intra-op thread for the call
 (tiny per-chunk operations get slower, not faster, with more threads); importing ``silero_vad`` sets torch to one
 thread for the whole process, which is undone here.
+
+A clip's audio is read once however many detectors ask: the segments of the last few audio arrays are kept (by the
+array object and the parameters), so ``identity`` and ``voice_change`` share one pass over a clip. An array that is
+changed in place after a call is not noticed; detectors never change a clip's audio.
 """
 from __future__ import annotations
 
 import threading
 import warnings
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +35,10 @@ VAD_RATE = 16_000
 
 _lock = threading.Lock()
 _model: Any = None
+#: segments of the last audio arrays read: id(array) -> (weak reference to it, parameters, segments)
+_MEMO: OrderedDict[int, tuple[Any, tuple[Any, ...], list[SpeechSegment]]] = OrderedDict()
+_MEMO_SIZE = 64
+_memo_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,27 @@ def speech_segments(
     """Segments of speech in ``audio`` (mono float in [-1, 1]); empty for silence, noise, music or no audio."""
     if audio is None or np.asarray(audio).size == 0:
         return []
+    params = (int(sample_rate), threshold, min_speech_s, min_silence_s, speech_pad_s, np.asarray(audio).size)
+    with _memo_lock:
+        kept = _MEMO.get(id(audio))
+        if kept is not None and kept[0]() is audio and kept[1] == params:
+            _MEMO.move_to_end(id(audio))
+            return list(kept[2])
+    found = _speech_segments(audio, sample_rate, threshold=threshold, min_speech_s=min_speech_s,
+                             min_silence_s=min_silence_s, speech_pad_s=speech_pad_s)
+    try:
+        ref = weakref.ref(audio)
+    except TypeError:  # not an ndarray (a list): nothing to key on
+        return found
+    with _memo_lock:
+        _MEMO[id(audio)] = (ref, params, list(found))
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return found
+
+
+def _speech_segments(audio: np.ndarray, sample_rate: int, *, threshold: float, min_speech_s: float,
+                     min_silence_s: float, speech_pad_s: float) -> list[SpeechSegment]:
     samples = np.asarray(audio, dtype=np.float32)
     rate = int(sample_rate)
     if rate not in (8_000, VAD_RATE):

@@ -1,10 +1,15 @@
 """Detector ``identity``: is the enrolled person shown really speaking with their own voice?
 
-    preprocess   per face track (speaker first): up to N aligned face chips (dlib 5-point) and the speech heard
-                 while the track is on screen (energy VAD); with several faces on screen during speech, the speech
-                 is the face's whose mouth moves most
-    _forward     every chip of every clip through dlib's ResNet in one call; each track's speech through the GE2E
-                 speaker encoder (one utterance embedding, and sliding 1.6 s windows for the timeline)
+    probe        (``Suite.prepare``, the CPU thread pool) per face track (speaker first): a few aligned face chips
+                 (dlib 5-point), the sharpest, most frontal of each stretch of the track, through dlib's ResNet
+                 (CPU-only, so it stays off the device thread); the clip's speech found (VAD, kept for the
+                 other detectors that ask)
+    preprocess   per face track: its descriptors from the probe (or its chips, when no probe ran) and the speech
+                 heard while the track is on screen; with several faces on screen during speech, the speech is the
+                 face's whose mouth moves most
+    _forward     the chips no probe embedded, of every clip, through dlib's ResNet in one call; every speaking
+                 track's speech of every clip through the GE2E speaker encoder in one call (sliding 1.6 s windows,
+                 hop 0.8 s, for the timeline; their mean is the utterance embedding)
     postprocess  best-matching enrolled person per track (face similarity ≥ threshold, or none); for the matched
                  speaker, voice similarity to that person's enrolled voice and to every other enrolled voice
 
@@ -41,6 +46,9 @@ logger = logging.getLogger(__name__)
 _SCORE_SCALE = 0.04
 #: a voice matching another enrolled person this much better than the shown person's is a strong mismatch
 _OTHER_MARGIN = 0.02
+#: the probe's descriptors in ``Clip.probes``
+PROBE_KEY = "identity_faces"
+_WINDOW_S, _HOP_S = 1.6, 0.8
 
 
 @dataclass
@@ -48,13 +56,14 @@ class _Track:
     track_id: int
     start_s: float
     end_s: float
-    chips: list[np.ndarray]
+    chips: list[np.ndarray]  # aligned chips still to embed (none when the probe gave ``descriptors``)
     speech: np.ndarray
     speech_s: float
     spans: list[tuple[float, float]] = field(default_factory=list)  # where the concatenated speech came from
     mouth_activity: float = 0.0  # spread of the mouth opening while speech is heard
     prominence: float = 1.0  # the tracker's score: size x centrality x duration
     speaker: bool = True  # the speech heard is taken to be this face's
+    descriptors: np.ndarray | None = None  # (n, 128) from the probe
 
     def clip_time(self, t: float) -> float:
         """A time within the concatenated speech as a time in the clip."""
@@ -108,12 +117,13 @@ class Identity(Detector[_Inputs, list[dict[str, Any]]]):
     """Face identity against the persons gallery, then the speech against the matched person's enrolled voice."""
 
     name = "identity"
-    version = "1.0"
+    version = "1.1"  # 1.1: a few chosen crops per track (sharp, frontal, spread in time) instead of five largest
 
     def __init__(self, *, device: str | torch.device | None = None, batch_size: int = 8,
                  settings: Settings | None = None, gallery: Gallery | None = None, max_tracks: int = 4,
                  face_threshold: float | None = None, voice_threshold: float | None = None,
-                 min_speech_s: float | None = None, faces_per_track: int | None = None, load: bool = True) -> None:
+                 min_speech_s: float | None = None, faces_per_track: int | None = None,
+                 face_every_s: float | None = None, load: bool = True) -> None:
         self.settings = settings if settings is not None else get_settings()
         super().__init__(device=device if device is not None else self.settings.device, batch_size=batch_size)
         self._gallery = gallery
@@ -123,7 +133,9 @@ class Identity(Detector[_Inputs, list[dict[str, Any]]]):
                                 else self.settings.identity_voice_threshold)
         self.min_speech_s = min_speech_s if min_speech_s is not None else self.settings.identity_min_speech_s
         self.faces_per_track = faces_per_track or self.settings.identity_faces_per_track
+        self.face_every_s = face_every_s if face_every_s is not None else self.settings.identity_face_every_s
         self.gallery: Gallery = Gallery()
+        self._gallery_version = self.gallery.version
         self.faces: Any = None
         self.speaker: Any = None
         self.version = f"{type(self).version}+unloaded"
@@ -141,8 +153,10 @@ class Identity(Detector[_Inputs, list[dict[str, Any]]]):
                 self.gallery = Gallery.load(MediaStore.from_settings(self.settings))
             except Exception as exc:  # noqa: BLE001 - an unreadable gallery is the configuration's fault
                 raise ModelError(f"identity: {exc}") from exc
-        parts = [type(self).version, self.gallery.version,
-                 f"f{self.face_threshold:g}v{self.voice_threshold:g}s{self.min_speech_s:g}"]
+        self._gallery_version = self.gallery.version  # a hash over every reference: read once, not per clip
+        parts = [type(self).version, self._gallery_version,
+                 f"f{self.face_threshold:g}v{self.voice_threshold:g}s{self.min_speech_s:g}"
+                 f"c{self.faces_per_track}e{self.face_every_s:g}"]
         if len(self.gallery):
             from ._face_embed import get_face_embedder
             from ._speaker import get_speaker_encoder
@@ -154,6 +168,35 @@ class Identity(Detector[_Inputs, list[dict[str, Any]]]):
         logger.info("identity: %d enrolled person(s), version %s", len(self.gallery), self.version)
 
     # -- hooks
+    def probe(self, clip: Clip, path: str) -> None:
+        """CPU work done while the clip is prepared (the suite's thread pool): each track's chips through dlib's
+        ResNet (one call for the clip), kept in ``clip.probes[PROBE_KEY]``; the clip's speech found (VAD keeps it
+        for ``preprocess`` and the other detectors). Nothing without an enrolled person."""
+        if not len(self.gallery) or not clip.faces:
+            return
+        if self.faces is None:
+            self.load()
+        chips = {track.track_id: self._chips(clip, track)
+                 for track in clip.faces[: self.max_tracks]}
+        descriptors = self.faces.embed([chip for found in chips.values() for chip in found])
+        tracks, at = {}, 0
+        for track_id, found in chips.items():
+            tracks[track_id] = descriptors[at:at + len(found)]
+            at += len(found)
+        clip.probes[PROBE_KEY] = {"model": self.faces.version, "chips": (self.faces_per_track, self.face_every_s),
+                                  "tracks": tracks}
+        speech_spans(clip)
+
+    def _chips(self, clip: Clip, track: Any) -> list[np.ndarray]:
+        return self.faces.track_chips(clip, track, limit=self.faces_per_track, every_s=self.face_every_s or None)
+
+    def _probed(self, clip: Clip) -> dict[int, np.ndarray]:
+        found = clip.probes.get(PROBE_KEY)
+        if (not isinstance(found, dict) or found.get("model") != self.faces.version
+                or found.get("chips") != (self.faces_per_track, self.face_every_s)):
+            return {}
+        return dict(found["tracks"])
+
     def preprocess(self, clip: Clip) -> _Inputs | NotApplicable:
         if not len(self.gallery):
             return NotApplicable("no persons enrolled (vigil persons enroll)")
@@ -162,41 +205,51 @@ class Identity(Detector[_Inputs, list[dict[str, Any]]]):
         if not clip.faces:
             return NotApplicable("no face on screen")
         inputs = _Inputs()
+        probed = self._probed(clip)
         for track in clip.faces[: self.max_tracks]:
-            chips = self.faces.track_chips(clip, track, limit=self.faces_per_track)
-            if not chips:
+            descriptors = probed.get(track.track_id)
+            chips = [] if descriptors is not None else self._chips(clip, track)
+            if not chips and (descriptors is None or not len(descriptors)):
                 continue
             start = float(clip.timestamps[int(track.frame_index[0])])
             end = float(clip.timestamps[int(track.frame_index[-1])]) + 1.0 / max(clip.fps, 1e-6)
             speech, seconds = speech_audio(clip, start, end)
             spans = speech_spans(clip, start, end)
             inputs.tracks.append(_Track(track.track_id, start, end, chips, speech, seconds, spans,
-                                        _mouth_activity(clip, track, spans), float(track.score)))
+                                        _mouth_activity(clip, track, spans), float(track.score),
+                                        descriptors=descriptors))
         if not inputs.tracks:
             return NotApplicable("no face large enough to identify")
         _attribute_speech(inputs.tracks, self.min_speech_s)
         return inputs
 
     def _forward(self, batch: list[_Inputs]) -> list[list[dict[str, Any]]]:
-        chips = [chip for item in batch for track in item.tracks for chip in track.chips]
-        descriptors = self.faces.embed(chips)
+        tracks = [track for item in batch for track in item.tracks]
+        chips = self.faces.embed([chip for track in tracks for chip in track.chips])  # tracks no probe embedded
+        speaking = [t for t in tracks if t.speech_s >= self.min_speech_s and t.speaker]
+        # the utterance embedding is the normalised mean of its window embeddings (as GE2E averages partials), so
+        # the LSTM runs once per window and not twice; the windows of every track of the batch go in one call
+        voices = dict(zip((id(t) for t in speaking),
+                          self.speaker.embed_windows_many([t.speech for t in speaking], window_s=_WINDOW_S,
+                                                          hop_s=_HOP_S), strict=True))
         out: list[list[dict[str, Any]]] = []
         at = 0
         for item in batch:
-            tracks = []
+            raws = []
             for track in item.tracks:
-                face = descriptors[at:at + len(track.chips)]
-                at += len(track.chips)
+                if track.descriptors is not None:
+                    face = track.descriptors
+                else:
+                    face = chips[at:at + len(track.chips)]
+                    at += len(track.chips)
                 raw: dict[str, Any] = {"track": track, "face": face.mean(axis=0)}
-                if track.speech_s >= self.min_speech_s and track.speaker:
-                    # the utterance embedding is the normalised mean of its window embeddings (as GE2E averages
-                    # partials), so the LSTM runs once per window and not twice
-                    spans, windows = self.speaker.embed_windows(track.speech, window_s=1.6, hop_s=0.8)
+                if id(track) in voices:
+                    spans, windows = voices[id(track)]
                     mean = windows.mean(axis=0)
                     raw["voice"] = mean / max(float(np.linalg.norm(mean)), 1e-12)
                     raw["spans"], raw["windows"] = spans, windows
-                tracks.append(raw)
-            out.append(tracks)
+                raws.append(raw)
+            out.append(raws)
         return out
 
     def _best_face(self, descriptor: np.ndarray) -> tuple[Person | None, float, list[tuple[str, float]]]:
@@ -238,7 +291,7 @@ class Identity(Detector[_Inputs, list[dict[str, Any]]]):
             return DetectorResult.not_applicable(
                 self.name, self.version, "no enrolled person on screen",
                 best_face_similarity=round(best_unmatched, 4), face_threshold=self.face_threshold,
-                gallery=self.gallery.version)
+                gallery=self._gallery_version)
         if not judged:
             names = ", ".join(seen)
             without_voice = [n for n in seen if self.gallery.persons[n].voice(self.speaker.version) is None]
@@ -250,11 +303,11 @@ class Identity(Detector[_Inputs, list[dict[str, Any]]]):
                 why = (f"{names} on screen, but nobody speaks while they are shown "
                        f"(needs {self.min_speech_s:g} s of speech)")
             result = DetectorResult.not_applicable(self.name, self.version, why, persons=list(seen.values()),
-                                                   gallery=self.gallery.version)
+                                                   gallery=self._gallery_version)
             result.annotations = annotations
             return result
         worst = max(judged, key=lambda j: j["score"])
-        evidence = {**worst["evidence"], "persons": list(seen.values()), "gallery": self.gallery.version,
+        evidence = {**worst["evidence"], "persons": list(seen.values()), "gallery": self._gallery_version,
                     "face_threshold": self.face_threshold, "voice_threshold": self.voice_threshold,
                     "reasons": [j["reason"] for j in sorted(judged, key=lambda j: j["score"], reverse=True)]}
         return self.result(applicable=True, score=float(worst["score"]), timeline=worst["timeline"],

@@ -218,7 +218,12 @@ class Settings(BaseSettings):
     identity_min_speech_s: float = Field(
         1.0, gt=0, description="least speech (seconds) during a matched face's track for a voice comparison")
     identity_faces_per_track: int = Field(
-        5, ge=1, le=64, description="face crops embedded per face track (spread over the track)")
+        3, ge=1, le=64, description="most face crops embedded per face track: the track cut into that many stretches "
+        "of time, the sharpest, most frontal face of each (dlib's ResNet costs ~65 ms of CPU a crop; was 5, the "
+        "largest face of each stretch)")
+    identity_face_every_s: float = Field(
+        8.0, ge=0, description="one face crop per started this many seconds of a face track, at most "
+        "identity_faces_per_track (a face seen for a moment gives one); 0: always identity_faces_per_track")
 
     # -- spread and alerts
     spread_schedule: str = Field(DEFAULT_SPREAD_SCHEDULE, description="cron expression or preset of refresh_spread")
