@@ -113,6 +113,9 @@ def main() -> None:
                         help="seconds the fake platform wants between two page requests (429 when sooner)")
     parser.add_argument("--real-host-interval", type=float, default=1.0,
                         help="the polite interval assumed for a real platform host in the deployment arithmetic")
+    parser.add_argument("--requests-per-reading", type=float, default=None,
+                        help="platform requests per spread reading with listings first (default: the figure of the "
+                        "last `bench/spread_checkpoints.py --json bench/out/spread_checkpoints.json` run, else 1)")
     parser.add_argument("--per-day", type=int, default=50_000)
     parser.add_argument("--mean-duration-s", type=float, default=60.0, help="median political video: a minute")
     parser.add_argument("--peak-factor", type=float, default=3.0, help="busiest hour against the day's mean hour")
@@ -254,15 +257,22 @@ def main() -> None:
     video_s_per_s = peak_hour * args.mean_duration_s / 3600
     workers = math.ceil(video_s_per_s / figures["worker"]["video_s_per_s"])
     readings_per_hour = args.per_day * READINGS_PER_VIDEO_WEEK / 24
+    per_reading = args.requests_per_reading
+    measured = ROOT / "bench" / "out" / "spread_checkpoints.json"
+    if per_reading is None and measured.exists():
+        runs = json.loads(measured.read_text())["runs"]
+        per_reading = next(r["requests_per_observation"] for r in runs if r["listings"])
+    per_reading = 1.0 if per_reading is None else per_reading
     host_rate = 3600 / max(args.real_host_interval, figures["spread"]["request_s"])
-    pollers = math.ceil(readings_per_hour / host_rate)
+    pollers = math.ceil(readings_per_hour * per_reading / host_rate)
     sink_load = args.per_day / 86400 / figures["sink"]["per_second"]
     es_day = (args.per_day * (figures["storage"]["bytes_per_video"] + figures["storage"]["bytes_per_detection"])
               + args.per_day * READINGS_PER_VIDEO_WEEK * figures["storage"]["bytes_per_snapshot"])
     deployment = {"per_day": args.per_day, "peak_hour_videos": round(peak_hour), "discovery_slots": discovery_slots,
                   "download_slots": download_slots, "cpu_workers_2_cores": workers,
                   "video_seconds_per_second_at_peak": round(video_s_per_s, 1),
-                  "spread_readings_per_hour": round(readings_per_hour), "host_pollers": pollers,
+                  "spread_readings_per_hour": round(readings_per_hour), "requests_per_reading": per_reading,
+                  "host_pollers": pollers,
                   "sink_share_of_one": round(sink_load, 4), "es_bytes_per_day": round(es_day),
                   "es_gb_per_year": round(es_day * 365 / 1e9, 1)}
     figures["deployment"] = deployment
@@ -275,8 +285,10 @@ def main() -> None:
           f"an hour (small clips: a minute of 720p is ~10x the bytes; give the network its share)")
     print(f"  workers: {video_s_per_s:.0f} video-seconds a second at the peak: {workers} CPU workers of 2 cores at "
           f"{figures['worker']['video_s_per_s']:.1f}x real time (the model detectors need GPUs: `bench/gpu.sh`)")
-    print(f"  spread: {readings_per_hour:,.0f} readings an hour ({READINGS_PER_VIDEO_WEEK} a video-week): "
-          f"{pollers} host pollers at one reading per {args.real_host_interval:g} s per host")
+    print(f"  spread: {readings_per_hour:,.0f} readings an hour ({READINGS_PER_VIDEO_WEEK} a video-week) at "
+          f"{per_reading:.2f} requests a reading (listings first): {pollers} host pollers at one request per "
+          f"{args.real_host_interval:g} s per host; VIGIL_SPREAD_MAX_VIDEOS at least "
+          f"{math.ceil(readings_per_hour * args.peak_factor / 12):,} for a refresh every 5 minutes at the peak")
     print(f"  sink: {sink_load:.1%} of one sink process; Elasticsearch: {es_day / 1e9:.2f} GB a day, "
           f"{deployment['es_gb_per_year']:,} GB a year before replicas")
     if args.json:
