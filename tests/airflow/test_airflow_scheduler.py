@@ -1,5 +1,5 @@
 """The real scheduler: `airflow standalone` (3.3, SQLite, LocalExecutor) with the DAG folder, an AIRFLOW_HOME and
-ports of its own, the way an operator starts it (README, "Airflow for operators"), on the real stack and the fake
+ports of its own, the way an operator starts it (docs/operators/airflow.md), on the real stack and the fake
 platform:
 
     db migrate ─▶ pools import ─▶ standalone ─▶ unpause alerts, crawl_trending (a run for the last slot at once)

@@ -1,4 +1,4 @@
-"""Config twins of the checkpoints the README recommends: their published config.json and preprocessor_config.json
+"""Config twins of the checkpoints the docs suggest (docs/operators/models.md): their published config.json and preprocessor_config.json
 facts (architecture, id2label, input size or sampling rate, mel bins, normalisation) with tiny random weights (one
 layer, hidden size 32), saved with ``save_pretrained`` (safetensors) so they load through the product's own loader.
 
@@ -114,7 +114,7 @@ AST_PREPROCESSOR = {"feature_extractor_type": "ASTFeatureExtractor", "sampling_r
 
 
 def twins() -> dict[str, Twin]:
-    """Every README-recommended checkpoint's twin, by hub id."""
+    """Every suggested checkpoint's twin, by hub id."""
     audioset = audioset_labels()
     events = ("Laughter", "Cough", "Throat clearing", "Sneeze", "Giggle", "Snicker", "Belly laugh", "Chuckle, chortle")
     return {t.repo_id: t for t in (
