@@ -21,27 +21,14 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-
-def _schedule() -> str:
-    """The alerts schedule from settings (environment only; the tasks report a configuration error)."""
-    from pipeline import ConfigError, load_settings
-    from pipeline._settings import DEFAULT_ALERT_SCHEDULE
-
-    try:
-        return load_settings().alert_schedule
-    except ConfigError:
-        return DEFAULT_ALERT_SCHEDULE
-
-
-#: written by refresh_spread (dags/refresh_spread.py): a change runs the alerts at once, the timer covers the rest
-SPREAD = Asset(name="vigil_spread", uri="vigil://elasticsearch/spread", group="vigil")
+from pipeline.airflow import SPREAD, alert_schedule  # SPREAD: written by refresh_spread; a change runs the alerts
 
 
 @dag(
     dag_id="alerts",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(_schedule(), timezone="UTC"), assets=[SPREAD]),
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(alert_schedule(), timezone="UTC"), assets=[SPREAD]),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

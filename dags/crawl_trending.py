@@ -35,28 +35,11 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import dag, task
 
-from pipeline._platforms import FAMILIES, pool_name
+from pipeline.airflow import FAMILIES, VIDEOS, crawl_schedule, of_family, pool_name
 
-
-def _parse_settings() -> tuple[str, int]:
-    """Schedule and task retries from settings (environment or settings file only: cheap, nothing else runs)."""
-    from pipeline import ConfigError, load_settings
-    from pipeline._settings import DEFAULT_CRAWL_SCHEDULE
-
-    try:
-        settings = load_settings()
-    except ConfigError:
-        return DEFAULT_CRAWL_SCHEDULE, 2  # the tasks report the configuration error when they run
-    return settings.crawl_schedule, settings.crawl_task_retries
-
-
-SCHEDULE, RETRIES = _parse_settings()
-
-
-#: what the crawl writes: every video it decided (alerts and spread read it)
-VIDEOS = Asset(name="vigil_videos", uri="vigil://elasticsearch/videos", group="vigil")
+SCHEDULE, RETRIES = crawl_schedule()
 
 
 @dag(
@@ -85,7 +68,7 @@ def crawl_trending() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from pipeline import ConfigError, load_settings
-        from pipeline._platforms import by_family, entry_family
+        from pipeline.airflow import by_family, entry_family
         from pipeline.crawl import load_entries
 
         try:
@@ -99,7 +82,7 @@ def crawl_trending() -> None:
         from airflow.sdk import get_current_context
 
         from pipeline import load_settings
-        from pipeline._text import printable
+        from pipeline.airflow import printable
         from pipeline.crawl import discover
 
         label = printable(f"{entry['kind']} {entry['target']}")[:200]
@@ -110,7 +93,7 @@ def crawl_trending() -> None:
     def triage(*per_family: list[dict[str, Any]] | None) -> dict[str, Any]:
         """Dedupe, relevance, declared caps, trending rank and the download budget."""
         from pipeline import load_settings
-        from pipeline._platforms import gather
+        from pipeline.airflow import gather
         from pipeline.crawl import triage
 
         return triage(gather(per_family), load_settings())
@@ -118,7 +101,7 @@ def crawl_trending() -> None:
     @task
     def chosen(triaged: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         """The videos triage gave the download budget to, best first, by platform family."""
-        from pipeline._platforms import by_family, host_family
+        from pipeline.airflow import by_family, host_family
 
         return by_family(triaged["to_download"], lambda candidate: host_family(candidate["url"]))
 
@@ -128,7 +111,7 @@ def crawl_trending() -> None:
         from airflow.sdk import get_current_context
 
         from pipeline import load_settings
-        from pipeline._text import printable
+        from pipeline.airflow import printable
         from pipeline.crawl import download
 
         label = printable(candidate.get("title") or candidate["url"])[:120]
@@ -142,18 +125,13 @@ def crawl_trending() -> None:
         from airflow.sdk import get_current_context
 
         from pipeline import load_settings
-        from pipeline._platforms import gather
+        from pipeline.airflow import gather
         from pipeline.crawl import summarize
 
         started = get_current_context()["dag_run"].start_date
         return summarize(triaged, gather(per_family), entries=sum(len(group) for group in entries.values()),
                          seconds=(pendulum.now("UTC") - started).total_seconds() if started else 0.0,
                          settings=load_settings())
-
-    @task
-    def of_family(groups: dict[str, list[Any]], family: str) -> list[Any]:
-        """One platform family's share (what its mapped task expands over)."""
-        return list(groups.get(family) or [])
 
     entries = load_entries()
     # one mapped task per platform family, each in that family's pool (shared with refresh_spread)

@@ -30,29 +30,14 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import dag, task
 
-from pipeline._platforms import FAMILIES, pool_name
-
-
-def _schedule() -> str:
-    """The refresh schedule from settings (environment only; the tasks report a configuration error)."""
-    from pipeline import ConfigError, load_settings
-    from pipeline._settings import DEFAULT_SPREAD_SCHEDULE
-
-    try:
-        return load_settings().spread_schedule
-    except ConfigError:
-        return DEFAULT_SPREAD_SCHEDULE
-
-
-#: what the refresh writes: snapshots, latest counters and clusters (the alerts DAG runs when it changes)
-SPREAD = Asset(name="vigil_spread", uri="vigil://elasticsearch/spread", group="vigil")
+from pipeline.airflow import FAMILIES, SPREAD, of_family, pool_name, spread_schedule
 
 
 @dag(
     dag_id="refresh_spread",
-    schedule=_schedule(),
+    schedule=spread_schedule(),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -68,7 +53,7 @@ def refresh_spread() -> None:
     def select_active() -> dict[str, list[list[dict[str, Any]]]]:
         """Videos still followed: one batch per host, grouped by platform family."""
         from pipeline import load_settings
-        from pipeline._platforms import by_family, host_family
+        from pipeline.airflow import by_family, host_family
         from pipeline.spread import select_active
 
         return by_family(select_active(load_settings()), lambda batch: host_family(batch[0]["url"]))
@@ -80,7 +65,7 @@ def refresh_spread() -> None:
 
         from pipeline import load_settings
         from pipeline.spread import poll
-        from pipeline.spread._poll import host_key
+        from pipeline.spread import host_key
 
         label = f"{host_key(batch[0]['url'])} ({len(batch)} videos)" if batch else "no videos"
         get_current_context()["host_label"] = label  # type: ignore[typeddict-unknown-key]
@@ -90,7 +75,7 @@ def refresh_spread() -> None:
     def update_metrics(*per_family: list[list[dict[str, Any]]] | None) -> list[dict[str, Any]]:
         """Snapshots and the videos' latest counters and metrics."""
         from pipeline import load_settings
-        from pipeline._platforms import gather
+        from pipeline.airflow import gather
         from pipeline.spread import update_metrics
 
         flat = [o for batch in gather(per_family) for o in batch]
@@ -122,11 +107,6 @@ def refresh_spread() -> None:
         pending = backlog(settings)
         report_backlog(settings, pending)  # missed checkpoints: a message to the alert webhooks
         return summarize(rows, hashed, clusters, pending)
-
-    @task
-    def of_family(groups: dict[str, list[Any]], family: str) -> list[Any]:
-        """One platform family's share (what its mapped task expands over)."""
-        return list(groups.get(family) or [])
 
     active = select_active()
     # one mapped task per platform family, each in that family's pool (shared with crawl_trending)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline._media_store import sha256_file
+from pipeline.contracts import sha256_file
 
 from ._clip import Clip, FaceTrack
 from ._exceptions import ModelError

@@ -30,7 +30,7 @@ from ._exceptions import MediaError, NotAVideo
 from ._vad import speech_segments
 
 if TYPE_CHECKING:
-    from pipeline._media_store import MediaStore
+    from pipeline.contracts import MediaStore
 
     from ._face_embed import FaceEmbedder
     from ._faces import FaceTracker
@@ -302,7 +302,7 @@ def enroll(name: str, files: list[tuple[Path, str]], *, gallery: Gallery, tracke
            max_duration_s: float | None = None) -> EnrolmentReport:
     """Take face and voice references of ``name`` from ``files`` ((local path, source label) pairs) into
     ``gallery`` (not saved here). Raises EnrolmentError when no file gave a face or a voice."""
-    from pipeline._media_store import sha256_file
+    from pipeline.contracts import sha256_file
 
     references: list[Reference] = []
     said: list[str] = []

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline._media_store import sha256_file
+from pipeline.contracts import sha256_file
 
 from ._exceptions import ModelError
 
@@ -196,7 +196,7 @@ def _from_cache(repo_id: str, revision: str | None, cache: Path, where: str, *, 
     except (LocalEntryNotFoundError, OSError) as exc:
         why = "HF_HUB_OFFLINE is set and it is not" if offline else "it is not"
         raise ModelError(f"{where}: {why} in the local hub cache {cache}: run `vigil models pull` on a machine "
-                         "with access to the hub (or mount an export, README 'Models')") from exc
+                         "with access to the hub (or mount an export: docs/operators/models.md)") from exc
     files = tuple(_loadable(p.name for p in path.iterdir() if p.is_file()))
     return Checkpoint(name=repo_id, source="hub", path=path, revision=revision, commit=path.name, files=files)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline._settings import Settings
+from pipeline.contracts import Settings
 
 from ._base import DetectorResult, resolve_device
 from ._exceptions import ModelError

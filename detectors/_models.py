@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 import numpy as np
 import torch
 
-from pipeline._settings import Settings, get_settings
+from pipeline.contracts import Settings, get_settings
 
 from ._base import Detector
 from ._exceptions import ModelError

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline._media_store import sha256_file
+from pipeline.contracts import sha256_file
 
 from ._base import resolve_device
 from ._exceptions import ModelError

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline._settings import Settings
+from pipeline.contracts import Settings
 
 from ._base import DetectorResult, NotApplicable, Window
 from ._clip import Clip, FaceTrack

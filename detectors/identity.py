@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline._settings import Settings, get_settings
+from pipeline.contracts import Settings, get_settings
 
 from ._base import Detector, DetectorResult, NotApplicable, Window
 from ._clip import Clip
@@ -147,7 +147,7 @@ class Identity(Detector[_Inputs, list[dict[str, Any]]]):
         if self._gallery is not None:
             self.gallery = self._gallery
         else:
-            from pipeline._media_store import MediaStore
+            from pipeline.contracts import MediaStore
 
             try:
                 self.gallery = Gallery.load(MediaStore.from_settings(self.settings))

@@ -34,7 +34,7 @@ def _size(n: int | None) -> str:
 
 def _inventory(names: list[str] | None, **kwargs: Any) -> list[Any]:
     from . import cli
-    from detectors._inventory import inventory
+    from detectors import inventory
 
     settings = cli.settings_or_exit()
     with cli.exit_on_error("models"):
@@ -48,7 +48,7 @@ def list_models(
     """Each model detector: checkpoint, revision, resolved commit, local path, size, labels and which mean
     fake/event, device and dtype. Reads the local hub cache only."""
     from . import cli
-    from detectors._inventory import describe_meaning
+    from detectors import describe_meaning
 
     entries = _inventory(names)
     if as_json:
@@ -77,7 +77,7 @@ def pull(
     """Fetch the configured checkpoints at their pinned revisions (config, preprocessor config, weights; safetensors
     where present) into the hub cache or --to DIR."""
     from . import cli
-    from detectors._hub import hub_cache_dir, is_offline
+    from detectors import hub_cache_dir, is_offline
 
     if is_offline():
         cli.err_console.print("[red]pull needs the hub:[/red] HF_HUB_OFFLINE is set (unset it, or use "
@@ -105,7 +105,7 @@ def verify(names: Names = None) -> None:
     """Load each configured checkpoint through the detectors' own loader, run it on generated media and print its
     label mapping; exit 1 on any problem."""
     from . import cli
-    from detectors._inventory import describe_meaning, verify_models
+    from detectors import describe_meaning, verify_models
 
     settings = cli.settings_or_exit()
     with cli.exit_on_error("models verify"):
@@ -134,7 +134,7 @@ def export(
 ) -> None:
     """Copy the pulled checkpoints into DIR (hub-cache layout, plain files, a manifest) for a node without network."""
     from . import cli
-    from detectors._hub import export_checkpoints
+    from detectors import export_checkpoints
 
     entries = [e for e in _inventory(names) if e.configured]
     missing = [e for e in entries if e.resolved is None]

@@ -71,10 +71,8 @@ def enroll(
     settings = cli.settings_or_exit()
     _gallery_module()
     with cli.exit_on_error("persons enroll"):
-        from detectors import FaceTracker, Gallery
-        from detectors._face_embed import get_face_embedder
-        from detectors._gallery import enroll as enroll_person
-        from detectors._speaker import get_speaker_encoder
+        from detectors import FaceTracker, Gallery, get_face_embedder, get_speaker_encoder
+        from detectors import enroll as enroll_person
 
         store = MediaStore.from_settings(settings)
         with tempfile.TemporaryDirectory(prefix="vigil-persons-") as tmp:

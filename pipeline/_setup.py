@@ -166,67 +166,17 @@ NOT_HERE = "not in this environment (the Airflow side runs no detectors)"
 _WORKER_SIDE = ("mediapipe",)
 
 
-def _worker_side() -> bool:
+def worker_side() -> bool:
+    """Whether this is the worker environment (detectors can run here): `vigil status` adds their checks
+    (``pipeline.worker.status``)."""
     import importlib.util
 
     return all(importlib.util.find_spec(name) is not None for name in _WORKER_SIDE)
 
 
-def _check_device(settings: Settings) -> Check:
-    """The torch device the detectors would use: CUDA name and memory, or the CPU."""
-    if not _worker_side():
-        return Check("torch device", True, NOT_HERE)
-    import torch
-
-    if torch.cuda.is_available():
-        index = torch.cuda.current_device()
-        props = torch.cuda.get_device_properties(index)
-        detail = (f"cuda:{index} {props.name}, {props.total_memory / 2**30:.1f} GiB "
-                  f"({torch.cuda.device_count()} device(s)); VIGIL_DEVICE={settings.device}")
-        return Check("torch device", True, detail)
-    wants_cuda = settings.device.startswith("cuda")
-    return Check("torch device", not wants_cuda, f"cpu (no CUDA device); VIGIL_DEVICE={settings.device}",
-                 "VIGIL_DEVICE names CUDA but none is visible: check the driver and CUDA_VISIBLE_DEVICES"
-                 if wants_cuda else "")
-
-
-def _check_face_mesh() -> Check:
-    if not _worker_side():
-        return Check("face mesh", True, NOT_HERE)
-    try:
-        import mediapipe as mp
-    except Exception as exc:  # noqa: BLE001 - a broken install is reported, not raised
-        return Check("face mesh", False, f"mediapipe fails to import: {exc}", "run `infra/install worker`")
-    available = hasattr(getattr(mp, "solutions", None), "face_mesh")
-    return Check("face mesh", available,
-                 f"mediapipe {getattr(mp, '__version__', '?')} face mesh " + ("available" if available else "missing"),
-                 "" if available else "install mediapipe==0.10.21 (`infra/install worker`)")
-
-
-def _check_models(settings: Settings) -> list[Check]:
-    """Each model detector: configured checkpoint, resolved commit in the local cache, label meaning (no download,
-    no weights loaded)."""
-    if not _worker_side():
-        return [Check("models", True, NOT_HERE)]
-    from detectors._inventory import inventory
-
-    checks = []
-    for entry in inventory(settings):
-        name = f"model {entry.name}"
-        if not entry.configured:
-            checks.append(Check(name, True, "not configured (left out of the default suite)"))
-        elif entry.problem:
-            checks.append(Check(name, False, entry.problem, "see `vigil models verify`"))
-        elif entry.resolved is None:
-            from detectors._hub import is_offline
-
-            checks.append(Check(name, not is_offline(), f"{entry.checkpoint}: not on this machine yet",
-                                "run `vigil models pull` (or mount an export: README 'Models')"))
-        else:
-            read = ", ".join(entry.meaning.values())
-            checks.append(Check(name, True, f"{entry.resolved.identity} ({entry.dtype} on {entry.device}; reads {read})",
-                                entry.note or ""))
-    return checks
+def not_here_checks() -> list[Check]:
+    """The worker side's lines of `vigil status` where this is not the worker environment."""
+    return [Check(name, True, NOT_HERE) for name in ("torch device", "face mesh", "models")]
 
 
 def _check_ytdlp(settings: Settings) -> Check:
@@ -288,7 +238,8 @@ def _check_airflow_pools() -> Check:
 
 
 def run_status(settings: Settings) -> list[Check]:
-    """Check every dependency; never raises for a dependency's failure."""
+    """Check every dependency both sides share; never raises for a dependency's failure. The worker side's own
+    (torch device, face mesh, model checkpoints) are ``pipeline.worker.status``'s; `vigil status` runs both."""
     checks: list[Check] = []
     checks += _check_kafka(settings)
     checks += _check_elasticsearch(settings)
@@ -297,8 +248,5 @@ def run_status(settings: Settings) -> list[Check]:
     checks.append(_check_ytdlp(settings))
     if (entries := _check_watchlist_entries(settings)) is not None:
         checks.append(entries)
-    checks.append(_check_device(settings))
-    checks.append(_check_face_mesh())
-    checks += _check_models(settings)
     return checks
 

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -79,13 +79,24 @@ def setup() -> None:
     console.print("changed something" if report.changed else "nothing to change: already set up")
 
 
+def status_checks(settings: Settings) -> list[Any]:
+    """What `vigil status` checks here: what both sides share, and the worker side's own (torch device, face mesh,
+    model checkpoints) where this is the worker environment, else a line saying they do not apply."""
+    from ._setup import not_here_checks, run_status, worker_side
+
+    checks = run_status(settings)
+    if not worker_side():
+        return checks + not_here_checks()
+    from .worker.status import worker_checks
+
+    return checks + worker_checks(settings)
+
+
 @app.command()
 def status() -> None:
     """Check Kafka, Elasticsearch and the media store; say what is wrong and how to fix it. Exit 1 on a problem."""
-    from ._setup import run_status
-
     settings = settings_or_exit()
-    checks = run_status(settings)
+    checks = status_checks(settings)
     table = Table(title="vigil status")
     for column in ("", "dependency", "detail", "how to fix"):
         table.add_column(column, overflow="fold")
@@ -176,7 +187,7 @@ from typing import TYPE_CHECKING  # noqa: E402
 
 if TYPE_CHECKING:  # worker-side types, for annotations only
     from detectors import Suite
-    from detectors._evaluate import ItemResult
+    from detectors import ItemResult
 
 
 def _dataset_suite(settings: Settings, detectors: Optional[str]) -> Suite:
@@ -194,7 +205,7 @@ def _run_dataset(dataset: Path, settings: Settings, detectors: Optional[str], ba
                  ) -> tuple[list[ItemResult], list[str]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from detectors._evaluate import load_dataset, run_items
+    from detectors import load_dataset, run_items
 
     items = load_dataset(dataset)
     suite = _dataset_suite(settings, detectors)
@@ -217,7 +228,7 @@ def eval_(
 ) -> None:
     """Run the detectors over labelled media; write report.json (AUC, EER, TPR at 1 % FPR per detector and fused,
     with bootstrap intervals; false-flag and flag rates; the same per group), roc.png, items.csv."""
-    from detectors._evaluate import write_report
+    from detectors import write_report
 
     settings = settings_or_exit()
     try:
@@ -266,8 +277,8 @@ def calibrate(
 ) -> None:
     """Fit per-detector Platt scaling and fusion weights on labelled media; write the versioned calibration JSON
     (use it with VIGIL_CALIBRATION_FILE)."""
-    from detectors._evaluate import fit_calibration, read_items_csv, write_calibration
-    from detectors._fusion import load_calibration
+    from detectors import fit_calibration, read_items_csv, write_calibration
+    from detectors import load_calibration
 
     settings = settings_or_exit()
     try:

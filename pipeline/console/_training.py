@@ -41,7 +41,7 @@ def latest_verdicts(es: Elasticsearch, settings: Settings) -> dict[str, dict[str
 def verdict_items(es: Elasticsearch, settings: Settings) -> tuple[list[Any], list[str]]:
     """(ItemResults, detector names) for ``fit_calibration``; one item per judged file."""
     from detectors import DetectorResult
-    from detectors._evaluate import Item, ItemResult
+    from detectors import Item, ItemResult
 
     from ..sink import detection_id
 

@@ -34,7 +34,7 @@ from ._metrics import (
     views_at_age,
 )
 from ._phash import PhashError, phash_distance, video_phash
-from ._poll import HostRateLimiter, Observation, poll_videos, settings_for_host
+from ._poll import HostRateLimiter, Observation, host_key, poll_videos, settings_for_host
 from ._schedule import NextPoll, PollSchedule
 
 __all__ = [
@@ -47,5 +47,5 @@ __all__ = [
     # perceptual hash and clusters
     "video_phash", "phash_distance", "PhashError", "Member", "assign_clusters", "cluster_id_of", "cluster_stats",
     # polling and storage
-    "Observation", "HostRateLimiter", "poll_videos", "settings_for_host", "SpreadIndex",
+    "Observation", "HostRateLimiter", "poll_videos", "settings_for_host", "host_key", "SpreadIndex",
 ]
