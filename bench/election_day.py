@@ -39,7 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests" / "airflow"))  # the fake platform the tests serve
+sys.path.insert(0, str(ROOT / "tests"))  # support.fakeplatform: the platform the tests serve
 
 #: readings of one video in its week with the default checkpoints: discovery, 15 min, 1 h, 5 h, 24 h, then daily
 READINGS_PER_VIDEO_WEEK = 11
@@ -62,7 +62,7 @@ def settings_for(env: dict[str, str], media: Path, host_interval: float) -> Any:
 
 def populate(platform: Any, clip: Path, videos: int, channels: int, seed: int = 5) -> None:
     """Mostly flat videos, 2 % viral, upload ages up to a day."""
-    from fakeplatform import FakeVideo
+    from support.fakeplatform import FakeVideo
 
     rng = random.Random(seed)
     now = datetime.now(UTC)
@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
-    from fakeplatform import FakePlatform, MediaFactory
+    from support.fakeplatform import FakePlatform, MediaFactory
     from sink_rate import cleanup, make_results, run_sink, stack_env
     from suite_throughput import run_bare
 

@@ -24,11 +24,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "worker"))  # c2pa_support: the tests' throwaway signer
+sys.path.insert(0, str(ROOT / "tests"))  # support.c2pa: the tests' throwaway signer
 
 
 def make_media(directory: Path, n: int) -> tuple[list[Path], Path, Path]:
-    from c2pa_support import make_signer, sign_mp4
+    from support.c2pa import make_signer, sign_mp4
 
     from detectors import synthetic as S
 

@@ -35,11 +35,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests" / "airflow"))  # the fake platform the tests serve
+sys.path.insert(0, str(ROOT / "tests"))  # support.fakeplatform: the platform the tests serve
 
 
 def populate(platform: Any, clip: Path, args: argparse.Namespace, t0: datetime) -> None:
-    from fakeplatform import FakeVideo
+    from support.fakeplatform import FakeVideo
 
     rng = random.Random(args.seed)
     for i in range(args.videos):
@@ -194,7 +194,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from election_day import settings_for
-    from fakeplatform import FakePlatform, MediaFactory
+    from support.fakeplatform import FakePlatform, MediaFactory
     from sink_rate import stack_env
 
     from pipeline.crawl import WatchlistEntry, discover_entry

@@ -7,21 +7,59 @@ Every test gets its own topic names and index prefix, removed afterwards.
 """
 from __future__ import annotations
 
-import json
+import importlib.metadata
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pipeline import Settings, make_admin, make_es_client
-from pipeline._elasticsearch import INDEX_NAMES
+from support.stack import (CONNECTION_VARS, ROOT, STACK, parse_exports, remove_test_objects, settings_env,  # noqa: F401
+                           settings_for)
 
-ROOT = Path(__file__).resolve().parents[1]
-STACK = ROOT / "infra" / "local" / "stack"
-CONNECTION_VARS = ("VIGIL_KAFKA_BOOTSTRAP", "VIGIL_ES_URL", "VIGIL_ES_USER", "VIGIL_ES_PASSWORD", "VIGIL_ES_CA_FILE")
+from pipeline import Settings
+
+
+#: each folder of tests runs in one environment (infra/test): the distribution that environment has and the other
+#: lacks (by distribution, not module: with tests/ on the path, the folder tests/airflow reads as a module "airflow")
+SIDES = {"common": "apache-airflow", "airflow": "apache-airflow", "worker": "torch"}
+_skipped_sides: dict[str, str] = {}
+
+
+def _side_missing(side: str) -> str | None:
+    try:
+        importlib.metadata.distribution(SIDES[side])
+    except importlib.metadata.PackageNotFoundError:
+        return SIDES[side]
+    return None
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A plain `pytest` from the root runs the folders this environment can run and skips the others, saying why
+    (the summary's last lines)."""
+    try:
+        parts = collection_path.resolve().relative_to(ROOT / "tests").parts
+    except ValueError:
+        return None
+    if not parts or parts[0] not in SIDES:
+        return None
+    missing = _side_missing(parts[0])
+    if missing is None:
+        return None
+    asked = [Path(arg.split("::")[0]).resolve() for arg in config.args]
+    if not any(a == collection_path.resolve() or a in collection_path.resolve().parents for a in asked):
+        return True  # not asked for (pytest looks at a sibling folder): nothing to say
+    _skipped_sides[f"tests/{parts[0]}"] = (f"{missing} is not installed in this environment; these tests run in the "
+                                          f"{'worker' if parts[0] == 'worker' else 'Airflow'} environment "
+                                          f"(`infra/test` runs each side in its own)")
+    return True
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for folder, why in sorted(_skipped_sides.items()):
+        terminalreporter.write_line(f"skipped {folder}: {why}", yellow=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -29,15 +67,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
         if parts[0] in ("airflow", "worker"):
             item.add_marker(getattr(pytest.mark, parts[0]))
-
-
-def parse_exports(text: str) -> dict[str, str]:
-    env = {}
-    for line in text.splitlines():
-        if line.startswith("export ") and "=" in line:
-            key, value = line[len("export "):].split("=", 1)
-            env[key] = value
-    return env
 
 
 @pytest.fixture(scope="session")
@@ -52,74 +81,12 @@ def stack_env() -> dict[str, str]:
     return parse_exports(out)
 
 
-def settings_for(stack_env: dict[str, str], tmp_path: Path, **overrides: object) -> Settings:
-    """Settings pointing at the stack, with names of their own so tests never see each other's data."""
-    uniq = uuid.uuid4().hex[:8]
-    values: dict[str, object] = dict(
-        kafka_bootstrap=stack_env["VIGIL_KAFKA_BOOTSTRAP"],
-        es_url=stack_env["VIGIL_ES_URL"],
-        es_user=stack_env.get("VIGIL_ES_USER"),
-        es_password=stack_env.get("VIGIL_ES_PASSWORD"),
-        es_ca_file=stack_env.get("VIGIL_ES_CA_FILE"),
-        topic_jobs=f"test-{uniq}.vigil.jobs",
-        topic_results=f"test-{uniq}.vigil.results",
-        topic_dlq=f"test-{uniq}.vigil.dlq",
-        topic_partitions=2,
-        worker_group=f"test-{uniq}-workers",
-        sink_group=f"test-{uniq}-sink",
-        es_index_prefix=f"test-{uniq}",
-        es_replicas=0,
-        media_store=str(tmp_path / "media"),
-    )
-    values.update(overrides)
-    return Settings(**values)
-
-
-def remove_test_objects(settings: Settings) -> None:
-    """Delete the topics, indices and templates one test created (names are explicit: no wildcard deletes)."""
-    admin = make_admin(settings)
-    try:
-        existing = set(admin.list_topics())
-        doomed = [t for t in settings.topics if t in existing]
-        if doomed:
-            admin.delete_topics(doomed)
-    finally:
-        admin.close()
-    es = make_es_client(settings)
-    prefix = settings.es_index_prefix
-    shorts = ("videos", "detections", "alerts", "verdicts", "watchlists", "watchlist-runs")
-    indices = [settings.index(n) for n in shorts] + [f"{prefix}-spread-000001", f"{prefix}-spread-000002",  # a rollover
-                                                     f"{prefix}-console-users"]  # type: ignore[arg-type]
-    es.options(ignore_status=404).indices.delete(index=",".join(indices), ignore_unavailable=True)
-    for name in INDEX_NAMES:  # every index template `vigil setup` applied, before the components they use
-        es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{name}")
-    for name in ("settings", "spread-ilm"):
-        es.options(ignore_status=404).cluster.delete_component_template(name=f"{prefix}-{name}")
-    es.close()
-
-
 @pytest.fixture
 def stack_settings(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Settings]:
     """Settings for one test on the real stack; its topics and indices are removed afterwards."""
     settings = settings_for(stack_env, tmp_path)
     yield settings
     remove_test_objects(settings)
-
-
-def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """os.environ without VIGIL_* variables, plus VIGIL_* variables that reproduce ``settings`` in a subprocess."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
-    for field, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        elif isinstance(value, (list, dict)):
-            value = json.dumps(value, default=str)
-        env[f"VIGIL_{field.upper()}"] = str(value)
-    env["COLUMNS"] = "200"  # rich wraps tables at 80 columns when not on a terminal
-    env.update(extra)
-    return env
 
 
 @pytest.fixture

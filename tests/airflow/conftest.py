@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crawlkit import ROOT, crawl_overrides, remove_test_objects, settings_for
-from fakeplatform import FakePlatform, MediaFactory
+from support.crawl import ROOT, crawl_overrides, remove_test_objects, settings_for
+from support.fakeplatform import FakePlatform, MediaFactory
 
 from pipeline import Settings, run_setup
 

@@ -7,7 +7,7 @@ import re
 import tomllib
 from importlib import metadata
 
-from crawlkit import ROOT
+from support.crawl import ROOT
 from packaging.requirements import Requirement
 
 FORBIDDEN = re.compile(r"^(torch|torchvision|torchaudio|sentence[-_]transformers|gt[-_]all[-_]minilm.*|nvidia-.*|"

@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 import requests
-from crawlkit import ROOT, crawl_overrides, remove_test_objects, settings_env, settings_for
-from fakeplatform import FakePlatform, FakeVideo, MediaFactory
+from support.crawl import ROOT, crawl_overrides, remove_test_objects, settings_env, settings_for
+from support.fakeplatform import FakePlatform, FakeVideo, MediaFactory
 
 from pipeline import Settings, run_setup
 from pipeline.pools import IMPORT_COMMAND, pools_file

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from spreadkit import fixture_videos, index_videos
+from support.spread import fixture_videos, index_videos
 
 from pipeline.alerts import evaluate, load_rules
 

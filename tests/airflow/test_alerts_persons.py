@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from spreadkit import WebhookReceiver, index_videos, persons_videos
+from support.spread import WebhookReceiver, index_videos, persons_videos
 
 from pipeline import ConfigError, make_es_client
 from pipeline.alerts import WatchedPersonRule, load_rules, parse_rules, run_alerts

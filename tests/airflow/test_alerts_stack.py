@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from spreadkit import WebhookReceiver, fixture_videos, index_videos, persons_videos
+from support.spread import WebhookReceiver, fixture_videos, index_videos, persons_videos
 
 from pipeline import Settings, make_es_client
 from pipeline.alerts import load_rules, run_alerts

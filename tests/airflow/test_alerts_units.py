@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from spreadkit import WebhookReceiver
+from support.spread import WebhookReceiver
 
 from pipeline import ConfigError
 from pipeline.alerts import (

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from crawlkit import settings_env
+from support.crawl import settings_env
 from pipeline import Settings, cli, make_es_client, run_setup
 from pipeline.crawl import run_cycle
 

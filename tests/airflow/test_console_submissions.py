@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crawlkit import consume_jobs
+from support.crawl import consume_jobs
 
 from pipeline import Settings, make_es_client
-from tests.console_support import console_running, csrf_of, login
+from support.console import console_running, csrf_of, login
 
 pytestmark = [pytest.mark.kafka, pytest.mark.elasticsearch, pytest.mark.slow]
 
@@ -30,7 +30,7 @@ def _stored_files(settings: Settings) -> list[Path]:
 
 def test_an_analyst_submits_a_link_and_a_file(crawl_settings: Settings, platform: Any, media: Any,
                                               tmp_path: Path) -> None:
-    from fakeplatform import FakeVideo
+    from support.fakeplatform import FakeVideo
 
     platform.add(FakeVideo("tip", "Cute cat plays the piano", media=media.clip(1.5)))  # not political: still taken
     with console_running(crawl_settings, tmp_path / "console.log") as base:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crawlkit import consume_jobs, crawl_overrides, settings_env
-from fakeplatform import FakePlatform, FakeVideo, MediaFactory
+from support.crawl import consume_jobs, crawl_overrides, settings_env
+from support.fakeplatform import FakePlatform, FakeVideo, MediaFactory
 from typer.testing import CliRunner
 
 from pipeline import Settings, get_settings, make_es_client

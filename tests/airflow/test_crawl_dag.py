@@ -7,7 +7,7 @@ from typing import Any
 
 import fsspec
 import pytest
-from crawlkit import ROOT, consume_jobs, populate, settings_env
+from support.crawl import ROOT, consume_jobs, populate, settings_env
 
 from pipeline import Settings, make_es_client
 
@@ -169,7 +169,7 @@ def test_a_watchlist_edited_in_the_console_is_what_the_next_run_reads(
     """Import, add, pause and edit in the real console (admin); analysts are refused; the real DAG then crawls the
     stored watchlist, not the VIGIL_WATCHLIST file, and each entry's run shows on the console's watchlist API."""
     from pipeline.crawl._health import entry_id
-    from tests.console_support import console_running, csrf_of, login
+    from support.console import console_running, csrf_of, login
 
     populate(platform, media)
     with console_running(crawl_settings, tmp_path / "console.log") as base:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crawlkit import ROOT, consume_jobs, settings_env
-from languagekit import HOSTILE_CHANNEL, HOSTILE_TITLE, TITLES, expected_statuses, populate_languages
-from spreadkit import documents
+from support.crawl import ROOT, consume_jobs, settings_env
+from support.languages import HOSTILE_CHANNEL, HOSTILE_TITLE, TITLES, expected_statuses, populate_languages
+from support.spread import documents
 from typer.testing import CliRunner
 
 from pipeline import Settings

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from crawlkit import ROOT
+from support.crawl import ROOT
 
 from pipeline import Settings
 from pipeline._exceptions import DownloadFailed, DownloadRefused, UnsafeURL, WatchlistError

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crawlkit import ROOT
+from support.crawl import ROOT
 
 from pipeline._platforms import FAMILIES, POOL_SLOTS, entry_family, host_family, pool_name
 

@@ -7,12 +7,12 @@ import json
 from typing import Any
 
 import pytest
-from crawlkit import settings_env
-from languagekit import HOSTILE_CHANNEL, HOSTILE_TITLE
-from spreadkit import WebhookReceiver, documents, flag, make_due, seed_videos
+from support.crawl import settings_env
+from support.languages import HOSTILE_CHANNEL, HOSTILE_TITLE
+from support.spread import WebhookReceiver, documents, flag, make_due, seed_videos
 from typer.testing import CliRunner
 
-from fakeplatform import FakeVideo
+from support.fakeplatform import FakeVideo
 from pipeline import make_es_client
 from pipeline._settings import get_settings
 from pipeline._text import markup_escape, plain, printable, slack_escape

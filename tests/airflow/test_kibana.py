@@ -5,7 +5,7 @@ the ``.es-query`` schema's checks, every search, aggregation and rule query runs
 fixture data and returns the expected hits (grouped per video), the committed infra/kibana files are what the code
 builds, and `vigil kibana import` holds a Kibana 8.19 exchange (import, rule create, rule update with an attached
 connector, enable/disable, a second space) with a local server that answers and refuses as Kibana's route schemas
-do (tests/airflow/kibanakit.py names the Kibana source files it models; a real Kibana is not available here)."""
+do (tests/support/kibana.py names the Kibana source files it models; a real Kibana is not available here)."""
 from __future__ import annotations
 
 import fnmatch
@@ -20,11 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
-from crawlkit import ROOT, settings_env
+from support.crawl import ROOT, settings_env
 from elasticsearch import helpers
-from kibanakit import (FREQUENCY, KIBANA_VERSION, MIGRATION_CEILINGS, FakeKibana, SchemaError,
+from support.kibana import (FREQUENCY, KIBANA_VERSION, MIGRATION_CEILINGS, FakeKibana, SchemaError,
                        es_query_params_problems, fake_kibana, version_tuple)
-from spreadkit import fixture_videos, index_videos
+from support.spread import fixture_videos, index_videos
 
 from pipeline import Settings, make_es_client
 from pipeline._elasticsearch import load_index_templates
@@ -259,8 +259,8 @@ WATCHED = {"id": "watched-person-flagged", "name": "Flagged video of a watched p
 
 
 def test_rule_params_pass_the_es_query_schema(settings: Settings) -> None:
-    """Kibana's EsQueryRuleParamsSchema / validateParams (kibanakit.es_query_params_problems) and the create body."""
-    from kibanakit import CREATE_BODY
+    """Kibana's EsQueryRuleParamsSchema / validateParams (support.kibana.es_query_params_problems) and the create body."""
+    from support.kibana import CREATE_BODY
 
     ruleset = load_rules()
     rules = kibana_rules(settings, ruleset)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from fakeplatform import FakeVideo
+from support.fakeplatform import FakeVideo
 from pipeline import Settings
 from pipeline.crawl import WatchlistEntry, discover_entry
 

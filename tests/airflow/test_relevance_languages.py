@@ -6,7 +6,7 @@ import importlib.util
 from typing import Any
 
 import pytest
-from crawlkit import ROOT
+from support.crawl import ROOT
 
 from pipeline import Settings
 from pipeline.crawl import RelevanceScorer

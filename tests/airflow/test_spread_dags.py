@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crawlkit import ROOT, settings_env
-from spreadkit import (WebhookReceiver, documents, flag, lavfi_clip, make_due, seed_videos, snapshots, transcode,
+from support.crawl import ROOT, settings_env
+from support.spread import (WebhookReceiver, documents, flag, lavfi_clip, make_due, seed_videos, snapshots, transcode,
                        whole_seconds)
 
-from fakeplatform import FakeVideo
+from support.fakeplatform import FakeVideo
 
 pytestmark = [pytest.mark.elasticsearch, pytest.mark.slow]
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from spreadkit import documents, seed_videos, set_video_fields, snapshots, whole_seconds
+from support.spread import documents, seed_videos, set_video_fields, snapshots, whole_seconds
 
-from fakeplatform import FakeVideo
+from support.fakeplatform import FakeVideo
 from pipeline.spread import run_refresh
 
 pytestmark = [pytest.mark.elasticsearch, pytest.mark.slow]

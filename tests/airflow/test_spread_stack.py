@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spreadkit import (WebhookReceiver, documents, flag, lavfi_clip, make_due, seed_videos, snapshots, transcode,
+from support.spread import (WebhookReceiver, documents, flag, lavfi_clip, make_due, seed_videos, snapshots, transcode,
                        whole_seconds)
 
-from fakeplatform import FakeVideo
+from support.fakeplatform import FakeVideo
 from pipeline.crawl import CrawlIndex, WatchlistEntry, discover_entry
 from pipeline.spread import cluster_id_of, run_refresh
 
@@ -133,7 +133,7 @@ def test_vigil_spread_command_prints_a_summary(scene: dict[str, Any], platform: 
     import subprocess
     import sys
 
-    from crawlkit import settings_env
+    from support.crawl import settings_env
 
     settings, uids = scene["settings"], scene["uids"]
     platform.videos["flag"].views = 4321

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crawlkit import ROOT, settings_env
-from fakeplatform import FakePlatform, FakeVideo, MediaFactory
+from support.crawl import ROOT, settings_env
+from support.fakeplatform import FakePlatform, FakeVideo, MediaFactory
 
 from pipeline import Settings, make_es_client
 from pipeline._exceptions import WatchlistError

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from pipeline import Settings
-from tests.conftest import settings_env
+from support.stack import settings_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.elasticsearch]
 
@@ -18,7 +18,7 @@ def vigil(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_setup_then_status_all_ok(stack_settings: Settings) -> None:
-    env = settings_env(stack_settings)
+    env = settings_env(stack_settings, inherit=True)
     before = vigil("status", env=env)
     assert before.returncode == 1
     assert "Kafka topics missing" in before.stdout and "run `vigil setup`" in before.stdout
@@ -39,7 +39,7 @@ def test_setup_then_status_all_ok(stack_settings: Settings) -> None:
 
 
 def test_status_explains_a_wrong_password(stack_settings: Settings) -> None:
-    result = vigil("status", env=settings_env(stack_settings, VIGIL_ES_PASSWORD="not-the-password"))
+    result = vigil("status", env=settings_env(stack_settings, inherit=True, VIGIL_ES_PASSWORD="not-the-password"))
     assert result.returncode == 1
     assert "refused user 'vigil' (HTTP 401)" in result.stdout
     assert "VIGIL_ES_PASSWORD" in result.stdout
@@ -47,7 +47,7 @@ def test_status_explains_a_wrong_password(stack_settings: Settings) -> None:
 
 
 def test_status_explains_missing_credentials(stack_settings: Settings) -> None:
-    env = settings_env(stack_settings)
+    env = settings_env(stack_settings, inherit=True)
     del env["VIGIL_ES_USER"], env["VIGIL_ES_PASSWORD"]
     result = vigil("status", env=env)
     assert result.returncode == 1
@@ -56,7 +56,7 @@ def test_status_explains_missing_credentials(stack_settings: Settings) -> None:
 
 
 def test_status_explains_servers_that_are_down(stack_settings: Settings, unused_port: int) -> None:
-    env = settings_env(stack_settings, VIGIL_KAFKA_BOOTSTRAP=f"127.0.0.1:{unused_port}",
+    env = settings_env(stack_settings, inherit=True, VIGIL_KAFKA_BOOTSTRAP=f"127.0.0.1:{unused_port}",
                        VIGIL_ES_URL=f"https://127.0.0.1:{unused_port}")
     result = vigil("status", env=env)
     assert result.returncode == 1
@@ -67,7 +67,7 @@ def test_status_explains_servers_that_are_down(stack_settings: Settings, unused_
 
 
 def test_setup_fails_clearly_when_a_server_is_down(stack_settings: Settings, unused_port: int) -> None:
-    result = vigil("setup", env=settings_env(stack_settings, VIGIL_KAFKA_BOOTSTRAP=f"127.0.0.1:{unused_port}",
+    result = vigil("setup", env=settings_env(stack_settings, inherit=True, VIGIL_KAFKA_BOOTSTRAP=f"127.0.0.1:{unused_port}",
                                               VIGIL_KAFKA_BOOTSTRAP_TIMEOUT_MS="3000"))
     assert result.returncode == 1
     assert f"setup failed: Kafka at 127.0.0.1:{unused_port} is not reachable" in result.stderr
@@ -75,6 +75,6 @@ def test_setup_fails_clearly_when_a_server_is_down(stack_settings: Settings, unu
 
 
 def test_invalid_settings_exit_2_naming_the_variable(stack_settings: Settings) -> None:
-    result = vigil("status", env=settings_env(stack_settings, VIGIL_TOPIC_PARTITIONS="many"))
+    result = vigil("status", env=settings_env(stack_settings, inherit=True, VIGIL_TOPIC_PARTITIONS="many"))
     assert result.returncode == 2
     assert "VIGIL_TOPIC_PARTITIONS" in result.stderr

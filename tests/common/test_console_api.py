@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 import requests
-from console_support import PASSWORDS, ROOT, console_running, csrf_of, env_for, login
+from support.console import PASSWORDS, ROOT, console_running, csrf_of, env_for, login
 
-from conftest import remove_test_objects, settings_for
+from support.stack import remove_test_objects, settings_for
 from pipeline import make_es_client
 from pipeline._elasticsearch import apply_templates
 from pipeline.console import Accounts
@@ -261,6 +261,6 @@ def test_without_elasticsearch_health_says_so_and_pages_fail_plainly(stack_env: 
 
 
 def _free() -> int:
-    from console_support import free_port
+    from support.console import free_port
 
     return free_port()

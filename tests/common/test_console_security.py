@@ -16,14 +16,14 @@ from urllib.parse import urlencode, urlsplit
 import elasticsearch
 import pytest
 import requests
-from console_support import PASSWORDS, ROOT, console_running, csrf_of, env_for, login
+from support.console import PASSWORDS, ROOT, console_running, csrf_of, env_for, login
 
-from conftest import remove_test_objects, settings_for
+from support.stack import remove_test_objects, settings_for
 from pipeline import Settings, make_es_client
 from pipeline._elasticsearch import apply_templates
 from pipeline.console import AccountError, Accounts, accounts_index, check_password
 
-STACK = ROOT / "infra" / "local" / "stack"  # (not from conftest: with tests/airflow collected too, that name is theirs)
+from support.stack import STACK  # noqa: E402
 
 pytestmark = [pytest.mark.elasticsearch]
 

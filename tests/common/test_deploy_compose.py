@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from deploykit import COMPOSE, ROOT, shared_schema, tool
+from support.deploy import COMPOSE, ROOT, shared_schema, tool
 
 COMPOSE_FILES = sorted(COMPOSE.glob("compose*.yaml"))
 ONE_SHOT = {"es-setup", "vigil-setup", "airflow-init"}

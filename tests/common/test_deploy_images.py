@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploykit import (
+from support.deploy import (
     COMPOSE,
     DOCKER,
     DOCKERFILES,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from deploykit import (
+from support.deploy import (
     KUBERNETES,
     OVERLAYS,
     SHARED_SCHEMAS,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import STACK, parse_exports
+from support.stack import STACK, parse_exports
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from console_support import ROOT, env_for
+from support.console import ROOT, env_for
 
 from pipeline import Settings, make_es_client, run_setup
 from pipeline.console import verdict_document

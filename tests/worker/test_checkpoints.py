@@ -19,7 +19,7 @@ from pipeline import ResultMessage
 from pipeline._settings import Settings
 from pipeline.sink import detection_id
 
-from checkpoint_twins import AST_MEAN, AST_STD, audioset_labels, saved_facts, twins
+from support.checkpoint_twins import AST_MEAN, AST_STD, audioset_labels, saved_facts, twins
 from hub_server import HubServer
 from model_support import espeak, speech_track, talking_clip
 

@@ -1,7 +1,7 @@
 """The analyst console in a real headless Chromium (Debian's chromium package, driven by Playwright; no browser
 download) against the real local stack, with real worker output: two generated talking-head clips, one with the
 audio 400 ms late (desynced), one in sync, analysed by a real `vigil worker` (lipsync) and written by a real
-`vigil sink`. The console runs as deployed (the pipeline's login, and its own for its index: console_support).
+`vigil sink`. The console runs as deployed (the pipeline's login, and its own for its index: support.console).
 Screenshots go to ``$VIGIL_SCREENSHOT_DIR`` (default: the test's tmp dir, printed)."""
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import browser_missing, chromium, log_in
-from console_support import console_running
-from worker_support import job_for, produce, reap, spawn, stop, wait_for
+from support.browser import browser_missing, chromium, log_in
+from support.console import console_running
+from support.worker import job_for, produce, reap, spawn, stop, wait_for
 
-from conftest import remove_test_objects, settings_for
+from support.stack import remove_test_objects, settings_for
 from pipeline import Settings, encode, make_es_client, run_setup
 
 pytestmark = [pytest.mark.kafka, pytest.mark.elasticsearch, pytest.mark.browser, pytest.mark.slow]

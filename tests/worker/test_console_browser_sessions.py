@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import requests
-from browser_support import browser_missing, chromium, log_in, screenshot_dir
-from console_support import console_running
+from support.browser import browser_missing, chromium, log_in, screenshot_dir
+from support.console import console_running
 
-from conftest import remove_test_objects, settings_for
+from support.stack import remove_test_objects, settings_for
 from pipeline import make_es_client, run_setup
 
 pytestmark = [pytest.mark.elasticsearch, pytest.mark.browser, pytest.mark.slow]

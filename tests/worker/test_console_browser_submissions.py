@@ -1,10 +1,10 @@
 """Issue #23 in a real headless Chromium against the real stack: an analyst submits a link from the local test
-platform (tests/airflow/fakeplatform.py) and uploads a file in "Check a video"; both are in the queue at once, a real
-`vigil worker` (the light suite of worker_support, two small real detectors) and a real `vigil sink` score them, the
+platform (tests/support/fakeplatform.py) and uploads a file in "Check a video"; both are in the queue at once, a real
+`vigil worker` (the light suite of support.worker, two small real detectors) and a real `vigil sink` score them, the
 open video page shows the verdict when it lands (it reloads by itself) and the submitter's webhook (a local receiver)
 is told by the sink. The same link again leads to the same video; a file that is not media is refused with a clear
 message and nothing is stored; an analyst has no way to edit watchlists (no link, 403 on the page and on a forged
-form post). The console runs as deployed (the pipeline's login and its own; see console_support)."""
+form post). The console runs as deployed (the pipeline's login and its own; see support.console)."""
 from __future__ import annotations
 
 import sys
@@ -13,16 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import browser_missing, chromium, log_in, screenshot_dir
-from console_support import ROOT, console_running, deployed
+from support.browser import browser_missing, chromium, log_in, screenshot_dir
+from support.console import ROOT, console_running, deployed
 from webhook_support import Receiver
-from worker_support import reap, spawn, stop, wait_for
+from support.worker import reap, spawn, stop, wait_for
 
-from conftest import remove_test_objects, settings_for
+from support.stack import remove_test_objects, settings_for
 from pipeline import make_es_client, run_setup
 
-sys.path.insert(0, str(ROOT / "tests" / "airflow"))
-from fakeplatform import FakePlatform, FakeVideo, MediaFactory  # noqa: E402
+from support.fakeplatform import FakePlatform, FakeVideo, MediaFactory  # noqa: E402
 
 pytestmark = [pytest.mark.kafka, pytest.mark.elasticsearch, pytest.mark.browser, pytest.mark.slow]
 
@@ -53,7 +52,7 @@ def running(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
         run_setup(settings)
         es = make_es_client(settings)  # the test's own reads (the stack's superuser)
         # worker and sink with the pipeline's restricted login, as deployed
-        worker = spawn("worker", deployed(settings), tmp / "worker.log", VIGIL_WORKER_SUITE="worker_support:make_suite")
+        worker = spawn("worker", deployed(settings), tmp / "worker.log", VIGIL_WORKER_SUITE="support.worker:make_suite")
         sink = spawn("sink", deployed(settings), tmp / "sink.log")
         try:
             with console_running(settings, tmp / "console.log") as base:

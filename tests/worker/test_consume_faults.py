@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from worker_support import (  # no_process_left_behind: autouse
+from support.worker import (  # no_process_left_behind: autouse
     no_process_left_behind,  # noqa: F401
     LightSuite,
     ROOT,
@@ -23,7 +23,7 @@ from worker_support import (  # no_process_left_behind: autouse
     wait_for,
 )
 
-from conftest import remove_test_objects, settings_for
+from support.stack import remove_test_objects, settings_for
 from pipeline import FusedScore, JobMessage, ResultMessage, Settings, decode, encode, make_es_client, run_setup
 from pipeline.consume import parse_dead_letter
 from pipeline.sink import Sink
@@ -215,7 +215,7 @@ def test_sink_killed_mid_stream_loses_and_doubles_nothing(fault_settings: Settin
     import os
     import signal
 
-    from worker_support import spawn, stop
+    from support.worker import spawn, stop
 
     settings = fault_settings.model_copy(update={"sink_bulk_size": 10, "sink_flush_interval_s": 0.0})
     results = _results(2000)

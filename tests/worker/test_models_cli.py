@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from checkpoint_twins import twins
+from support.checkpoint_twins import twins
 from hub_server import HubServer
 
 VIGIL = str(Path(sys.executable).with_name("vigil"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from c2pa_support import make_signer, sign_mp4, tamper_mdat
+from support.c2pa import make_signer, sign_mp4, tamper_mdat
 from detectors import Provenance, Suite, registered
 from detectors import synthetic as S
 

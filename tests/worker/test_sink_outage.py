@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from worker_support import committed_total, no_process_left_behind, produce, spawn, stop, wait_for  # noqa: F401
+from support.worker import committed_total, no_process_left_behind, produce, spawn, stop, wait_for  # noqa: F401
 
-from conftest import STACK, parse_exports, remove_test_objects, settings_for
+from support.stack import STACK, parse_exports, remove_test_objects, settings_for
 from pipeline import FusedScore, ResultMessage, Settings, encode, make_es_client, run_setup
 
 pytestmark = [pytest.mark.kafka, pytest.mark.elasticsearch, pytest.mark.stack, pytest.mark.slow]

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from webhook_support import Receiver
-from worker_support import produce, spawn, stop, wait_for
+from support.worker import produce, spawn, stop, wait_for
 
-from conftest import remove_test_objects, settings_for
+from support.stack import remove_test_objects, settings_for
 from pipeline import FusedScore, ResultMessage, Settings, encode, make_es_client, run_setup
 from pipeline.sink._webhook import SubmissionWebhooks, webhook_payload
 

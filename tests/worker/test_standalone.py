@@ -1,5 +1,5 @@
 """`vigil standalone` as a user runs it: one process on the real stack (its own index prefix and topics, so it
-starts from an empty Elasticsearch), a local platform (tests/airflow/fakeplatform.py: an RSS feed, JSON-LD pages,
+starts from an empty Elasticsearch), a local platform (tests/support/fakeplatform.py: an RSS feed, JSON-LD pages,
 generated MP4s) crawled by the crawl cycle, the worker and sink scoring what it queued, the console serving the
 queue; then SIGINT, and no process of the tree may be left."""
 from __future__ import annotations
@@ -13,15 +13,14 @@ from pathlib import Path
 
 import pytest
 import requests
-from console_support import PASSWORDS, ROOT, env_for, free_port
-from worker_support import wait_for
+from support.console import PASSWORDS, ROOT, env_for, free_port
+from support.worker import wait_for
 
-from conftest import remove_test_objects, settings_for
+from support.stack import remove_test_objects, settings_for
 from pipeline import make_es_client
 from pipeline.console import Accounts, make_store_client
 
-sys.path.insert(0, str(ROOT / "tests" / "airflow"))
-from fakeplatform import FakePlatform, FakeVideo, MediaFactory  # noqa: E402
+from support.fakeplatform import FakePlatform, FakeVideo, MediaFactory  # noqa: E402
 
 pytestmark = [pytest.mark.kafka, pytest.mark.elasticsearch, pytest.mark.slow]
 
@@ -55,7 +54,7 @@ def test_standalone_crawls_scores_serves_and_stops_cleanly(stack_env: dict[str, 
                                 max_download_mb=5, max_duration_s=30, worker_batch_wait_s=0.3,
                                 sink_flush_interval_s=0.3, worker_session_timeout_ms=6000)
         marker = f"standalone-{uuid.uuid4().hex}"
-        env = env_for(settings, VIGIL_WORKER_SUITE="worker_support:make_suite", VIGIL_TEST_MARK=marker)
+        env = env_for(settings, VIGIL_WORKER_SUITE="support.worker:make_suite", VIGIL_TEST_MARK=marker)
         log = tmp_path / "standalone.log"
         proc = subprocess.Popen([sys.executable, "-m", "pipeline", "standalone", "--watchlist", str(watchlist),
                                  "--port", str(port)], cwd=ROOT, env=env, stdout=open(log, "ab"),
@@ -133,7 +132,7 @@ def test_children_stop_when_the_supervisor_is_killed(stack_env: dict[str, str], 
     marker = f"standalone-{uuid.uuid4().hex}"
     log = tmp_path / "standalone.log"
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "standalone", "--port", str(port)], cwd=ROOT,
-                            env=env_for(settings, VIGIL_WORKER_SUITE="worker_support:make_suite",
+                            env=env_for(settings, VIGIL_WORKER_SUITE="support.worker:make_suite",
                                         VIGIL_TEST_MARK=marker), stdout=open(log, "ab"), stderr=subprocess.STDOUT)
     try:
         def up() -> bool:

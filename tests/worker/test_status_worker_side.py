@@ -6,7 +6,7 @@ from pathlib import Path
 from pipeline._settings import Settings
 from pipeline.worker.status import device_check, face_mesh_check, model_checks
 
-from checkpoint_twins import twins
+from support.checkpoint_twins import twins
 
 
 def test_status_reports_device_face_mesh_and_models(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from worker_support import (  # no_process_left_behind: autouse
+from support.worker import (  # no_process_left_behind: autouse
     no_process_left_behind,  # noqa: F401
     LightSuite,
     committed_total,
@@ -29,7 +29,7 @@ from worker_support import (  # no_process_left_behind: autouse
     wait_for,
 )
 
-from conftest import remove_test_objects, settings_for
+from support.stack import remove_test_objects, settings_for
 from pipeline import ResultMessage, Settings, decode, encode, make_es_client, run_setup
 from pipeline.consume import parse_dead_letter
 from pipeline.sink import Sink, detection_id
@@ -95,7 +95,7 @@ def videos(settings: Settings) -> dict[str, dict]:
 
 
 def light_env() -> dict[str, str]:
-    return {"VIGIL_WORKER_SUITE": "worker_support:make_suite"}
+    return {"VIGIL_WORKER_SUITE": "support.worker:make_suite"}
 
 
 @pytest.mark.slow
@@ -212,7 +212,7 @@ def bad_inputs(settings: Settings, clip_dir: Path, tmp_path: Path) -> list[tuple
     audio = tmp_path / "bad" / "tone.m4a"
     import subprocess
 
-    from worker_support import ffmpeg
+    from support.worker import ffmpeg
     subprocess.run([ffmpeg(), "-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=500:duration=1",
                     "-c:a", "aac", str(audio)], check=True)
     job_file("audio.m4a", audio.read_bytes(), "bad:audio")

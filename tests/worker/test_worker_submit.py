@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
-from worker_support import LightSuite, consume_all, make_clip, settings_env, wait_for
+from support.worker import LightSuite, consume_all, make_clip, settings_env, wait_for
 
-from conftest import remove_test_objects, settings_for
+from support.stack import remove_test_objects, settings_for
 from pipeline import JobMessage, Settings, decode, ensure_topics, make_admin
 from pipeline._submit import SubmitRefused, submit_target
 
@@ -85,7 +85,7 @@ def test_metrics_endpoint_counts_jobs_batches_and_stages(kafka_settings: Setting
     from pipeline import encode
     from pipeline._observe import start_metrics
     from pipeline.worker import Worker
-    from worker_support import job_for, produce
+    from support.worker import job_for, produce
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,13 +1,12 @@
 """Helpers of the crawl tests: the standard fake trending set, settings on the stack, reading back jobs."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from pathlib import Path
 from typing import Any
 
-from fakeplatform import FakePlatform, FakeVideo, MediaFactory
+from .fakeplatform import FakePlatform, FakeVideo, MediaFactory
 from pydantic import SecretStr
 
 from pipeline import Settings, decode, make_consumer
@@ -16,14 +15,7 @@ from pipeline._messages import JobMessage
 __all__ = ["ROOT", "CAPS", "settings_for", "remove_test_objects", "populate", "crawl_overrides", "settings_env",
            "consume_jobs"]
 
-ROOT = Path(__file__).resolve().parents[2]
-# the shared tests/conftest.py, loaded under a name of its own (two conftest modules cannot share "conftest")
-_spec = importlib.util.spec_from_file_location("vigil_tests_conftest", ROOT / "tests" / "conftest.py")
-assert _spec is not None and _spec.loader is not None
-_shared = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_shared)
-settings_for = _shared.settings_for
-remove_test_objects = _shared.remove_test_objects
+from .stack import ROOT, remove_test_objects, settings_env, settings_for
 
 #: caps small enough for the generated clips
 CAPS = dict(max_download_mb=1, max_duration_s=5, max_height=720)
@@ -67,43 +59,6 @@ def populate(platform: FakePlatform, media: MediaFactory) -> dict[str, str]:
 def crawl_overrides(**extra: Any) -> dict[str, Any]:
     return {"allowed_private_networks": ["127.0.0.0/8"], "ytdlp_extractors": ["generic"], "crawl_retry_wait_s": 0.05,
             "crawl_socket_timeout_s": 5.0, "crawl_max_downloads": 10, "crawl_task_retries": 0, **CAPS, **extra}
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The VIGIL_* environment that reproduces ``settings`` (for code that reads settings itself: DAG tasks, CLI).
-
-    Comma-separated fields (annotated ``NoDecode``) are joined with commas; other lists and dicts are JSON.
-    """
-    from pydantic_settings import NoDecode
-
-    env = {}
-    for name, value in settings.model_dump(exclude_defaults=True).items():
-        if value is None:
-            continue
-        comma = any(m is NoDecode or isinstance(m, NoDecode) for m in Settings.model_fields[name].metadata)
-        value = _plain(value)
-        if isinstance(value, list) and comma:
-            text = ",".join(str(v) for v in value)
-        elif isinstance(value, list | dict):
-            text = json.dumps(value)
-        elif isinstance(value, bool):
-            text = "true" if value else "false"
-        else:
-            text = str(value)
-        env[f"VIGIL_{name.upper()}"] = text
-    return env
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def consume_jobs(settings: Settings, expect: int, timeout_s: float = 15.0) -> list[JobMessage]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from elasticsearch import helpers
-from fakeplatform import FakePlatform
+from .fakeplatform import FakePlatform
 
 from pipeline import Settings, make_es_client
 from pipeline._media_store import MediaStore

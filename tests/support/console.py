@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from pipeline import Settings
 from pipeline.console import Accounts, make_store_client
 
-ROOT = Path(__file__).resolve().parents[1]
+from .stack import ROOT, settings_env
 PASSWORDS = {"ana": "tulip-harbour-93", "root": "granite-lantern-57"}
 
 
@@ -64,26 +64,11 @@ def add_accounts(settings: Settings) -> None:
         es.close()
 
 
-def _root_conftest() -> Any:
-    """tests/conftest.py by its path: under tests/airflow the name ``conftest`` is that folder's own."""
-    import importlib.util
-    import sys
-
-    name = "vigil_tests_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "conftest.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment of a `vigil` subprocess with these settings (tests/worker on the path for the light suite)."""
-    env = _root_conftest().settings_env(settings)
+    env = settings_env(settings, inherit=True)
     env["VIGIL_WORKER_DETECTORS"] = ",".join(settings.worker_detectors)  # this list takes commas only, not JSON
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests" / "worker"), os.environ.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
     env.update(extra)
     return env
 

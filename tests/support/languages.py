@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fakeplatform import FakePlatform, FakeVideo, MediaFactory
+from .fakeplatform import FakePlatform, FakeVideo, MediaFactory
 
 __all__ = ["TITLES", "HOSTILE_TITLE", "HOSTILE_CHANNEL", "populate_languages", "expected_statuses"]
 

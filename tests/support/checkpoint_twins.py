@@ -32,7 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 
 AUDIO_RATE = 16_000
-AUDIOSET_CSV = Path(__file__).with_name("data") / "audioset_class_labels_indices.csv"
+AUDIOSET_CSV = Path(__file__).resolve().parents[1] / "worker" / "data" / "audioset_class_labels_indices.csv"
 TINY = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 37}
 AST_MEAN, AST_STD = -4.2677393, 4.5689974
 

@@ -2,7 +2,7 @@
 
 The light suite has the shape of ``detectors.Suite`` (prepare / analyse / version, results with ``to_message``)
 with two small real detectors computed on the decoded clip (frame brightness, audio loudness), so runtime tests
-stay fast on two CPU cores. ``VIGIL_WORKER_SUITE=worker_support:make_suite`` makes a worker process use it.
+stay fast on two CPU cores. ``VIGIL_WORKER_SUITE=support.worker:make_suite`` makes a worker process use it.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import torch
 from detectors import Clip, Detector, DetectorResult, NotApplicable, Window, decode_clip, run_detector, suite_version
 from pipeline import FusedScore, JobMessage, ResultMessage, Settings, SourceMetadata
 
-ROOT = Path(__file__).resolve().parents[2]
+from .stack import ROOT, settings_env
 
 
 def ffmpeg() -> str:
@@ -199,35 +199,19 @@ class LightSuite:
 
 
 def make_suite(settings: Settings) -> LightSuite:
-    """Factory for ``VIGIL_WORKER_SUITE=worker_support:make_suite``; ``VIGIL_TEST_ANALYSE_DELAY_S`` slows batches."""
+    """Factory for ``VIGIL_WORKER_SUITE=support.worker:make_suite``; ``VIGIL_TEST_ANALYSE_DELAY_S`` slows batches."""
     return LightSuite(analyse_delay_s=float(os.environ.get("VIGIL_TEST_ANALYSE_DELAY_S", "0")),
                       max_duration_s=settings.max_duration_s)
 
 
 # ---------------------------------------------------------------- processes
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """VIGIL_* variables that reproduce ``settings`` in a subprocess."""
-    env: dict[str, str] = {}
-    for name, value in settings.model_dump(exclude_defaults=True).items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        if isinstance(value, list):
-            value = ",".join(str(v) for v in value)
-        env[f"VIGIL_{name.upper()}"] = str(value)
-    return env
-
-
 def spawn(command: str, settings: Settings, log: Path, **extra_env: str) -> subprocess.Popen[bytes]:
     """``python -m pipeline <command>`` with the settings in its environment; output to ``log``."""
     import sys
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
-    env.update(settings_env(settings))
-    env.update(extra_env)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests" / "worker"), env.get("PYTHONPATH", "")])
+    env = settings_env(settings, inherit=True, **extra_env)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"), env.get("PYTHONPATH", "")])
     out = open(log, "ab")
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "-v", command], cwd=ROOT, env=env, stdout=out,
                             stderr=subprocess.STDOUT, start_new_session=True)
