@@ -268,7 +268,7 @@ def render_cli() -> str:
     from pipeline.cli import app
 
     root = typer.main.get_command(app)
-    out = ["Generated from the `vigil` command line (`pipeline/cli.py` and the `pipeline/_cli_*.py` modules) when "
+    out = ["Generated from the `vigil` command line (`pipeline/cli/`: one module per command group) when "
            "this site was built; `vigil COMMAND --help` prints the same.", ""]
     _walk(["vigil"], root, out, 2)
     return "\n".join(out)

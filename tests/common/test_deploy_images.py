@@ -154,7 +154,7 @@ def test_dockerignore_keeps_secrets_and_clutter_out() -> None:
     for path in ("infra/compose/.env", "infra/kubernetes/overlays/production/secret.env", ".git", "tests/conftest.py",
                  "pipeline/__pycache__/cli.cpython-312.pyc"):
         assert ignored(path, patterns), path
-    for path in ("pipeline/cli.py", "infra/install", "dags", "infra/compose/example.env",
+    for path in ("pipeline/cli/__init__.py", "infra/install", "dags", "infra/compose/example.env",
                  "infra/kubernetes/overlays/production/secret.example.env"):
         assert not ignored(path, patterns), path
 

@@ -100,7 +100,7 @@ def test_dlq_since_accepts_ages_and_iso_times() -> None:
 
     import typer
 
-    from pipeline._cli_dlq import parse_since
+    from pipeline.cli.dlq import parse_since
 
     assert parse_since(None) is None
     age = datetime.now(UTC) - parse_since("30m")

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ._text import plain
+from .._text import plain
 
 __all__ = ["register"]
 
@@ -21,10 +21,10 @@ watchlist_app = typer.Typer(name="watchlist", help="Check, import and export wat
 def check(files: Annotated[Optional[list[Path]], typer.Argument(
         help="watchlist YAML files (default: the stored watchlists)", exists=True, dir_okay=False)] = None) -> None:
     """Check every entry against the installed yt-dlp: the extractor that reads it, or why none does."""
-    from . import cli
-    from .crawl._extractors import check_entry, ytdlp_version
-    from .crawl._stored import WatchlistStore
-    from .crawl._watchlist import Watchlist, load_watchlist
+    from . import _shared as cli
+    from ..crawl._extractors import check_entry, ytdlp_version
+    from ..crawl._stored import WatchlistStore
+    from ..crawl._watchlist import Watchlist, load_watchlist
 
     settings = cli.settings_or_exit()
     lists: list[tuple[str, Watchlist]] = []
@@ -64,8 +64,8 @@ def import_(file: Annotated[Path, typer.Argument(help="watchlist YAML", exists=T
             name: Annotated[Optional[str], typer.Option(help="store it under this name (default: the file's)")
                             ] = None) -> None:
     """Store a YAML watchlist in Elasticsearch (replaces the stored one of that name); the crawl reads it next run."""
-    from . import cli
-    from .crawl._stored import WatchlistStore
+    from . import _shared as cli
+    from ..crawl._stored import WatchlistStore
 
     settings = cli.settings_or_exit()
     with cli.exit_on_error(f"importing {file}"), WatchlistStore(settings) as store:
@@ -79,8 +79,8 @@ def export(name: Annotated[str, typer.Argument(help="a stored watchlist")],
            out: Annotated[Optional[Path], typer.Option("--out", "-o", help="write here (default: stdout)",
                                                        dir_okay=False)] = None) -> None:
     """Write a stored watchlist in the YAML format."""
-    from . import cli
-    from .crawl._stored import WatchlistStore, watchlist_yaml
+    from . import _shared as cli
+    from ..crawl._stored import WatchlistStore, watchlist_yaml
 
     settings = cli.settings_or_exit()
     with cli.exit_on_error("export"), WatchlistStore(settings) as store:
@@ -99,8 +99,8 @@ def export(name: Annotated[str, typer.Argument(help="a stored watchlist")],
 @watchlist_app.command("list")
 def list_() -> None:
     """The stored watchlists and their entries (paused ones marked)."""
-    from . import cli
-    from .crawl._stored import WatchlistStore
+    from . import _shared as cli
+    from ..crawl._stored import WatchlistStore
 
     settings = cli.settings_or_exit()
     with cli.exit_on_error("list"), WatchlistStore(settings) as store:

@@ -1,4 +1,4 @@
-"""Commands of spread tracking, alerts and Kibana: `vigil spread`, `vigil alerts`, `vigil kibana import|export`.
+"""Commands of spread tracking and alerts: `vigil spread`, `vigil alerts`.
 Registered on the main app by `register`; each imports its package when it runs. Titles, reasons and uids are
 platform text: shown with `_text.plain` (no markup, no terminal controls)."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from ._text import plain
+from .._text import plain
 
 __all__ = ["register"]
 
@@ -26,8 +26,8 @@ def _fmt(value: Any, digits: int = 0) -> str:
 
 def spread() -> None:
     """Run one spread refresh now: re-poll counters (no download), snapshots, metrics, re-upload clusters."""
-    from . import cli
-    from .spread import run_refresh
+    from . import _shared as cli
+    from ..spread import run_refresh
 
     settings = cli.settings_or_exit()
     with cli.exit_on_error("spread refresh"):
@@ -56,8 +56,8 @@ def spread() -> None:
 
 def alerts() -> None:
     """Evaluate the alert rules now; write new alerts and post them to the configured webhooks."""
-    from . import cli
-    from .alerts import run_alerts
+    from . import _shared as cli
+    from ..alerts import run_alerts
 
     settings = cli.settings_or_exit()
     with cli.exit_on_error("alerts"):
@@ -73,44 +73,7 @@ def alerts() -> None:
                       f"{result['failed']} failed")
 
 
-kibana_app = typer.Typer(name="kibana", help="Kibana dashboards and alerting rules as code.", no_args_is_help=True)
-
-
-@kibana_app.command("import")
-def kibana_import(
-    url: Annotated[Optional[str], typer.Option("--url", help="Kibana URL (default: VIGIL_KIBANA_URL)")] = None,
-) -> None:
-    """Import the data views, searches, visualizations and dashboards, and create or update the alerting rules."""
-    from . import cli
-    from .kibana import run_import
-
-    settings = cli.settings_or_exit()
-    with cli.exit_on_error("kibana import"):
-        report = run_import(settings, url)
-    cli.console.print(f"imported {report.imported} of {report.objects} saved objects")
-    for error in report.errors:
-        cli.err_console.print(f"[red]{error}[/red]")
-    for rule, action in report.rules.items():
-        cli.console.print(f"rule {rule}: {action}")
-    if not report.ok:
-        raise typer.Exit(1)
-
-
-@kibana_app.command("export")
-def kibana_export(
-    out: Annotated[Path, typer.Option("--out", help="directory for saved_objects.ndjson and rules.json")],
-) -> None:
-    """Write the saved objects (NDJSON) and rule bodies that `import` sends, for review or a manual import."""
-    from . import cli
-    from .kibana import export_files
-
-    settings = cli.settings_or_exit()
-    for path in export_files(settings, out):
-        cli.console.print(f"wrote {path}")
-
-
 def register(app: typer.Typer) -> None:
     """Add these commands to the `vigil` app."""
     app.command()(spread)
     app.command()(alerts)
-    app.add_typer(kibana_app)

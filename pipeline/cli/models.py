@@ -33,7 +33,7 @@ def _size(n: int | None) -> str:
 
 
 def _inventory(names: list[str] | None, **kwargs: Any) -> list[Any]:
-    from . import cli
+    from . import _shared as cli
     from detectors import inventory
 
     settings = cli.settings_or_exit()
@@ -47,7 +47,7 @@ def list_models(
 ) -> None:
     """Each model detector: checkpoint, revision, resolved commit, local path, size, labels and which mean
     fake/event, device and dtype. Reads the local hub cache only."""
-    from . import cli
+    from . import _shared as cli
     from detectors import describe_meaning
 
     entries = _inventory(names)
@@ -76,7 +76,7 @@ def pull(
 ) -> None:
     """Fetch the configured checkpoints at their pinned revisions (config, preprocessor config, weights; safetensors
     where present) into the hub cache or --to DIR."""
-    from . import cli
+    from . import _shared as cli
     from detectors import hub_cache_dir, is_offline
 
     if is_offline():
@@ -104,7 +104,7 @@ def pull(
 def verify(names: Names = None) -> None:
     """Load each configured checkpoint through the detectors' own loader, run it on generated media and print its
     label mapping; exit 1 on any problem."""
-    from . import cli
+    from . import _shared as cli
     from detectors import describe_meaning, verify_models
 
     settings = cli.settings_or_exit()
@@ -133,7 +133,7 @@ def export(
     names: Names = None,
 ) -> None:
     """Copy the pulled checkpoints into DIR (hub-cache layout, plain files, a manifest) for a node without network."""
-    from . import cli
+    from . import _shared as cli
     from detectors import export_checkpoints
 
     entries = [e for e in _inventory(names) if e.configured]

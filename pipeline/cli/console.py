@@ -1,4 +1,4 @@
-"""`vigil console …` and `vigil standalone`, registered by `pipeline.cli._register_more`."""
+"""`vigil console …`: serve the analyst console, manage its accounts and tokens."""
 from __future__ import annotations
 
 import sys
@@ -21,11 +21,11 @@ def _console(
     """Serve the analyst console (queue, video pages, verdicts, alerts) until Ctrl-C."""
     if ctx.invoked_subcommand is not None:
         return
-    from .cli import _serve_logging, console, exit_on_error, settings_or_exit
-    from .console import serve
+    from ._shared import serve_logging, console, exit_on_error, settings_or_exit
+    from ..console import serve
 
     settings = settings_or_exit()
-    _serve_logging(settings)
+    serve_logging(settings)
     console.print(f"Vigil console on http://{host or settings.console_host}:{port or settings.console_port}")
     with exit_on_error("console"):
         serve(settings, host=host, port=port)
@@ -39,8 +39,8 @@ def adduser(
                               ] = False,
 ) -> None:
     """Create a console user, or give an existing one a new password and role (which ends its sessions)."""
-    from .cli import console, exit_on_error, settings_or_exit
-    from .console import Accounts, make_store_client
+    from ._shared import console, exit_on_error, settings_or_exit
+    from ..console import Accounts, make_store_client
 
     settings = settings_or_exit()
     if password_stdin:
@@ -61,8 +61,8 @@ def token(
 ) -> None:
     """Print a new bearer token for scripts (`Authorization: Bearer …` on /api/*); --revoke ID|all (all also ends
     every browser session of the user), --list."""
-    from .cli import console, exit_on_error, settings_or_exit
-    from .console import Accounts, make_store_client
+    from ._shared import console, exit_on_error, settings_or_exit
+    from ..console import Accounts, make_store_client
 
     settings = settings_or_exit()
     with exit_on_error("token"):
@@ -80,24 +80,5 @@ def token(
     print(f"token id {token_id} (revoke: vigil console token {name} --revoke {token_id})", file=sys.stderr)
 
 
-def standalone(
-    watchlist: Annotated[Optional[str], typer.Option("--watchlist", "-w", help="watchlist YAML the crawl cycle reads "
-                                                     "(default VIGIL_WATCHLIST; none: no crawl)")] = None,
-    host: Annotated[Optional[str], typer.Option(help="console address (default VIGIL_CONSOLE_HOST)")] = None,
-    port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="console port (default VIGIL_CONSOLE_PORT)")
-                    ] = None,
-) -> None:
-    """Run the main job on this machine: local stack (when VIGIL_ES_URL is unset), setup, a worker, the sink, the
-    crawl / spread / alerts cycles on their schedules, and the console. Ctrl-C stops all of it."""
-    from .cli import exit_on_error, settings_or_exit
-    from .standalone import run_standalone
-
-    settings = settings_or_exit()
-    with exit_on_error("standalone"):
-        code = run_standalone(settings, watchlist=watchlist, host=host, port=port)
-    raise typer.Exit(code)
-
-
 def register(app: typer.Typer) -> None:
     app.add_typer(console_app, name="console")
-    app.command("standalone")(standalone)

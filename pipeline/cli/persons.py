@@ -23,7 +23,7 @@ persons_app = typer.Typer(name="persons", no_args_is_help=True,
 
 
 def _gallery_module():  # noqa: ANN202 - detectors is worker-side; say so instead of a traceback elsewhere
-    from . import cli
+    from . import _shared as cli
 
     try:
         import detectors
@@ -38,8 +38,8 @@ def fetch_references(targets: list[str], settings: object, workdir: Path) -> lis
     the media store, then copied to ``workdir``), each with a label naming where it came from."""
     import fsspec
 
-    from ._exceptions import ConfigError
-    from ._submit import _job_for_url
+    from .._exceptions import ConfigError
+    from .._submit import _job_for_url
 
     found: list[tuple[Path, str]] = []
     for target in targets:
@@ -65,8 +65,8 @@ def enroll(
     notes: Annotated[Optional[str], typer.Option("--notes", help="free text kept with the person")] = None,
 ) -> None:
     """Enrol NAME (or add references to them) from reference media with one dominant face and/or their voice."""
-    from . import cli
-    from ._media_store import MediaStore
+    from . import _shared as cli
+    from .._media_store import MediaStore
 
     settings = cli.settings_or_exit()
     _gallery_module()
@@ -95,8 +95,8 @@ def enroll(
 @persons_app.command("list")
 def list_persons() -> None:
     """The enrolled persons with their references."""
-    from . import cli
-    from ._media_store import MediaStore
+    from . import _shared as cli
+    from .._media_store import MediaStore
 
     settings = cli.settings_or_exit()
     Gallery = _gallery_module().Gallery  # noqa: N806
@@ -119,8 +119,8 @@ def list_persons() -> None:
 @persons_app.command("remove")
 def remove(name: Annotated[str, typer.Argument(help="the enrolled name")]) -> None:
     """Remove NAME and their references from the gallery."""
-    from . import cli
-    from ._media_store import MediaStore
+    from . import _shared as cli
+    from .._media_store import MediaStore
 
     settings = cli.settings_or_exit()
     Gallery = _gallery_module().Gallery  # noqa: N806

@@ -44,7 +44,7 @@ def _where(letter: Any) -> str:
 
 def _select(settings: Any, since: str | None, error_class: str | None, stage: str | None,
             ids: list[str] | None = None, limit: int | None = None) -> list[tuple[Any, Any]]:
-    from .consume import read_dead_letters
+    from ..consume import read_dead_letters
 
     picked = read_dead_letters(settings, since=parse_since(since), error_class=error_class, stage=stage)
     if ids:
@@ -62,7 +62,7 @@ def list_(since: SinceOption = None, error_class: ClassOption = None, stage: Sta
           limit: Annotated[int, typer.Option(help="at most this many, oldest first")] = 200,
           as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False) -> None:
     """List dead letters: where they came from, what went wrong, how often it was tried."""
-    from . import cli
+    from . import _shared as cli
 
     settings = cli.settings_or_exit()
     with cli.exit_on_error("reading the dead-letter topic"):
@@ -86,7 +86,7 @@ def list_(since: SinceOption = None, error_class: ClassOption = None, stage: Sta
 def show(dead_letter: Annotated[str, typer.Argument(help="PARTITION:OFFSET of the dead letter (`vigil dlq list`)")]
          ) -> None:
     """Show one dead letter in full: origin, error, headers and the original message."""
-    from . import cli
+    from . import _shared as cli
 
     settings = cli.settings_or_exit()
     with cli.exit_on_error("reading the dead-letter topic"):
@@ -109,8 +109,8 @@ def replay(ids: Annotated[Optional[list[str]], typer.Argument(help="PARTITION:OF
            dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would be sent, send nothing")] = False,
            ) -> None:
     """Send dead letters back to the topic they came from (after their cause was fixed upstream)."""
-    from . import cli
-    from .consume import replay as replay_letters
+    from . import _shared as cli
+    from ..consume import replay as replay_letters
 
     settings = cli.settings_or_exit()
     if not ids and not (since or error_class or stage):
