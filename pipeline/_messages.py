@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._exceptions import MessageError
+from ._time import utcnow
 
 __all__ = [
     "JOB_SCHEMA", "RESULT_SCHEMA", "DLQ_SCHEMA", "VERDICTS",
@@ -31,10 +32,6 @@ VERDICTS = ("likely_manipulated", "suspicious", "no_signal", "inconclusive")
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 VideoUid = Annotated[str, Field(pattern=r"^[a-z0-9_]+:.+$", max_length=512)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class _Message(BaseModel):

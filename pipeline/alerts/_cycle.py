@@ -22,6 +22,7 @@ from ..spread._metrics import risk_of
 from ._engine import new_alerts
 from ._rules import RuleSet, get_field, load_rules
 from ._webhook import Delivery, post_webhook, slack_payload
+from .._time import utcnow as _utcnow
 
 __all__ = ["evaluate", "notify", "run_alerts", "refresh_risk", "AlertIndex", "MAX_HITS"]
 
@@ -30,10 +31,6 @@ logger = logging.getLogger(__name__)
 MAX_HITS = 500
 HIT_FIELDS = ["video_uid", "title", "url.full", "platform", "channel", "fused", "spread", "risk", "cluster",
               "first_seen", "analyst", "scored_at", "persons"]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class AlertIndex:

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .._exceptions import ConfigError
 from .._yaml import load_yaml
+from .._time import parse_moment as _parse_time
 
 __all__ = ["Rule", "RiskRule", "ClusterMemberRule", "AccelerationRule", "WatchedPersonRule", "RuleSet", "load_rules", "parse_rules",
            "parse_duration", "format_duration", "default_rules_path", "get_field"]
@@ -67,13 +68,6 @@ def get_field(doc: Mapping[str, Any], dotted: str) -> Any:
             return None
         node = node.get(part)
     return node
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 Duration = Annotated[timedelta, Field(description="30m, 2h, 7d")]

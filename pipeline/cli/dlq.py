@@ -14,6 +14,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from .._time import parse_moment
+
 __all__ = ["register"]
 
 dlq_app = typer.Typer(help="Read the dead-letter topic; replay messages whose cause was fixed.", no_args_is_help=True)
@@ -32,10 +34,9 @@ def parse_since(value: str | None) -> datetime | None:
     if value[-1:] in units and value[:-1].isdigit():
         return datetime.now(UTC) - timedelta(seconds=int(value[:-1]) * units[value[-1]])
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_moment(value)
     except ValueError as exc:
         raise typer.BadParameter(f"{value!r} is neither an age (30m, 6h, 2d) nor an ISO time") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _where(letter: Any) -> str:

@@ -48,6 +48,7 @@ from ._sessions import LOGIN_COOKIE, LOGIN_COOKIE_MAX_AGE_S, SESSION_COOKIE, Ses
 from ._verdicts import MAX_NOTE, record_verdict
 from ._submissions import add_submission_routes
 from ._watchlists import add_watchlist_routes
+from .._time import parse_moment
 
 __all__ = ["create_app"]
 
@@ -82,11 +83,10 @@ def _when(value: Any) -> str:
     if not value:
         return "—"
     try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = parse_moment(value)
     except ValueError:
         return str(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+    assert moment is not None
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 

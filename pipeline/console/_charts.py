@@ -10,6 +10,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from ._queries import FLAG_THRESHOLD
+from .._time import parse_moment
 
 __all__ = ["timeline_svg", "spread_svg", "flagged_windows"]
 
@@ -97,8 +98,8 @@ def spread_svg(snapshots: Sequence[Mapping[str, Any]]) -> Markup | None:
     points = []
     for snap in snapshots:
         try:
-            moment = datetime.fromisoformat(str(snap["@timestamp"]).replace("Z", "+00:00")).timestamp()
-        except (KeyError, ValueError):
+            moment = parse_moment(snap["@timestamp"]).timestamp()  # type: ignore[union-attr]
+        except (KeyError, ValueError, AttributeError):
             continue
         points.append((moment, _num(snap.get("views")), _num(snap.get("views_per_hour"))))
     if not points:

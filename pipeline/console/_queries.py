@@ -24,6 +24,7 @@ from elasticsearch import Elasticsearch
 from .._elasticsearch import es_errors
 from .._exceptions import ServiceUnavailable
 from .._settings import Settings
+from .._time import parse_moment
 
 __all__ = ["QueueFilters", "QueueIndex", "effective_score", "FLAG_THRESHOLD", "ANALYST_VERDICTS"]
 
@@ -71,7 +72,7 @@ class QueueFilters:
             if value is None:
                 return None
             try:
-                return datetime.fromisoformat(value.replace("Z", "+00:00"))
+                return parse_moment(value)
             except ValueError:
                 return None
 

@@ -12,13 +12,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._time import utcnow
+
 __all__ = ["Candidate", "Status", "url_uid", "utcnow"]
 
 Status = Literal["queued", "skipped", "refused", "failed"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def url_uid(url: str) -> str:

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from ._phash import hash_matrix, hex_to_ints, phash_distances
+from .._time import parse_moment
 
 __all__ = ["Member", "cluster_id_of", "assign_clusters", "cluster_stats"]
 
@@ -78,7 +79,7 @@ def _norm_text(moment: str) -> str:
 def _norm_moment(moment: str | datetime) -> str:
     if isinstance(moment, str):
         try:
-            moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+            moment = parse_moment(moment)  # type: ignore[assignment]
         except ValueError:
             return moment
     if moment.tzinfo is not None:

@@ -27,6 +27,8 @@ from ._metrics import Snapshot, compute_metrics, expected_views, overperformance
 from ._phash import PhashError, video_phash
 from ._poll import HostRateLimiter, Observation, host_key, poll_videos
 from ._schedule import PollSchedule
+from .._time import parse_moment as _parse
+from .._time import utcnow as _utcnow
 
 __all__ = ["select_active", "poll", "update_metrics", "hash_media", "update_clusters", "backlog", "report_backlog",
            "summarize", "run_refresh", "RefreshSummary"]
@@ -35,19 +37,6 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 HASH_BATCH = 50
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _parse(moment: Any) -> datetime | None:
-    if moment is None:
-        return None
-    if isinstance(moment, datetime):
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    parsed = datetime.fromisoformat(str(moment).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _get(doc: Mapping[str, Any], dotted: str) -> Any:

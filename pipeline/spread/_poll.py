@@ -21,16 +21,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._settings import Settings
+from .._time import utcnow as _utcnow
 
 __all__ = ["Observation", "HostRateLimiter", "poll_videos", "settings_for_host", "host_key"]
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
