@@ -9,7 +9,6 @@ belongs to the one thread that owns the device.
 """
 from __future__ import annotations
 
-import hashlib
 import inspect
 import logging
 import os
@@ -18,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipeline import FusedScore, ResultMessage, Segment, SourceMetadata
+from pipeline.contracts import FusedScore, ResultMessage, Segment, SourceMetadata, sha256_file
 
 from ._base import Detector, DetectorResult, _jsonable, run_detector
 from ._clip import Clip
@@ -39,14 +38,6 @@ logger = logging.getLogger(__name__)
 
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 2)
-
-
-def _sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -71,7 +62,7 @@ class SuiteResult:
                    extra_timings: dict[str, float] | None = None) -> ResultMessage:
         """The ``vigil.result/1`` message. ``extra_timings`` (download, decode, faces …) come first; the media hash
         is the clip's, or computed from the file when the clip has none."""
-        sha = self.clip.media_sha256 or _sha256_of(self.clip.source)
+        sha = self.clip.media_sha256 or sha256_file(self.clip.source)
         timings = {**(extra_timings or {}), **self.timings_ms}
         return ResultMessage(video_uid=video_uid, media_sha256=sha, suite_version=suite_version,
                              duration_s=max(0.0, float(self.clip.duration_s)), fused=self.fused,

@@ -9,7 +9,6 @@ crawler is not installed, a minimal yt-dlp download with the same caps and an ad
 """
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 import shutil
@@ -23,6 +22,7 @@ from fsspec.core import url_to_fs
 
 from ._exceptions import ConfigError, VigilError
 from ._kafka import make_producer
+from ._media_store import sha256_file
 from ._messages import JobMessage, SourceMetadata, encode
 from ._settings import Settings
 
@@ -35,14 +35,6 @@ CHUNK = 1 << 20
 
 class SubmitRefused(VigilError):
     """The target cannot be queued: not a file or URL, unsafe address, over a cap, download failed."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def sniff_media(path: Path) -> None:
@@ -80,7 +72,7 @@ def store_file(path: Path, settings: Settings) -> tuple[str, str]:
     """Copy ``path`` into the media store under its hash (idempotent, mode 0640 on a local store); returns (sha256,
     URI of the stored file). SubmitRefused unless it decodes as video."""
     sniff_media(path)
-    sha = _sha256(path)
+    sha = sha256_file(path)
     ext = path.suffix.lower() if 0 < len(path.suffix) <= 9 else ""
     fs, root = url_to_fs(settings.media_store)
     target = f"{root.rstrip('/')}/{sha[:2]}/{sha}{ext}"

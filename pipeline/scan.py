@@ -8,7 +8,6 @@ Worker side: ``detectors`` (and the crawler's download code) are imported when a
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ._exceptions import VigilError
+from ._media_store import sha256_file
 from ._messages import ResultMessage, SourceMetadata, encode
 from ._settings import Settings
 
@@ -46,14 +46,6 @@ class ScanOutcome:
     message: ResultMessage
     result: SuiteResult
     files: list[Path] = field(default_factory=list)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _download(url: str, settings: Settings, workdir: Path) -> Path:
@@ -90,7 +82,7 @@ def run_scan(target: str, settings: Settings, *, json_path: Path | None = None, 
         else:
             raise ScanError(f"{target!r} is neither a file nor an http(s) URL")
 
-        sha = _sha256(path)
+        sha = sha256_file(path)
         from .crawl import url_uid  # the crawl's uid for a URL whose platform id is unknown
 
         uid = f"file:{sha[:16]}" if platform == "file" else url_uid(target)

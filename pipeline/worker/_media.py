@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlparse
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ._exceptions import ChecksumMismatch, MediaMissing, MediaOverCap, MediaUnavailable
+from .._media_store import sha256_file
 
 __all__ = ["fetch_media", "local_path", "sha256_file", "CHUNK"]
 
@@ -34,14 +35,6 @@ def local_path(uri: str) -> Path | None:
     if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):
         return Path(uri)
     return None
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_local(path: Path, expected_sha256: str, max_bytes: int) -> None:
