@@ -13,7 +13,9 @@ from ._base import Detector
 
 __all__ = ["register", "registered", "create", "suite_version", "KNOWN_NAMES"]
 
-KNOWN_NAMES = ("face_forgery", "lipsync", "voice_synthetic", "nonverbal", "spectral", "identity", "provenance")
+#: every built-in detector, in the order a suite lists them (results, status, the inventory)
+KNOWN_NAMES = ("face_forgery", "lipsync", "voice_synthetic", "nonverbal", "spectral", "identity", "provenance",
+               "face_dynamics", "voice_change")
 _REGISTRY: dict[str, type[Detector[Any, Any]]] = {}
 D = TypeVar("D", bound=type)
 
