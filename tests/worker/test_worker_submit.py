@@ -37,14 +37,15 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_submit_a_file_stores_it_by_hash_and_queues_a_job(kafka_settings: Settings, video: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from pipeline import cli
+    from pipeline._settings import get_settings
 
     for key, value in settings_env(kafka_settings).items():
         monkeypatch.setenv(key, value)
-    cli.get_settings.cache_clear()
+    get_settings.cache_clear()
     try:
         outcome = CliRunner().invoke(cli.app, ["submit", str(video)])
     finally:
-        cli.get_settings.cache_clear()
+        get_settings.cache_clear()
     assert outcome.exit_code == 0, outcome.output
     jobs = consume_all(kafka_settings, kafka_settings.topic_jobs, expect=1, timeout_s=20)
     job = decode(jobs[0].value, JobMessage)
@@ -112,16 +113,6 @@ def test_metrics_endpoint_counts_jobs_batches_and_stages(kafka_settings: Setting
                    'vigil_stage_seconds_count{component="worker",stage="fetch"}', "vigil_consumer_lag",
                    "vigil_errors_total"):
         assert needle in text, needle
-
-
-def test_minimal_download_without_the_crawler(kafka_settings: Settings, video: Path, http_server: str) -> None:
-    from pipeline._submit import _job_for_url_minimal
-
-    job = _job_for_url_minimal(f"{http_server}/{video.name}", kafka_settings, None)
-    assert Path(job.media_uri.removeprefix("file://")).read_bytes() == video.read_bytes()
-    capped = kafka_settings.model_copy(update={"max_download_mb": 1, "allowed_private_networks": []})
-    with pytest.raises(SubmitRefused, match="refused"):
-        _job_for_url_minimal(f"{http_server}/{video.name}", capped, None)
 
 
 def test_submit_stores_only_media_inside_the_roots(kafka_settings: Settings, video: Path, tmp_path: Path) -> None:
