@@ -4,15 +4,13 @@ A local file is hashed and copied into the content-addressed media store (``<sto
 gets the video_uid ``file:<sha[:16]>``. A URL goes through the crawler's discovery and download
 (``pipeline.crawl``: the download caps ``max_download_mb``, ``max_duration_s``, ``max_height``, the network safety
 rules — no private addresses but ``allowed_private_networks``, ``domain_allowlist`` — checked on every request, and
-retries), then into the store the same way; its video_uid is ``<extractor>:<id>`` as yt-dlp reports them. Where the
-crawler is not installed, a minimal yt-dlp download with the same caps and an address check on the URL is used. No detectors are imported here.
+retries), then into the store the same way; its video_uid is ``<extractor>:<id>`` as yt-dlp reports them (both
+environments install the crawler: there is no second, weaker download path). No detectors are imported here.
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -101,78 +99,11 @@ def enqueue(job: JobMessage, settings: Settings, *, producer: Any = None) -> Non
             producer.close(timeout=10)
 
 
-def _check_url(url: str, settings: Settings) -> None:
-    """Refuse non-http(s) URLs, hosts outside the allowlist and hosts resolving to private addresses."""
-    try:
-        from .crawl._safety import UrlPolicy  # the crawler's rules, when this installation has them
-    except ImportError:
-        UrlPolicy = None  # noqa: N806
-    if UrlPolicy is not None:
-        try:
-            UrlPolicy.from_settings(settings).check(url)
-        except VigilError as exc:
-            raise SubmitRefused(f"refused: {exc}") from exc
-        return
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SubmitRefused(f"refused: {url!r} is not an http(s) URL")
-    host = parts.hostname.lower()
-    if settings.domain_allowlist and not any(host == d or host.endswith("." + d) for d in settings.domain_allowlist):
-        raise SubmitRefused(f"refused: {host} is not in the domain allowlist")
-    allowed = [ipaddress.ip_network(c, strict=False) for c in settings.allowed_private_networks]
-    for info in socket.getaddrinfo(host, None):
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global and not any(address in net for net in allowed):
-            raise SubmitRefused(f"refused: host resolves to a private address ({address})")
-
-
-def _download(url: str, settings: Settings, workdir: Path) -> tuple[Path, dict[str, Any]]:
-    """yt-dlp within the caps; returns the file and yt-dlp's info dict."""
-    import yt_dlp
-    from yt_dlp.utils import match_filter_func
-
-    _check_url(url, settings)
-    options: dict[str, Any] = {
-        "outtmpl": str(workdir / "%(id)s.%(ext)s"),
-        "format": f"best[height<={settings.max_height}]/bestvideo[height<={settings.max_height}]+bestaudio/best",
-        "max_filesize": settings.max_download_mb * 1024 * 1024,
-        "match_filter": match_filter_func(f"duration <=? {settings.max_duration_s}"),
-        "noplaylist": True, "quiet": True, "no_warnings": True, "noprogress": True,
-        "socket_timeout": min(60.0, settings.download_timeout_s),
-        "ffmpeg_location": _ffmpeg(),
-    }
-    extractors = getattr(settings, "ytdlp_extractors", None)  # the crawl section's setting, when present
-    if extractors:
-        options["allowed_extractors"] = list(extractors)
-    try:
-        with yt_dlp.YoutubeDL(options) as ydl:
-            info = ydl.extract_info(url, download=True)
-    except yt_dlp.utils.DownloadError as exc:
-        raise SubmitRefused(f"download of {url} failed: {exc}") from exc
-    if not info:
-        raise SubmitRefused(f"{url}: nothing to download (over a cap or not a video)")
-    files = [p for p in workdir.iterdir() if p.is_file() and not p.name.endswith(".part")]
-    if not files:
-        raise SubmitRefused(f"{url}: nothing downloaded (over the size or duration cap?)")
-    return max(files, key=lambda p: p.stat().st_size), info
-
-
-def _ffmpeg() -> str | None:
-    try:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError):
-        return None
-
-
 def _job_for_url(url: str, settings: Settings, video_uid: str | None) -> JobMessage:
-    """Download through the crawler (its caps, safety rules and retries) when installed, else minimally here."""
-    try:
-        from ._media_store import MediaStore
-        from .crawl import WatchlistEntry, build_job, discover_entry, fetch_to_store
-    except ImportError:  # an installation without the crawler
-        return _job_for_url_minimal(url, settings, video_uid)
+    """Download through the crawler: its caps, network safety rules (every hop) and retries."""
+    from ._media_store import MediaStore
+    from .crawl import WatchlistEntry, build_job, discover_entry, fetch_to_store
+
     found = discover_entry(WatchlistEntry(kind="url", target=url), settings, watchlist="submit")
     if found.error:
         raise SubmitRefused(f"{url}: {found.error}")
@@ -187,20 +118,6 @@ def _job_for_url(url: str, settings: Settings, video_uid: str | None) -> JobMess
         raise SubmitRefused(f"{url}: {exc}") from exc
     job = build_job(candidate)
     return job.model_copy(update={"video_uid": video_uid}) if video_uid else job
-
-
-def _job_for_url_minimal(url: str, settings: Settings, video_uid: str | None) -> JobMessage:
-    with tempfile.TemporaryDirectory(prefix="vigil-submit-") as tmp:
-        file, info = _download(url, settings, Path(tmp))
-        sha, uri = store_file(file, settings)
-    platform = str(info.get("extractor_key") or info.get("extractor") or "url").lower()
-    uid = video_uid or f"{platform}:{info.get('id') or sha[:16]}"
-    return JobMessage(video_uid=uid, media_uri=uri, media_sha256=sha,
-                      source=SourceMetadata(platform=platform, url=info.get("webpage_url") or url,
-                                            title=info.get("title"),
-                                            channel=info.get("channel") or info.get("uploader"),
-                                            channel_id=info.get("channel_id"), views=info.get("view_count"),
-                                            likes=info.get("like_count"), comments=info.get("comment_count")))
 
 
 def submit_target(target: str, settings: Settings, *, video_uid: str | None = None,
