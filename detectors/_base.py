@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import numpy as np
 import torch
 
-from pipeline import DetectorOutput, TimelineWindow
+from pipeline.contracts import FLAG_THRESHOLD, DetectorOutput, TimelineWindow
 
 from ._clip import Clip
 from ._exceptions import DetectorUnavailable, ModelError, is_transient
@@ -74,7 +74,7 @@ class DetectorResult:
     @property
     def flagged(self) -> bool:
         """A detector flags a clip when it is applicable and its score is >= 0.5 (DESIGN.md)."""
-        return self.applicable and self.score is not None and self.score >= 0.5
+        return self.applicable and self.score is not None and self.score >= FLAG_THRESHOLD
 
     @classmethod
     def not_applicable(cls, name: str, version: str, reason: str, **evidence: Any) -> DetectorResult:

@@ -23,14 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline import FusedScore, Segment, TimelineWindow
+from pipeline.contracts import FLAG_THRESHOLD, FusedScore, Segment, TimelineWindow
 
 from ._base import DetectorResult
 from ._fusion import BELOW_LINE_REASON, CANNOT_RULE_OUT_REASON, NO_SIGNAL_REASON, Calibration
 
 __all__ = ["Stretch", "detector_stretches", "fused_timeline", "merge_stretches", "locate", "FLAG"]
 
-FLAG = 0.5  # a detector flags (a clip or a stretch) at >= 0.5 (DESIGN.md)
+FLAG = FLAG_THRESHOLD  # a detector flags (a clip or a stretch) at >= 0.5 (DESIGN.md)
 GRID_S = 0.5
 MIN_SEGMENT_S = 1.0
 SUPPORT = 0.25  # a timeline window this high, under another detector's stretch, supports that stretch

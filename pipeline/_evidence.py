@@ -17,14 +17,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._messages import ResultMessage
+from ._messages import FLAG_THRESHOLD, ResultMessage
 
 ResultLike = ResultMessage | Mapping[str, Any]
 
 __all__ = ["render_timeline", "render_scores", "write_report", "as_result"]
 
 
-FLAG_THRESHOLD = 0.5
 
 
 def _figure(width: float = 8.0, height: float = 3.2) -> tuple[Any, Any]:

@@ -19,6 +19,7 @@ from ._exceptions import MessageError
 from ._time import utcnow
 
 __all__ = [
+    "FLAG_THRESHOLD",
     "JOB_SCHEMA", "RESULT_SCHEMA", "DLQ_SCHEMA", "VERDICTS",
     "SourceMetadata", "JobMessage", "TimelineWindow", "DetectorOutput", "FusedScore", "Segment", "ResultMessage", "RANKS",
     "DeadLetter", "decode", "encode",
@@ -28,6 +29,8 @@ JOB_SCHEMA = "vigil.job/1"
 RESULT_SCHEMA = "vigil.result/1"
 DLQ_SCHEMA = "vigil.dlq/2"
 VERDICTS = ("likely_manipulated", "suspicious", "no_signal", "inconclusive")
+#: a detector flags a clip or a stretch at a score of at least this (DESIGN.md): the contract's line, not a tuned value
+FLAG_THRESHOLD = 0.5
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 VideoUid = Annotated[str, Field(pattern=r"^[a-z0-9_]+:.+$", max_length=512)]

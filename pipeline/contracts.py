@@ -18,6 +18,7 @@ from ._exceptions import (
 from ._media_store import MediaStore, open_media, sha256_file
 from ._messages import (
     DLQ_SCHEMA,
+    FLAG_THRESHOLD,
     JOB_SCHEMA,
     RANKS,
     RESULT_SCHEMA,
@@ -40,6 +41,6 @@ __all__ = [
     "VigilError", "ConfigError", "ServiceError", "ServiceUnavailable", "AuthenticationFailed", "SetupMissing",
     "MessageError",
     "MediaStore", "open_media", "sha256_file",
-    "JOB_SCHEMA", "RESULT_SCHEMA", "DLQ_SCHEMA", "VERDICTS", "RANKS", "SourceMetadata", "JobMessage",
+    "JOB_SCHEMA", "RESULT_SCHEMA", "DLQ_SCHEMA", "VERDICTS", "FLAG_THRESHOLD", "RANKS", "SourceMetadata", "JobMessage",
     "TimelineWindow", "DetectorOutput", "FusedScore", "Segment", "ResultMessage", "DeadLetter", "encode", "decode",
 ]

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from ._exceptions import VigilError
 from ._media_store import sha256_file
-from ._messages import ResultMessage, SourceMetadata, encode
+from ._messages import FLAG_THRESHOLD, ResultMessage, SourceMetadata, encode
 from ._settings import Settings
 
 if TYPE_CHECKING:
@@ -195,7 +195,7 @@ def result_table(message: ResultMessage) -> Any:
             detail = str(reasons[0])
         else:
             detail = ", ".join(f"{k}={v}" for k, v in list(ev.items())[:3] if not isinstance(v, (list, dict)))
-        flagged = out.score is not None and out.score >= 0.5
+        flagged = out.score is not None and out.score >= FLAG_THRESHOLD
         table.add_row(name, f"{out.score:.2f}", "[red]FLAG[/]" if flagged else "[green]ok[/]", detail)
     on_screen = persons_on_screen(message)
     if on_screen:

@@ -23,12 +23,12 @@ from elasticsearch import Elasticsearch
 
 from .._elasticsearch import es_errors
 from .._exceptions import ServiceUnavailable
+from .._messages import FLAG_THRESHOLD
 from .._settings import Settings
 from .._time import parse_moment
 
 __all__ = ["QueueFilters", "QueueIndex", "effective_score", "FLAG_THRESHOLD", "ANALYST_VERDICTS"]
 
-FLAG_THRESHOLD = 0.5
 ANALYST_VERDICTS = ("authentic", "manipulated", "cannot_tell")
 QUEUE_FIELDS = ["video_uid", "platform", "title", "url.full", "channel.name", "status", "status_reason", "fused.score",
                 "fused.verdict", "spread.views", "spread.views_per_hour", "risk", "analyst", "cluster.id",
