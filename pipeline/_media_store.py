@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import uuid
 from pathlib import Path
@@ -88,8 +89,10 @@ class MediaStore:
     def exists(self, sha256: str, ext: str) -> bool:
         return bool(self.fs.exists(self.path(sha256, ext)))
 
-    def put(self, local_file: str | Path, *, sha256: str | None = None, ext: str | None = None) -> str:
-        """Store a local file under its hash (computed when not given) and return its URI. Idempotent."""
+    def put(self, local_file: str | Path, *, sha256: str | None = None, ext: str | None = None,
+            mode: int | None = None) -> str:
+        """Store a local file under its hash (computed when not given) and return its URI. Idempotent. ``mode``:
+        the stored file's permissions on a local store (e.g. 0o640: not readable by every account)."""
         local_file = Path(local_file)
         sha256 = sha256 or sha256_file(local_file)
         ext = ext or local_file.suffix.lstrip(".") or "bin"
@@ -102,6 +105,9 @@ class MediaStore:
             self.fs.makedirs(parent, exist_ok=True)
             partial = f"{parent}/.{sha256}.{uuid.uuid4().hex[:8]}.partial"
             self.fs.put_file(str(local_file), partial)
+            if mode is not None and "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple)
+                                               else (self.fs.protocol,)):
+                os.chmod(partial, mode)
             self.fs.mv(partial, target)  # a reader never sees half a file under the final name
         except OSError as exc:
             raise ServiceUnavailable(f"cannot write to the media store {self.location}: {exc}",

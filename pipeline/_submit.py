@@ -10,25 +10,21 @@ environments install the crawler: there is no second, weaker download path). No 
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from fsspec.core import url_to_fs
 
 from ._exceptions import ConfigError, VigilError
 from ._kafka import make_producer
-from ._media_store import sha256_file
+from ._media_store import _EXT, MediaStore, sha256_file
 from ._messages import JobMessage, SourceMetadata, encode
 from ._settings import Settings
 
 __all__ = ["submit_target", "store_file", "enqueue", "SubmitRefused"]
 
 logger = logging.getLogger(__name__)
-
-CHUNK = 1 << 20
 
 
 class SubmitRefused(VigilError):
@@ -71,20 +67,9 @@ def store_file(path: Path, settings: Settings) -> tuple[str, str]:
     URI of the stored file). SubmitRefused unless it decodes as video."""
     sniff_media(path)
     sha = sha256_file(path)
-    ext = path.suffix.lower() if 0 < len(path.suffix) <= 9 else ""
-    fs, root = url_to_fs(settings.media_store)
-    target = f"{root.rstrip('/')}/{sha[:2]}/{sha}{ext}"
-    if not fs.exists(target):
-        fs.makedirs(f"{root.rstrip('/')}/{sha[:2]}", exist_ok=True)
-        tmp = f"{target}.part"
-        with open(path, "rb") as src, fs.open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst, CHUNK)
-        if getattr(fs, "local_file", False) or fs.protocol in ("file", ("file", "local")):
-            import os
-
-            os.chmod(tmp, 0o640)
-        fs.mv(tmp, target)
-    return sha, fs.unstrip_protocol(target)
+    ext = path.suffix.lower().lstrip(".")
+    uri = MediaStore.from_settings(settings).put(path, sha256=sha, ext=ext if _EXT.match(ext) else "bin", mode=0o640)
+    return sha, uri
 
 
 def enqueue(job: JobMessage, settings: Settings, *, producer: Any = None) -> None:

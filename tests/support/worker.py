@@ -22,6 +22,7 @@ import torch
 
 from detectors import Clip, Detector, DetectorResult, NotApplicable, Window, decode_clip, run_detector, suite_version
 from pipeline import FusedScore, JobMessage, ResultMessage, Settings, SourceMetadata
+from pipeline.contracts import MediaStore
 
 from .stack import ROOT, settings_env
 
@@ -55,13 +56,9 @@ def sha256_of(path: Path) -> str:
 
 
 def store_file(settings: Settings, path: Path) -> tuple[str, str]:
-    """Copy ``path`` into the local media store (content-addressed); returns (sha256, uri)."""
+    """Put ``path`` into the media store (content-addressed, as the crawl does); returns (sha256, uri)."""
     sha = sha256_of(path)
-    target = Path(settings.media_store) / sha[:2] / f"{sha}{path.suffix}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists():
-        shutil.copyfile(path, target)
-    return sha, target.as_uri()
+    return sha, MediaStore.from_settings(settings).put(path, sha256=sha)
 
 
 def job_for(settings: Settings, path: Path, uid: str | None = None) -> JobMessage:
