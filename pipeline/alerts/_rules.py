@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .._exceptions import ConfigError
 from .._yaml import load_yaml
+from .._documents import get_field
 from .._time import parse_moment as _parse_time
 
 __all__ = ["Rule", "RiskRule", "ClusterMemberRule", "AccelerationRule", "WatchedPersonRule", "RuleSet", "load_rules", "parse_rules",
@@ -59,15 +60,6 @@ def format_duration(value: timedelta) -> tuple[int, str]:
         if seconds % _UNIT_S[unit] == 0:
             return seconds // _UNIT_S[unit], unit
     return seconds, "s"
-
-
-def get_field(doc: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = doc
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(part)
-    return node
 
 
 Duration = Annotated[timedelta, Field(description="30m, 2h, 7d")]

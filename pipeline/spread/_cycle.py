@@ -27,6 +27,7 @@ from ._metrics import Snapshot, compute_metrics, expected_views, overperformance
 from ._phash import PhashError, video_phash
 from ._poll import HostRateLimiter, Observation, host_key, poll_videos
 from ._schedule import PollSchedule
+from .._documents import get_field as _get
 from .._time import parse_moment as _parse
 from .._time import utcnow as _utcnow
 
@@ -37,15 +38,6 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 HASH_BATCH = 50
-
-
-def _get(doc: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = doc
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(part)
-    return node
 
 
 # ------------------------------------------------------------------ steps
