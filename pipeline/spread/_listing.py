@@ -26,7 +26,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from .._settings import Settings
 
-__all__ = ["ListedVideo", "read_listing", "listing_keys", "page_key", "from_flat_entries", "from_json_ld",
+__all__ = ["ListedVideo", "read_listing", "listing_keys", "page_key", "host_key", "from_flat_entries", "from_json_ld",
            "from_feed"]
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,11 @@ class ListedVideo:
     reposts: int | None = None
 
 
+def host_key(url: str) -> str:
+    """The host a request goes to (lower case): per-host rate limits, batches and listings are per host."""
+    return (urlsplit(url).hostname or "").lower()
+
+
 def page_key(url: str | None) -> str | None:
     """A page URL compared across a listing and the index: no fragment, no trailing slash, lower-case host."""
     if not url:
@@ -64,8 +69,6 @@ def listing_keys(video: Mapping[str, Any]) -> list[str]:
     """The listings that may show a followed video's counters, best first: its channel's page, then the feed or page
     it was discovered on. Only listings on the video page's own host (so per-host rate limits hold), never the
     video's page itself, and none that was read before and did not show it (``listings_missed``)."""
-    from ._poll import host_key
-
     url = str(video.get("url") or "")
     host = host_key(url)
     out: list[str] = []

@@ -18,10 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from .._settings import Settings
 from .._time import utcnow as _utcnow
+from ._listing import counters_by_key, host_key, listing_keys, page_key, read_listing
 
 __all__ = ["Observation", "HostRateLimiter", "poll_videos", "settings_for_host", "host_key"]
 
@@ -58,10 +58,6 @@ class Observation:
         at = values["at"]
         values["at"] = datetime.fromisoformat(at) if isinstance(at, str) else at
         return cls(**values)
-
-
-def host_key(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
 
 
 def _lookup(table: Mapping[str, Any], host: str, platform: str | None) -> Any:
@@ -158,8 +154,6 @@ def _poll_listings(videos: Sequence[Mapping[str, Any]], settings: Settings, limi
     """Read the listings shared by enough of the videos, the one most due videos prefer first; returns the
     observations from listings, the due videos still to read from their pages, the requests of listings that
     showed none of them, and for each video the listings read that did not show it (not asked again for it)."""
-    from ._listing import counters_by_key, listing_keys, page_key, read_listing
-
     keys = {v["video_uid"]: listing_keys(v) for v in videos}
     open_videos = {v["video_uid"]: v for v in videos}
     tried: set[str] = set()
