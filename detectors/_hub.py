@@ -149,7 +149,7 @@ def _check_config(checkpoint: Checkpoint, setting: str) -> Checkpoint:
     if config.get("auto_map"):
         raise ModelError(f"{setting}={checkpoint.name!r} needs custom code from its repository (auto_map: "
                          f"{sorted(config['auto_map'])}); Vigil never sets trust_remote_code: choose a checkpoint of "
-                         "a transformers architecture (README, 'Models')")
+                         "a transformers architecture (docs/operators/models.md)")
     return checkpoint
 
 
@@ -173,7 +173,7 @@ def resolve_checkpoint(name: str | os.PathLike[str] | None, *, revision: str | N
     or ``download`` is False; ModelError naming ``setting`` (and ``revision_setting``) otherwise."""
     if name is None or not str(name).strip():
         raise ModelError(f"no checkpoint configured: set {setting} to a Hugging Face hub id or a local directory "
-                         "saved with save_pretrained (README, 'Models', lists candidates)")
+                         "saved with save_pretrained (docs/operators/models.md lists candidates)")
     name = str(name).strip()
     if looks_local(name):
         return _local(name, setting)
