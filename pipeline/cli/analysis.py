@@ -45,7 +45,7 @@ def scan(
     """Analyse one video now, without Kafka or Elasticsearch: download → decode → faces → detectors → verdict."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from ..scan import result_table, run_scan, segments_table
+    from ..worker.scan import result_table, run_scan, segments_table
 
     settings = settings_or_exit()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,

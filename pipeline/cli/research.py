@@ -117,7 +117,7 @@ def calibrate(
         base_calibration = load_calibration(base or settings.calibration_file)
         if from_verdicts:
             from .._elasticsearch import make_es_client
-            from ..console._training import verdict_items
+            from ..worker.verdict_training import verdict_items
 
             with exit_on_error("calibrate"):
                 results, names = verdict_items(make_es_client(settings), settings)

@@ -8,7 +8,8 @@ verdicts that outrank the models, and the same data as JSON for scripts.
 
 Accounts, tokens, sessions and the session key live in ``<prefix>-console-users`` (`Accounts`, `_sessions`), which
 only the console's own Elasticsearch credentials can read; verdicts in ``<prefix>-verdicts`` and on the
-video as ``analyst.*``. `serve` runs it with uvicorn. Nothing here imports ``detectors``.
+video as ``analyst.*``. `serve` runs it with uvicorn. Nothing here imports ``detectors`` (analysts' verdicts as
+calibration items are the worker side's: ``pipeline.worker.verdict_training``).
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from detectors import synthetic as S
 from pipeline import Settings, get_settings
 from pipeline._media_store import MediaStore
 from pipeline.cli import app
-from pipeline.scan import persons_on_screen
+from pipeline.worker.scan import persons_on_screen
 
 pytestmark = pytest.mark.slow  # espeak, video encoding, face mesh and two models (~1 min for the module)
 

@@ -15,7 +15,7 @@ from detector_media import talking  # noqa: F401  (session fixture)
 from detectors.synthetic import TalkingClip
 from pipeline import ResultMessage, Settings, decode, get_settings
 from pipeline.cli import app
-from pipeline.scan import ScanError, run_scan
+from pipeline.worker.scan import ScanError, run_scan
 
 pytestmark = pytest.mark.slow  # each scan decodes, tracks and runs the detectors (~2 s)
 

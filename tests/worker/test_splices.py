@@ -18,7 +18,7 @@ from detectors._segments import detector_stretches, fused_timeline, locate, merg
 from detectors.synthetic import LongClip, make_long_clip
 from pipeline import FusedScore
 from pipeline._evidence import render_timeline
-from pipeline.scan import segments_table
+from pipeline.worker.scan import segments_table
 
 #: name: (kind, seed, splice length, events, sentences)
 SPECS = {

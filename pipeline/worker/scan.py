@@ -4,7 +4,7 @@
            ─ decode ─ faces ─ detectors ─ fusion ─ table in the terminal
            ─ --json PATH: the full ``vigil.result/1`` message;  --report DIR: PNG plots of the evidence
 
-Worker side: ``detectors`` (and the crawler's download code) are imported when a scan runs, never at import time.
+Worker side: ``detectors`` and the crawler's download code are ordinary imports (the worker environment has both).
 """
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-from ._exceptions import VigilError
-from ._media_store import sha256_file
-from ._messages import FLAG_THRESHOLD, ResultMessage, SourceMetadata, encode
-from ._settings import Settings
+from detectors import Suite, SuiteResult
 
-if TYPE_CHECKING:
-    from detectors import Suite, SuiteResult
+from .._exceptions import VigilError
+from ..crawl import Candidate, download_media, url_uid
+from .._media_store import sha256_file
+from .._messages import FLAG_THRESHOLD, ResultMessage, SourceMetadata, encode
+from .._settings import Settings
 
 __all__ = ["ScanError", "ScanOutcome", "run_scan", "write_report", "result_table", "persons_on_screen",
            "segments_table"]
@@ -51,8 +51,6 @@ class ScanOutcome:
 def _download(url: str, settings: Settings, workdir: Path) -> Path:
     """The crawler's download: yt-dlp within ``max_download_mb`` / ``max_duration_s`` / ``max_height``, refusing
     hosts that resolve to private addresses unless ``allowed_private_networks`` exempts them."""
-    from .crawl import Candidate, download_media, url_uid
-
     media = download_media(Candidate(video_uid=url_uid(url), url=url), settings, workdir=workdir)
     return media.path
 
@@ -61,8 +59,6 @@ def run_scan(target: str, settings: Settings, *, json_path: Path | None = None, 
              suite: Suite | None = None, progress: Progress | None = None) -> ScanOutcome:
     """Scan one local file or URL. Raises ScanError, the crawler's DownloadRefused / DownloadFailed, or the
     detectors' MediaError / ModelError."""
-    from detectors import Suite
-
     say = progress or (lambda stage: None)
     path = Path(target).expanduser()
     scheme = urlsplit(target).scheme.lower()
@@ -83,7 +79,6 @@ def run_scan(target: str, settings: Settings, *, json_path: Path | None = None, 
             raise ScanError(f"{target!r} is neither a file nor an http(s) URL")
 
         sha = sha256_file(path)
-        from .crawl import url_uid  # the crawl's uid for a URL whose platform id is unknown
 
         uid = f"file:{sha[:16]}" if platform == "file" else url_uid(target)
         say("loading detectors")
@@ -122,7 +117,7 @@ def write_report(result: SuiteResult, directory: Path, *, message: ResultMessage
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    from ._evidence import write_report as write_evidence
+    from .._evidence import write_report as write_evidence
 
     directory.mkdir(parents=True, exist_ok=True)
     if message is None:

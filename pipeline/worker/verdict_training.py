@@ -1,7 +1,8 @@
 """Analysts' verdicts as labelled items for `vigil calibrate --from-verdicts`: the latest verdict per file
 (``authentic`` → real, ``manipulated`` → fake; ``cannot_tell`` is left out) joined with the detection document the
 analyst saw, whose per-detector ``evidence.raw_score`` (the score before calibration) is what Platt scaling is fitted
-on. The fitting itself is ``detectors._evaluate.fit_calibration``, the same as for a labelled dataset."""
+on. The fitting itself is ``detectors.fit_calibration``, the same as for a labelled dataset. Worker side: the items
+are the detectors' own types, imported as usual."""
 from __future__ import annotations
 
 import logging
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
+
+from detectors import DetectorResult, Item, ItemResult
 
 from .._elasticsearch import es_errors
 from .._exceptions import ConfigError
@@ -40,8 +43,6 @@ def latest_verdicts(es: Elasticsearch, settings: Settings) -> dict[str, dict[str
 
 def verdict_items(es: Elasticsearch, settings: Settings) -> tuple[list[Any], list[str]]:
     """(ItemResults, detector names) for ``fit_calibration``; one item per judged file."""
-    from detectors import DetectorResult
-    from detectors import Item, ItemResult
 
     from ..sink import detection_id
 
