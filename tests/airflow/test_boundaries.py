@@ -27,3 +27,23 @@ def test_dags_and_airflow_side_modules_load_without_detectors(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr[-3000:]
     leaked = next(line for line in result.stdout.splitlines() if line.startswith("LEAKED:"))
     assert leaked == "LEAKED:", f"the Airflow side imported worker-side packages: {leaked}"
+
+
+def test_the_contracts_and_the_dag_face_load_no_kafka_or_elasticsearch_client(tmp_path: Path) -> None:
+    """`import pipeline` (every Airflow process, for the cluster policy), the contracts layer and the face DAG files
+    import load neither client: the names of `pipeline` load on first use."""
+    probe = ("import sys; import pipeline, pipeline.contracts, pipeline.airflow, pipeline.pools; "
+             "print('LOADED:' + ','.join(sorted(m for m in ('elasticsearch', 'kafka', 'detectors', 'torch') "
+             "if m in sys.modules)))")
+    env = {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PATH": "/usr/bin:/bin",
+           "HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "LOADED:\n" in result.stdout + "\n", result.stdout
+    # and the names are all there, loaded when asked for
+    import pipeline
+    import pipeline.contracts
+
+    assert {"Settings", "make_es_client", "run_setup", "ResultMessage"} <= set(dir(pipeline))
+    assert pipeline.Settings is pipeline.contracts.Settings
