@@ -1,20 +1,14 @@
 """One video now: `vigil submit` (queue it for the workers) and `vigil scan` (analyse it here)."""
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
-from .._exceptions import ConfigError, VigilError
-from .._settings import Settings, get_settings
+from .._exceptions import VigilError
 
-from ._shared import ACTION_STYLE, console, err_console, exit_on_error, serve_logging, settings_or_exit
+from ._shared import console, err_console, exit_on_error, settings_or_exit
 
 __all__ = ["register"]
 

@@ -5,9 +5,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
-from .._text import plain
 
 __all__ = ["register"]
 

@@ -1,20 +1,14 @@
 """`vigil setup`, `vigil status` and `vigil version`."""
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import Any
 
 import typer
 from rich.table import Table
 
-from .._exceptions import ConfigError, VigilError
-from .._settings import Settings, get_settings
+from .._settings import Settings
 
-from ._shared import ACTION_STYLE, console, err_console, exit_on_error, serve_logging, settings_or_exit
+from ._shared import ACTION_STYLE, console, exit_on_error, settings_or_exit
 
 __all__ = ["register", "status_checks"]
 

@@ -3,8 +3,7 @@ Registered on the main app by `register`; each imports its package when it runs.
 platform text: shown with `_text.plain` (no markup, no terminal controls)."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any
 
 import typer
 from rich.table import Table

@@ -16,12 +16,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from .._media_store import open_media
 from .._settings import Settings
-from ._cluster import Member, assign_clusters, cluster_id_of, cluster_stats
+from ._cluster import Member, assign_clusters, cluster_stats
 from ._index import SpreadIndex
 from ._metrics import Snapshot, compute_metrics, expected_views, overperformance, risk_of
 from ._phash import PhashError, video_phash

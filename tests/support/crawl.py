@@ -1,13 +1,10 @@
 """Helpers of the crawl tests: the standard fake trending set, settings on the stack, reading back jobs."""
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any
 
 from .fakeplatform import FakePlatform, FakeVideo, MediaFactory
-from pydantic import SecretStr
 
 from pipeline import Settings, decode, make_consumer
 from pipeline._messages import JobMessage
