@@ -100,22 +100,32 @@ def _is_video(node: Mapping[str, Any]) -> bool:
     return "VideoObject" in (kind if isinstance(kind, list) else [kind])
 
 
-def _video_nodes(node: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
-    """Every VideoObject in a JSON-LD tree (top level, @graph, ItemList items, Article.video, ...)."""
+def video_nodes_in_lists(node: Any, list_item_url: str | None = None,
+                         depth: int = 0) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """Every VideoObject in a JSON-LD tree (top level, @graph, ItemList items, Article.video, ...), each with the
+    ``url`` of the ListItem around it (a listing page names each video's page there), if any."""
     if depth > 6:
         return
     if isinstance(node, list):
         for item in node:
-            yield from _video_nodes(item, depth + 1)
+            yield from video_nodes_in_lists(item, list_item_url, depth + 1)
         return
     if not isinstance(node, dict):
         return
     if _is_video(node):
-        yield node
+        yield node, list_item_url
         return
+    kind = node.get("@type")
+    if "ListItem" in (kind if isinstance(kind, list) else [kind]) and isinstance(node.get("url"), str):
+        list_item_url = node["url"]
     for key in _CONTAINERS:
         if key in node:
-            yield from _video_nodes(node[key], depth + 1)
+            yield from video_nodes_in_lists(node[key], list_item_url, depth + 1)
+
+
+def _video_nodes(node: Any) -> Iterator[dict[str, Any]]:
+    """Every VideoObject in a JSON-LD tree."""
+    return (video for video, _ in video_nodes_in_lists(node))
 
 
 def _count(value: Any) -> int | None:

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from .._settings import Settings
+from ..crawl._pagemeta import _count
 
 __all__ = ["ListedVideo", "read_listing", "listing_keys", "page_key", "host_key", "from_flat_entries", "from_json_ld",
            "from_feed"]
@@ -83,15 +84,6 @@ def listing_keys(video: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return int(value) if value >= 0 else None
-    text = str(value).replace(",", "").replace("\u00a0", "").strip()
-    return int(text) if text.isdigit() else None
-
-
 def from_flat_entries(entries: Iterable[Mapping[str, Any]], base_url: str) -> list[ListedVideo]:
     """A dedicated extractor's flat entries (``extract_flat``): uid from ``ie_key`` and ``id``, counters as given."""
     from ..crawl import video_uid
@@ -103,22 +95,22 @@ def from_flat_entries(entries: Iterable[Mapping[str, Any]], base_url: str) -> li
         uid = video_uid(str(item["ie_key"]), str(item["id"])) if item.get("ie_key") and item.get("id") else None
         url = item.get("webpage_url") or item.get("url")
         out.append(ListedVideo(page_url=page_key(urljoin(base_url, str(url))) if url else None, uid=uid,
-                               views=_int(item.get("view_count")), likes=_int(item.get("like_count")),
-                               comments=_int(item.get("comment_count")), reposts=_int(item.get("repost_count"))))
+                               views=_count(item.get("view_count")), likes=_count(item.get("like_count")),
+                               comments=_count(item.get("comment_count")), reposts=_count(item.get("repost_count"))))
     return out
 
 
 def from_json_ld(ydl: Any, webpage: str, base_url: str) -> list[ListedVideo]:
     """The VideoObjects a listing page declares with their page URL (a VideoObject's ``url`` or
     ``mainEntityOfPage``, or the ``url`` of the ListItem around it)."""
-    from ..crawl._pagemeta import _extractor, _from_json_ld, _is_video
+    from ..crawl._pagemeta import _extractor, _from_json_ld, video_nodes_in_lists
 
     ie = _extractor(ydl)
     out = []
     for obj in ie._yield_json_ld(webpage, base_url, fatal=False):
-        for node, outer_url in _videos_with_urls(obj):
-            url = node.get("url") or _entity_url(node.get("mainEntityOfPage")) or outer_url
-            if not isinstance(url, str) or not _is_video(node):
+        for node, list_item_url in video_nodes_in_lists(obj):
+            url = node.get("url") or _entity_url(node.get("mainEntityOfPage")) or list_item_url
+            if not isinstance(url, str):
                 continue
             declared = _from_json_ld(ie, node, base_url)
             out.append(ListedVideo(page_url=page_key(urljoin(base_url, url)), uid=None, views=declared.views,
@@ -133,29 +125,6 @@ def _entity_url(value: Any) -> str | None:
         found = value.get("@id") or value.get("url")
         return found if isinstance(found, str) else None
     return None
-
-
-def _videos_with_urls(node: Any, outer_url: str | None = None, depth: int = 0) -> Iterable[tuple[dict, str | None]]:
-    """(VideoObject, the URL of the ListItem around it) for every VideoObject in a JSON-LD tree."""
-    from ..crawl._pagemeta import _CONTAINERS, _is_video
-
-    if depth > 6:
-        return
-    if isinstance(node, list):
-        for item in node:
-            yield from _videos_with_urls(item, outer_url, depth + 1)
-        return
-    if not isinstance(node, dict):
-        return
-    if _is_video(node):
-        yield node, outer_url
-        return
-    kind = node.get("@type")
-    wrapper_url = node.get("url") if "ListItem" in (kind if isinstance(kind, list) else [kind]) else None
-    for key in _CONTAINERS:  # ItemList elements, ListItem's item, @graph, ...
-        if key in node:
-            yield from _videos_with_urls(node[key], wrapper_url if isinstance(wrapper_url, str) else outer_url,
-                                         depth + 1)
 
 
 def from_feed(text: str, base_url: str) -> list[ListedVideo]:
@@ -176,8 +145,8 @@ def from_feed(text: str, base_url: str) -> list[ListedVideo]:
         stats = item.find(f".//{_MEDIA}statistics")
         rating = item.find(f".//{_MEDIA}starRating")
         out.append(ListedVideo(page_url=page_key(urljoin(base_url, link.strip())) if link else None, uid=None,
-                               views=_int(stats.get("views")) if stats is not None else None,
-                               likes=_int(rating.get("count")) if rating is not None else None))
+                               views=_count(stats.get("views")) if stats is not None else None,
+                               likes=_count(rating.get("count")) if rating is not None else None))
     return out
 
 
