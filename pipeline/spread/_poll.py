@@ -132,12 +132,11 @@ def poll_videos(videos: Sequence[Mapping[str, Any]], settings: Settings, *, limi
     limiter = limiter or HostRateLimiter.from_settings(settings)
     policy = UrlPolicy.from_settings(settings)
     out: list[Observation] = []
-    pending = [v for v in videos if v.get("due", True)]
     if settings.spread_listings:
         listed, pending, unread, missed = _poll_listings(videos, settings, limiter, policy, clock)
         out.extend(listed)
     else:
-        unread, missed = 0.0, {}
+        pending, unread, missed = [v for v in videos if v.get("due", True)], 0.0, {}
     out.extend(_poll_pages(pending, settings, limiter, policy, clock))
     for observation in out:
         observation.listings_missed = missed.get(observation.video_uid, [])
@@ -171,12 +170,10 @@ def _poll_listings(videos: Sequence[Mapping[str, Any]], settings: Settings, limi
                 asked.setdefault(key, []).append(video)
             if untried and video.get("due", True):
                 preferred[untried[0]] = preferred.get(untried[0], 0) + 1
-        ranked = sorted(((count, len(asked[key]), key) for key, count in preferred.items()
-                         if len(asked[key]) >= settings.spread_listing_min_videos),
-                        key=lambda t: (-t[0], -t[1], t[2]))
-        if not ranked:
+        enough = [key for key in preferred if len(asked[key]) >= settings.spread_listing_min_videos]
+        if not enough:
             break
-        _, _, key = ranked[0]
+        key = min(enough, key=lambda k: (-preferred[k], -len(asked[k]), k))
         tried.add(key)
         host = host_key(key)
         platform = asked[key][0].get("platform")
