@@ -95,7 +95,8 @@ class MediaStore:
         the stored file's permissions on a local store (e.g. 0o640: not readable by every account)."""
         local_file = Path(local_file)
         sha256 = sha256 or sha256_file(local_file)
-        ext = ext or local_file.suffix.lstrip(".") or "bin"
+        suffix = local_file.suffix.lower().lstrip(".")
+        ext = ext or (suffix if _EXT.match(suffix) else "bin")  # no suffix, or none a store name can carry
         target = self.path(sha256, ext)
         try:
             if self.fs.exists(target):

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from ._exceptions import ConfigError, VigilError
 from ._kafka import make_producer
-from ._media_store import _EXT, MediaStore, sha256_file
+from ._media_store import MediaStore, sha256_file
 from ._messages import JobMessage, SourceMetadata, encode
 from ._settings import Settings
 
@@ -67,9 +67,7 @@ def store_file(path: Path, settings: Settings) -> tuple[str, str]:
     URI of the stored file). SubmitRefused unless it decodes as video."""
     sniff_media(path)
     sha = sha256_file(path)
-    ext = path.suffix.lower().lstrip(".")
-    uri = MediaStore.from_settings(settings).put(path, sha256=sha, ext=ext if _EXT.match(ext) else "bin", mode=0o640)
-    return sha, uri
+    return sha, MediaStore.from_settings(settings).put(path, sha256=sha, mode=0o640)
 
 
 def enqueue(job: JobMessage, settings: Settings, *, producer: Any = None) -> None:
