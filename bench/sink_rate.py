@@ -12,6 +12,7 @@ import json
 import random
 import statistics
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -61,22 +62,13 @@ def settings_for_run(env: dict[str, str], bulk: int) -> Any:
 
 
 def cleanup(settings: Any) -> None:
-    """Delete the indices, templates and topics of a benchmark's own settings (prefix and topic names of its own)."""
-    from pipeline import make_admin, make_es_client
-    from pipeline._elasticsearch import INDEX_NAMES
+    """Delete the indices, templates and topics of a benchmark's own settings (prefix and topic names of its own):
+    the tests' clean-up, `tests/support/stack.py` (explicit names, no wildcard deletes)."""
+    if str(ROOT / "tests") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests"))
+    from support.stack import remove_test_objects
 
-    es = make_es_client(settings)
-    prefix = settings.es_index_prefix
-    indices = [settings.index(n) for n in INDEX_NAMES if n != "spread"] + [f"{prefix}-spread-000001"]
-    es.options(ignore_status=404).indices.delete(index=",".join(indices), ignore_unavailable=True)
-    for name in INDEX_NAMES:  # every index template `vigil setup` applied, before the components they use
-        es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{name}")
-    for name in ("settings", "spread-ilm"):
-        es.options(ignore_status=404).cluster.delete_component_template(name=f"{prefix}-{name}")
-    es.close()
-    admin = make_admin(settings)
-    admin.delete_topics([t for t in settings.topics if t in set(admin.list_topics())])
-    admin.close()
+    remove_test_objects(settings)
 
 
 def run_raw(results: list[Any], settings: Any) -> float:

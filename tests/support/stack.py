@@ -64,9 +64,8 @@ def remove_test_objects(settings: Settings) -> None:
         admin.close()
     es = make_es_client(settings)
     prefix = settings.es_index_prefix
-    shorts = ("videos", "detections", "alerts", "verdicts", "watchlists", "watchlist-runs")
-    indices = [settings.index(n) for n in shorts] + [f"{prefix}-spread-000001", f"{prefix}-spread-000002",  # a rollover
-                                                     f"{prefix}-console-users"]  # type: ignore[arg-type]
+    indices = [settings.index(n) for n in INDEX_NAMES if n != "spread"]  # type: ignore[arg-type]
+    indices += [f"{prefix}-spread-000001", f"{prefix}-spread-000002", f"{prefix}-console-users"]  # spread: an alias
     es.options(ignore_status=404).indices.delete(index=",".join(indices), ignore_unavailable=True)
     for name in INDEX_NAMES:  # every index template `vigil setup` applied, before the components they use
         es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{name}")
