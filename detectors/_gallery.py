@@ -27,7 +27,7 @@ from pipeline import VigilError
 
 from ._clip import AUDIO_RATE, Clip
 from ._exceptions import MediaError, NotAVideo
-from ._vad import speech_segments
+from ._vad import clip_speech
 
 if TYPE_CHECKING:
     from pipeline.contracts import MediaStore
@@ -269,7 +269,7 @@ def speech_spans(clip: Clip, start_s: float = 0.0, end_s: float | None = None) -
     assert clip.audio is not None
     end_s = clip.audio.size / clip.sample_rate if end_s is None else end_s
     spans = []
-    for segment in speech_segments(clip.audio, clip.sample_rate):
+    for segment in clip_speech(clip):
         lo, hi = max(segment.start_s, start_s), min(segment.end_s, end_s)
         if hi - lo > 0.1:
             spans.append((lo, hi))

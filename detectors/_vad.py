@@ -10,16 +10,13 @@ serialised by a lock and the state is reset for every clip. It runs on the CPU w
 (tiny per-chunk operations get slower, not faster, with more threads); importing ``silero_vad`` sets torch to one
 thread for the whole process, which is undone here.
 
-A clip's audio is read once however many detectors ask: the segments of the last few audio arrays are kept (by the
-array object and the parameters), so ``identity`` and ``voice_change`` share one pass over a clip. An array that is
-changed in place after a call is not noticed; detectors never change a clip's audio.
+A clip's speech is read once however many detectors ask: `clip_speech` keeps it in ``clip.probes[PROBE_KEY]``, so
+``identity`` and ``voice_change`` share one pass over a clip.
 """
 from __future__ import annotations
 
 import threading
 import warnings
-import weakref
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,17 +25,14 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["SpeechSegment", "speech_segments", "VAD_RATE"]
+__all__ = ["SpeechSegment", "speech_segments", "clip_speech", "VAD_RATE", "PROBE_KEY"]
 
 #: silero-vad's native rate (it also takes 8 kHz); other rates are resampled to it
 VAD_RATE = 16_000
 
 _lock = threading.Lock()
 _model: Any = None
-#: segments of the last audio arrays read: id(array) -> (weak reference to it, parameters, segments)
-_MEMO: OrderedDict[int, tuple[Any, tuple[Any, ...], list[SpeechSegment]]] = OrderedDict()
-_MEMO_SIZE = 64
-_memo_lock = threading.Lock()
+PROBE_KEY = "speech"  # Clip.probes[PROBE_KEY]: the clip's speech segments (`clip_speech`)
 
 
 @dataclass(frozen=True)
@@ -80,6 +74,15 @@ def _silero() -> Any:
     return _model
 
 
+def clip_speech(clip: Any) -> list[SpeechSegment]:
+    """A clip's speech segments (the default parameters), read once per clip: kept in ``clip.probes[PROBE_KEY]``
+    for every detector that asks."""
+    found = clip.probes.get(PROBE_KEY)
+    if found is None:
+        found = clip.probes[PROBE_KEY] = speech_segments(clip.audio, clip.sample_rate)
+    return list(found)
+
+
 def speech_segments(
     audio: np.ndarray | None,
     sample_rate: int,
@@ -92,27 +95,6 @@ def speech_segments(
     """Segments of speech in ``audio`` (mono float in [-1, 1]); empty for silence, noise, music or no audio."""
     if audio is None or np.asarray(audio).size == 0:
         return []
-    params = (int(sample_rate), threshold, min_speech_s, min_silence_s, speech_pad_s, np.asarray(audio).size)
-    with _memo_lock:
-        kept = _MEMO.get(id(audio))
-        if kept is not None and kept[0]() is audio and kept[1] == params:
-            _MEMO.move_to_end(id(audio))
-            return list(kept[2])
-    found = _speech_segments(audio, sample_rate, threshold=threshold, min_speech_s=min_speech_s,
-                             min_silence_s=min_silence_s, speech_pad_s=speech_pad_s)
-    try:
-        ref = weakref.ref(audio)
-    except TypeError:  # not an ndarray (a list): nothing to key on
-        return found
-    with _memo_lock:
-        _MEMO[id(audio)] = (ref, params, list(found))
-        while len(_MEMO) > _MEMO_SIZE:
-            _MEMO.popitem(last=False)
-    return found
-
-
-def _speech_segments(audio: np.ndarray, sample_rate: int, *, threshold: float, min_speech_s: float,
-                     min_silence_s: float, speech_pad_s: float) -> list[SpeechSegment]:
     samples = np.asarray(audio, dtype=np.float32)
     rate = int(sample_rate)
     if rate not in (8_000, VAD_RATE):

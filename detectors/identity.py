@@ -170,8 +170,9 @@ class Identity(Detector[_Inputs, list[dict[str, Any]]]):
     # -- hooks
     def probe(self, clip: Clip, path: str) -> None:
         """CPU work done while the clip is prepared (the suite's thread pool): each track's chips through dlib's
-        ResNet (one call for the clip), kept in ``clip.probes[PROBE_KEY]``; the clip's speech found (VAD keeps it
-        for ``preprocess`` and the other detectors). Nothing without an enrolled person."""
+        ResNet (one call for the clip), kept in ``clip.probes[PROBE_KEY]``; the clip's speech found (kept in the
+        clip's probes for ``preprocess`` and the other detectors: ``_vad.clip_speech``). Nothing without an enrolled
+        person."""
         if not len(self.gallery) or not clip.faces:
             return
         if self.faces is None:

@@ -29,7 +29,7 @@ import torch
 from ._base import Detector, DetectorResult, NotApplicable, Window
 from ._clip import Clip
 from ._registry import register
-from ._vad import speech_segments
+from ._vad import clip_speech
 from .lipsync import main_face
 
 __all__ = ["VoiceChange"]
@@ -81,7 +81,7 @@ class VoiceChange(Detector[VoiceChangeInputs, dict[str, Any]]):
         if not clip.has_audio:
             return NotApplicable("no audio stream")
         assert clip.audio is not None
-        speech = [(s.start_s, s.end_s) for s in speech_segments(clip.audio, clip.sample_rate)]
+        speech = [(s.start_s, s.end_s) for s in clip_speech(clip)]
         total = sum(b - a for a, b in speech)
         if total < self.min_speech_s:
             return NotApplicable(f"no speech to follow ({total:.1f} s of speech < {self.min_speech_s:g} s)")
