@@ -3,9 +3,9 @@
 First the listings (``_listing``): where at least ``spread_listing_min_videos`` followed videos of one host share a
 listing that shows counters (their channel's page, the feed they were found on), one request reads them all, the due
 videos and those inside their reading's early window (``_schedule``); a due video the listing does not show is read
-from its own page. Each video page is read with `pipeline.crawl.discover_entry` as a ``url`` entry, so every request (and redirect)
-passes the same network safety checks as the crawl; videos that share a page (several on one page, each with its
-counters in the page's metadata) are read with one request. Requests to one host are spaced by a minimum interval
+from its own page. Each video page is read with `pipeline.crawl.discover_entry` as a ``url`` entry, so every request
+(and redirect) passes the same network safety checks as the crawl; videos that share a page (several on one page,
+each with its counters in the page's metadata) are read with one request. Requests to one host are spaced by a minimum interval
 (`HostRateLimiter`); cookies files and proxies can differ per host or platform. A page that fails gives an
 observation with ``error`` set and no counters; a page that withholds a counter gives None for it, never 0.
 """
