@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nonverbal", help="checkpoint (default: a tiny random AST)")
     args = parser.parse_args(argv)
 
-    from detectors import FaceForgery, NonVerbal, VoiceSynthetic
-    from pipeline._settings import Settings
+    from detectors import (FaceForgery, FaceForgeryConfig, NonVerbal, NonverbalConfig, VoiceSynthetic,
+                           VoiceSyntheticConfig)
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -148,16 +148,15 @@ def main(argv: list[str] | None = None) -> None:
             if given:
                 checkpoints[key] = given
         clips = generated_clips(root, args.clips)
-        settings = Settings(device=args.device, face_forgery_checkpoint=checkpoints["face_forgery"],
-                            voice_synthetic_checkpoint=checkpoints["voice_synthetic"],
-                            nonverbal_checkpoint=checkpoints["nonverbal"])
         tiny_ast = not args.nonverbal
+        common = {"device": args.device, "batch_size": args.batch}
         detectors = {
-            "face_forgery": FaceForgery(settings=settings, batch_size=args.batch),
-            "voice_synthetic": VoiceSynthetic(settings=settings, batch_size=args.batch),
+            "face_forgery": FaceForgery(FaceForgeryConfig(checkpoint=checkpoints["face_forgery"]), **common),
+            "voice_synthetic": VoiceSynthetic(VoiceSyntheticConfig(checkpoint=checkpoints["voice_synthetic"]),
+                                              **common),
             # a random AST hears no events: a threshold near 0 makes every window one, the motion check included
-            "nonverbal": NonVerbal(settings=settings, batch_size=args.batch,
-                                   threshold=1e-6 if tiny_ast else None),
+            "nonverbal": NonVerbal(NonverbalConfig(checkpoint=checkpoints["nonverbal"],
+                                                   **({"event_threshold": 1e-6} if tiny_ast else {})), **common),
         }
         for name, detector in detectors.items():
             detector(clips[:1])  # warm-up

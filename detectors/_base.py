@@ -16,7 +16,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +25,12 @@ from pipeline.contracts import FLAG_THRESHOLD, DetectorOutput, TimelineWindow
 
 from ._clip import Clip
 from ._exceptions import DetectorUnavailable, ModelError, is_transient
+from .configs import DetectorConfig
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from pipeline.contracts import Settings
 
 __all__ = ["Detector", "DetectorResult", "NotApplicable", "Window", "resolve_device", "run_detector", "to_device"]
 
@@ -144,10 +150,19 @@ class Detector(ABC, Generic[Inputs, Raw]):
 
     name: ClassVar[str]
     version: ClassVar[str]
+    #: the detector's settings (detectors/configs.py), nested in ``pipeline.Settings`` under the detector's name;
+    #: None for a detector that has none
+    config_type: ClassVar[type[DetectorConfig] | None] = None
 
     def __init__(self, *, device: str | torch.device = "auto", batch_size: int = 8) -> None:
         self.device = resolve_device(device)
         self.batch_size = batch_size
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """The detector as ``settings`` configure it (its section, the device): how a suite builds its detectors.
+        A detector never reads the process-wide settings itself."""
+        return cls(device=settings.device)
 
     @abstractmethod
     def preprocess(self, clip: Clip) -> Inputs | NotApplicable:

@@ -70,8 +70,9 @@ class ModelEntry:
 
 
 def _detector(name: str, settings: Settings) -> ModelDetector[Any, Any]:
-    cls = registered()[name]
-    return cls(settings=settings, load=False)  # type: ignore[call-arg,return-value]
+    cls: type[ModelDetector[Any, Any]] = registered()[name]  # type: ignore[assignment]
+    return cls(settings.detector_config(cls.config_type), device=settings.device, dtype=settings.model_dtype,
+               load=False)
 
 
 def inventory(settings: Settings, names: Sequence[str] | None = None, *, download: bool = False,

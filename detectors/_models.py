@@ -29,20 +29,24 @@ import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 import torch
 
-from pipeline.contracts import Settings, get_settings
+from pipeline.contracts import Settings
 
 from ._base import Detector
 from ._exceptions import ModelError
 from ._hub import Checkpoint, is_offline, resolve_checkpoint
+from .configs import ModelDetectorConfig
+
+if TYPE_CHECKING:
+    from typing import Self
 
 __all__ = [
     "LoadedModel", "Task", "load_model", "is_offline", "resolve_dtype", "fake_label_indices", "event_label_indices",
-    "fake_probability", "top_k_mean", "setting_name", "clear_model_cache", "ModelDetector", "chunks",
+    "fake_probability", "top_k_mean", "clear_model_cache", "ModelDetector", "chunks",
     "split_by_counts", "Checkpoint",
 ]
 
@@ -59,11 +63,6 @@ _REAL_PATTERN = re.compile(r"real|bona.?fide|genuine|authentic|human|original|pr
 
 _cache: dict[tuple[str, str, str, str], LoadedModel] = {}
 _cache_lock = threading.Lock()
-
-
-def setting_name(field: str) -> str:
-    """The environment variable of a settings field, e.g. ``VIGIL_FACE_FORGERY_CHECKPOINT``."""
-    return f"VIGIL_{field.upper()}"
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ def resolve_dtype(setting: str | torch.dtype, device: torch.device) -> torch.dty
         try:
             dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[setting]
         except KeyError:
-            raise ModelError(f"{setting_name('model_dtype')}={setting!r}: use auto, float32, float16 or bfloat16") \
+            raise ModelError(f"VIGIL_MODEL_DTYPE={setting!r}: use auto, float32, float16 or bfloat16") \
                 from None
     if dtype != torch.float32 and device.type != "cuda":
         logger.warning("%s on %s is not supported by every kernel; using float32", dtype, device)
@@ -234,7 +233,8 @@ def top_k_mean(values: Sequence[float] | np.ndarray, fraction: float = 0.25) -> 
 
 
 class ModelDetector(Detector[Inputs, Raw]):
-    """Base of the detectors that run a transformers checkpoint: configuration from the settings unless given.
+    """Base of the detectors that run a transformers checkpoint, configured by their section of the settings
+    (``config``: checkpoint, revision, batch size and the detector's own fields; the defaults when not given).
 
     Subclasses load the model at the end of their ``__init__`` (``load=False`` defers it to first use), never at
     import, so a suite built from settings fails, or leaves the detector out, at start-up rather than on the first
@@ -247,34 +247,35 @@ class ModelDetector(Detector[Inputs, Raw]):
     task: ClassVar[Task]
     #: the version of the detector's own code; ``version`` adds the checkpoint
     code_version: ClassVar[str]
-    #: the settings field naming the checkpoint, e.g. ``face_forgery_checkpoint``; the revision is
-    #: ``<detector>_revision``
-    checkpoint_field: ClassVar[str]
+    config_type: ClassVar[type[ModelDetectorConfig]]
 
-    def __init__(self, *, checkpoint: str | os.PathLike[str] | None = None, revision: str | None = None,
-                 dtype: str | None = None, device: str | torch.device | None = None, batch_size: int = 8,
-                 settings: Settings | None = None, load: bool = False) -> None:
-        self.settings = settings if settings is not None else get_settings()
-        super().__init__(device=device if device is not None else self.settings.device, batch_size=batch_size)
-        self.checkpoint = str(checkpoint) if checkpoint is not None else getattr(self.settings, self.checkpoint_field)
-        self.revision = revision if revision is not None else getattr(self.settings, self.revision_field, None)
-        self.dtype_setting = dtype if dtype is not None else self.settings.model_dtype
+    def __init__(self, config: ModelDetectorConfig | None = None, *, dtype: str = "auto",
+                 device: str | torch.device = "auto", batch_size: int = 8, load: bool = False) -> None:
+        super().__init__(device=device, batch_size=batch_size)
+        if config is not None and not isinstance(config, self.config_type):
+            raise TypeError(f"{type(self).__name__} takes a {self.config_type.__name__}, got {type(config).__name__}")
+        self.config = config if config is not None else self.config_type()
+        self.checkpoint = self.config.checkpoint
+        self.revision = self.config.revision
+        self.dtype_setting = dtype
         self._resolved: Checkpoint | None = None
         self._loaded: LoadedModel | None = None
         if load:
             self.load()
 
-    @property
-    def revision_field(self) -> str:
-        return f"{self.name}_revision"
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(settings.detector_config(cls.config_type), device=settings.device,  # type: ignore[call-arg]
+                   dtype=settings.model_dtype)
 
     @property
     def checkpoint_setting(self) -> str:
-        return setting_name(self.checkpoint_field)
+        """The environment variable that names the checkpoint, for messages: ``VIGIL_FACE_FORGERY_CHECKPOINT``."""
+        return self.config_type.env_name("checkpoint")
 
     @property
     def revision_setting(self) -> str:
-        return setting_name(self.revision_field)
+        return self.config_type.env_name("revision")
 
     def resolve(self) -> Checkpoint:
         """The configured checkpoint as files on this machine (fetched at its revision when missing and online)."""

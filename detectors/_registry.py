@@ -6,6 +6,7 @@ Registry names are a contract (configuration, results, dashboards): ``face_forge
 from __future__ import annotations
 
 import hashlib
+import importlib
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -17,6 +18,7 @@ __all__ = ["register", "registered", "create", "suite_version", "KNOWN_NAMES"]
 KNOWN_NAMES = ("face_forgery", "lipsync", "voice_synthetic", "nonverbal", "spectral", "identity", "provenance",
                "face_dynamics", "voice_change")
 _REGISTRY: dict[str, type[Detector[Any, Any]]] = {}
+_BUILTINS_LOADED = False
 D = TypeVar("D", bound=type)
 
 
@@ -32,13 +34,25 @@ def register(cls: D) -> D:
     return cls
 
 
+def _load_builtins() -> None:
+    """Import every built-in detector's module once (each registers its class): the package itself imports them
+    lazily, so the registry is filled when it is first asked, not when ``detectors`` is imported."""
+    global _BUILTINS_LOADED
+    if not _BUILTINS_LOADED:
+        for module in KNOWN_NAMES:  # a built-in detector's module has its registry name
+            importlib.import_module(f"{__package__}.{module}")
+        _BUILTINS_LOADED = True
+
+
 def registered() -> dict[str, type[Detector[Any, Any]]]:
-    """{name: class} of every registered detector."""
+    """{name: class} of every registered detector: the built-in ones and any registered since."""
+    _load_builtins()
     return dict(_REGISTRY)
 
 
 def create(name: str, **config: Any) -> Detector[Any, Any]:
     """Instantiate the detector registered as ``name`` with its configuration."""
+    _load_builtins()
     try:
         cls = _REGISTRY[name]
     except KeyError:

@@ -9,7 +9,6 @@ belongs to the one thread that owns the device.
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import time
@@ -25,7 +24,7 @@ from ._decode import DEFAULT_FPS, DEFAULT_MAX_SIDE, decode_clip
 from ._exceptions import ModelError
 from ._faces import FaceTracker
 from ._fusion import Fusion, load_calibration
-from ._registry import KNOWN_NAMES, create, registered, suite_version
+from ._registry import KNOWN_NAMES, registered, suite_version
 from ._segments import locate
 
 if TYPE_CHECKING:
@@ -190,7 +189,4 @@ def _create(name: str, settings: Settings) -> Detector[Any, Any]:
     cls = registered().get(name)
     if cls is None:
         raise KeyError(f"no detector named {name!r}; registered: {', '.join(sorted(registered())) or 'none'}")
-    config: dict[str, Any] = {"device": settings.device}
-    if "settings" in inspect.signature(cls.__init__).parameters:
-        config["settings"] = settings
-    return create(name, **config)
+    return cls.from_settings(settings)

@@ -23,13 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.contracts import Settings
-
 from ._base import DetectorResult, NotApplicable, Window
 from ._clip import Clip, FaceTrack
-from ._models import LoadedModel, ModelDetector, chunks, fake_label_indices, fake_probability, setting_name, \
+from ._models import LoadedModel, ModelDetector, chunks, fake_label_indices, fake_probability, \
     split_by_counts, top_k_mean
 from ._registry import register
+from .configs import FaceForgeryConfig
 
 __all__ = ["FaceForgery", "face_crops", "most_faces_at_once"]
 
@@ -80,17 +79,16 @@ class FaceForgery(ModelDetector[_Crops, dict[str, Any]]):
     name = "face_forgery"
     code_version = "1.1"
     task = "image-classification"
-    checkpoint_field = "face_forgery_checkpoint"
+    config_type = FaceForgeryConfig
+    config: FaceForgeryConfig
 
-    def __init__(self, *, fake_label: str | None = None, crop_batch_size: int | None = None,
-                 max_crops: int | None = None, max_tracks: int = 2, top_fraction: float = 0.25,
-                 window_s: float = 2.0, max_faces: int | None = None, settings: Settings | None = None,
-                 load: bool = True, **kwargs: Any) -> None:
-        super().__init__(settings=settings, **kwargs)
-        self.max_faces = max_faces or self.settings.face_forgery_max_faces
-        self.fake_label = fake_label if fake_label is not None else self.settings.face_forgery_fake_label
-        self.crop_batch_size = crop_batch_size or self.settings.face_forgery_batch_size
-        self.max_crops = max_crops or self.settings.face_forgery_max_crops
+    def __init__(self, config: FaceForgeryConfig | None = None, *, max_tracks: int = 2, top_fraction: float = 0.25,
+                 window_s: float = 2.0, load: bool = True, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self.max_faces = self.config.max_faces
+        self.fake_label = self.config.fake_label
+        self.crop_batch_size = self.config.batch_size
+        self.max_crops = self.config.max_crops
         self.max_tracks = max_tracks
         self.top_fraction = top_fraction
         self.window_s = window_s
@@ -99,7 +97,7 @@ class FaceForgery(ModelDetector[_Crops, dict[str, Any]]):
             self.load()
 
     def meaning(self, id2label: Mapping[int, str]) -> dict[int, str]:
-        indices = fake_label_indices(id2label, self.fake_label, setting=setting_name("face_forgery_fake_label"),
+        indices = fake_label_indices(id2label, self.fake_label, setting=self.config_type.env_name("fake_label"),
                                      checkpoint=self.checkpoint or "")
         return {i: str(id2label[i]) for i in indices}
 

@@ -25,18 +25,24 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from pipeline.contracts import Settings, get_settings
+from pipeline.contracts import MediaStore
 
 from ._base import Detector, DetectorResult, NotApplicable, Window
 from ._clip import Clip
 from ._exceptions import ModelError
 from ._gallery import Gallery, Person, speech_audio, speech_spans
 from ._registry import register
+from .configs import IdentityConfig
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from pipeline.contracts import Settings
 
 __all__ = ["Identity"]
 
@@ -119,21 +125,23 @@ class Identity(Detector[_Inputs, list[dict[str, Any]]]):
     name = "identity"
     version = "1.1"  # 1.1: a few chosen crops per track (sharp, frontal, spread in time) instead of five largest
 
-    def __init__(self, *, device: str | torch.device | None = None, batch_size: int = 8,
-                 settings: Settings | None = None, gallery: Gallery | None = None, max_tracks: int = 4,
-                 face_threshold: float | None = None, voice_threshold: float | None = None,
-                 min_speech_s: float | None = None, faces_per_track: int | None = None,
-                 face_every_s: float | None = None, load: bool = True) -> None:
-        self.settings = settings if settings is not None else get_settings()
-        super().__init__(device=device if device is not None else self.settings.device, batch_size=batch_size)
+    config_type = IdentityConfig
+
+    def __init__(self, config: IdentityConfig | None = None, *, gallery: Gallery | None = None,
+                 media_store: MediaStore | None = None, device: str | torch.device = "auto", batch_size: int = 8,
+                 max_tracks: int = 4, load: bool = True) -> None:
+        """``gallery``: the enrolled persons; else read from ``media_store`` at ``load``; with neither, nobody is
+        enrolled and every clip is not applicable."""
+        super().__init__(device=device, batch_size=batch_size)
+        self.config = config if config is not None else IdentityConfig()
         self._gallery = gallery
+        self._media_store = media_store
         self.max_tracks = max_tracks
-        self.face_threshold = face_threshold if face_threshold is not None else self.settings.identity_face_threshold
-        self.voice_threshold = (voice_threshold if voice_threshold is not None
-                                else self.settings.identity_voice_threshold)
-        self.min_speech_s = min_speech_s if min_speech_s is not None else self.settings.identity_min_speech_s
-        self.faces_per_track = faces_per_track or self.settings.identity_faces_per_track
-        self.face_every_s = face_every_s if face_every_s is not None else self.settings.identity_face_every_s
+        self.face_threshold = self.config.face_threshold
+        self.voice_threshold = self.config.voice_threshold
+        self.min_speech_s = self.config.min_speech_s
+        self.faces_per_track = self.config.faces_per_track
+        self.face_every_s = self.config.face_every_s
         self.gallery: Gallery = Gallery()
         self._gallery_version = self.gallery.version
         self.faces: Any = None
@@ -142,15 +150,18 @@ class Identity(Detector[_Inputs, list[dict[str, Any]]]):
         if load:
             self.load()
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(settings.detector_config(IdentityConfig), media_store=MediaStore.from_settings(settings),
+                   device=settings.device)
+
     def load(self) -> None:
         """Read the gallery (from the media store unless one was given) and, when it holds anyone, the models."""
         if self._gallery is not None:
             self.gallery = self._gallery
-        else:
-            from pipeline.contracts import MediaStore
-
+        elif self._media_store is not None:
             try:
-                self.gallery = Gallery.load(MediaStore.from_settings(self.settings))
+                self.gallery = Gallery.load(self._media_store)
             except Exception as exc:  # noqa: BLE001 - an unreadable gallery is the configuration's fault
                 raise ModelError(f"identity: {exc}") from exc
         self._gallery_version = self.gallery.version  # a hash over every reference: read once, not per clip

@@ -24,12 +24,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from pipeline.contracts import Settings
-
 from ._base import DetectorResult, NotApplicable, Window
 from ._clip import Clip, FaceTrack
-from ._models import LoadedModel, ModelDetector, chunks, event_label_indices, setting_name, split_by_counts
+from ._models import LoadedModel, ModelDetector, chunks, event_label_indices, split_by_counts
 from ._registry import register
+from .configs import NonverbalConfig
 
 __all__ = ["NonVerbal", "AudioEvent", "face_motion"]
 
@@ -104,18 +103,17 @@ class NonVerbal(ModelDetector[_Windows, dict[str, Any]]):
     name = "nonverbal"
     code_version = "1.0"
     task = "audio-classification"
-    checkpoint_field = "nonverbal_checkpoint"
+    config_type = NonverbalConfig
+    config: NonverbalConfig
 
-    def __init__(self, *, event_labels: list[str] | None = None, threshold: float | None = None,
-                 window_batch_size: int | None = None, window_s: float = 1.0, hop_s: float = 0.5,
+    def __init__(self, config: NonverbalConfig | None = None, *, window_s: float = 1.0, hop_s: float = 0.5,
                  activation: Literal["auto", "sigmoid", "softmax"] = "auto", silence_dbfs: float = -50.0,
                  motion_pad_s: float = 0.25, min_geometric: float = 0.03, min_pixel: float = 0.04,
-                 baseline_ratio: float = 2.5, settings: Settings | None = None, load: bool = True,
-                 **kwargs: Any) -> None:
-        super().__init__(settings=settings, **kwargs)
-        self.event_labels = list(event_labels if event_labels is not None else self.settings.nonverbal_event_labels)
-        self.threshold = threshold if threshold is not None else self.settings.nonverbal_event_threshold
-        self.window_batch_size = window_batch_size or self.settings.nonverbal_batch_size
+                 baseline_ratio: float = 2.5, load: bool = True, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self.event_labels = list(self.config.event_labels)
+        self.threshold = self.config.event_threshold
+        self.window_batch_size = self.config.batch_size
         self.window_s, self.hop_s = window_s, hop_s
         self.activation = activation
         self.silence_dbfs = silence_dbfs
@@ -126,7 +124,7 @@ class NonVerbal(ModelDetector[_Windows, dict[str, Any]]):
             self.load()
 
     def meaning(self, id2label: Mapping[int, str]) -> dict[int, str]:
-        events = event_label_indices(id2label, self.event_labels, setting=setting_name("nonverbal_event_labels"),
+        events = event_label_indices(id2label, self.event_labels, setting=self.config_type.env_name("event_labels"),
                                      checkpoint=self.checkpoint or "")
         return {i: str(id2label[i]) for i in sorted(events)}
 

@@ -20,13 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.contracts import Settings
-
 from ._base import DetectorResult, NotApplicable, Window
 from ._clip import Clip
-from ._models import LoadedModel, ModelDetector, chunks, fake_label_indices, fake_probability, setting_name, \
+from ._models import LoadedModel, ModelDetector, chunks, fake_label_indices, fake_probability, \
     top_k_mean
 from ._registry import register
+from .configs import VoiceSyntheticConfig
 from ._vad import SpeechSegment, speech_segments
 
 __all__ = ["VoiceSynthetic", "speech_windows"]
@@ -69,16 +68,15 @@ class VoiceSynthetic(ModelDetector[_Speech, dict[str, Any]]):
     name = "voice_synthetic"
     code_version = "1.1"  # 1.1: speech found by silero-vad
     task = "audio-classification"
-    checkpoint_field = "voice_synthetic_checkpoint"
+    config_type = VoiceSyntheticConfig
+    config: VoiceSyntheticConfig
 
-    def __init__(self, *, fake_label: str | None = None, window_batch_size: int | None = None,
-                 window_s: float | None = None, hop_s: float | None = None, min_speech_s: float = 0.5,
-                 top_fraction: float = 0.25, settings: Settings | None = None, load: bool = True,
-                 **kwargs: Any) -> None:
-        super().__init__(settings=settings, **kwargs)
-        self.fake_label = fake_label if fake_label is not None else self.settings.voice_synthetic_fake_label
-        self.window_batch_size = window_batch_size or self.settings.voice_synthetic_batch_size
-        self.window_s = window_s or self.settings.voice_synthetic_window_s
+    def __init__(self, config: VoiceSyntheticConfig | None = None, *, hop_s: float | None = None,
+                 min_speech_s: float = 0.5, top_fraction: float = 0.25, load: bool = True, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self.fake_label = self.config.fake_label
+        self.window_batch_size = self.config.batch_size
+        self.window_s = self.config.window_s
         self.hop_s = hop_s or self.window_s / 2
         self.min_speech_s = min_speech_s
         self.top_fraction = top_fraction
@@ -87,7 +85,7 @@ class VoiceSynthetic(ModelDetector[_Speech, dict[str, Any]]):
             self.load()
 
     def meaning(self, id2label: Mapping[int, str]) -> dict[int, str]:
-        indices = fake_label_indices(id2label, self.fake_label, setting=setting_name("voice_synthetic_fake_label"),
+        indices = fake_label_indices(id2label, self.fake_label, setting=self.config_type.env_name("fake_label"),
                                      checkpoint=self.checkpoint or "")
         return {i: str(id2label[i]) for i in indices}
 

@@ -11,15 +11,23 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, get_origin
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
+)
+
+from detectors.configs import (
+    DetectorConfig,
+    FaceForgeryConfig,
+    IdentityConfig,
+    NonverbalConfig,
+    VoiceSyntheticConfig,
 )
 
 from ._exceptions import ConfigError
@@ -39,12 +47,13 @@ DEFAULT_SPREAD_SCHEDULE = "*/5 * * * *"  # the 1 h checkpoint read within 10 %: 
 DEFAULT_ALERT_SCHEDULE = "*/15 * * * *"
 
 CommaList = Annotated[list[str], NoDecode]
+C = TypeVar("C", bound=DetectorConfig)
 
 
 class Settings(BaseSettings):
     """Everything Vigil can be configured with. Environment names are ``VIGIL_`` + the field name in capitals."""
 
-    model_config = SettingsConfigDict(env_prefix="VIGIL_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="VIGIL_", env_nested_delimiter="__", extra="ignore", frozen=True)
 
     # -- Kafka
     kafka_bootstrap: str = Field(DEFAULT_KAFKA_BOOTSTRAP, description="Kafka bootstrap servers, comma-separated host:port")
@@ -141,40 +150,17 @@ class Settings(BaseSettings):
     # suite (none is preset: each must be validated first). Suggested public checkpoints: docs/operators/models.md.
     model_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "auto", description="weights' dtype: auto = float16 on CUDA, float32 on the CPU")
-    face_forgery_checkpoint: str | None = Field(
-        None, description="image classifier of face crops (real vs fake); hub id or local directory")
-    face_forgery_fake_label: str | None = Field(
-        None, description="label(s) of face_forgery_checkpoint that mean fake, comma-separated, when id2label is ambiguous")
-    face_forgery_batch_size: int = Field(32, ge=1, description="face crops per model call")
-    face_forgery_max_crops: int = Field(32, ge=1, description="face crops sampled per face track")
-    voice_synthetic_checkpoint: str | None = Field(
-        None, description="audio classifier of speech (bona fide vs spoof); hub id or local directory")
-    voice_synthetic_fake_label: str | None = Field(
-        None, description="label(s) of voice_synthetic_checkpoint that mean synthetic, comma-separated, when ambiguous")
-    voice_synthetic_batch_size: int = Field(16, ge=1, description="speech windows per model call")
-    voice_synthetic_window_s: float = Field(4.0, gt=0, description="length of one speech window")
-    nonverbal_checkpoint: str | None = Field(
-        None, description="AudioSet-style audio event classifier, e.g. MIT/ast-finetuned-audioset-10-10-0.4593")
-    nonverbal_event_labels: list[str] = Field(
-        default_factory=lambda: ["Cough", "Sneeze", "Laughter", "Throat clearing", "Giggle", "Snicker",
-                                 "Belly laugh", "Chuckle, chortle"],
-        description="labels of nonverbal_checkpoint counted as non-verbal events (JSON list)")
-    nonverbal_event_threshold: float = Field(0.3, gt=0, lt=1, description="event probability that counts as an event")
-    nonverbal_batch_size: int = Field(16, ge=1, description="audio windows per model call")
 
-    # -- model revisions and managed checkpoints (`vigil models`)
-    # A hub checkpoint is loaded at its revision (a commit hash pins it; a branch or tag follows it). The resolved
-    # commit (or, for a local directory, a hash of its weights) is part of the detector's version, so of the suite
-    # version and the detection id. HF_HOME / HF_HUB_CACHE say where the hub cache lives, HF_HUB_OFFLINE=1 forbids
-    # the network (docs/operators/models.md).
-    face_forgery_revision: str | None = Field(
-        None, description="revision of face_forgery_checkpoint: commit hash (pinned), tag or branch; empty = main")
-    voice_synthetic_revision: str | None = Field(
-        None, description="revision of voice_synthetic_checkpoint: commit hash (pinned), tag or branch; empty = main")
-    nonverbal_revision: str | None = Field(
-        None, description="revision of nonverbal_checkpoint: commit hash (pinned), tag or branch; empty = main")
-    face_forgery_max_faces: int = Field(
-        1, ge=1, description="most faces on screen at once for face_forgery to decide alone (crowds, split screens)")
+    # -- detector sections (detectors/configs.py): one typed config per configurable detector, beside its code.
+    # Each field of a section is read from VIGIL_<SECTION>_<FIELD> (VIGIL_FACE_FORGERY_CHECKPOINT; the nested form
+    # VIGIL_FACE_FORGERY__CHECKPOINT works too) and, in VIGIL_CONFIG's YAML, from a mapping or the flat key.
+    # Checkpoints are Hugging Face hub ids or local directories; a detector without one is left out of the default
+    # suite. Revisions pin them (`vigil models`; docs/operators/models.md).
+    face_forgery: FaceForgeryConfig = Field(default_factory=FaceForgeryConfig, description="face_forgery (`FaceForgeryConfig`)")
+    voice_synthetic: VoiceSyntheticConfig = Field(
+        default_factory=VoiceSyntheticConfig, description="voice_synthetic (`VoiceSyntheticConfig`)")
+    nonverbal: NonverbalConfig = Field(default_factory=NonverbalConfig, description="nonverbal (`NonverbalConfig`)")
+    identity: IdentityConfig = Field(default_factory=IdentityConfig, description="identity (`IdentityConfig`)")
 
     # -- worker and sink
     worker_batch_size: int = Field(8, ge=1, description="most videos in one device step (batched across videos)")
@@ -206,24 +192,6 @@ class Settings(BaseSettings):
     sink_flush_interval_s: float = Field(1.0, ge=0, description="longest a result waits before a bulk request")
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus metrics port of this process; 0 = off")
     log_format: Literal["text", "json"] = Field("text", description="worker and sink log lines: text or JSON")
-
-    # -- persons of interest (identity detector) and provenance
-    # Face similarity is 1 - Euclidean distance of dlib ResNet descriptors (dlib's documented same-person distance
-    # is < 0.6); voice similarity is the cosine of GE2E speaker embeddings. How the defaults were chosen:
-    # docs/detectors/identity.md.
-    identity_face_threshold: float = Field(
-        0.45, gt=0, lt=1, description="face similarity from which a face is taken to be an enrolled person")
-    identity_voice_threshold: float = Field(
-        0.80, gt=0, lt=1, description="voice similarity from which the speech matches the person's enrolled voice")
-    identity_min_speech_s: float = Field(
-        1.0, gt=0, description="least speech (seconds) during a matched face's track for a voice comparison")
-    identity_faces_per_track: int = Field(
-        3, ge=1, le=64, description="most face crops embedded per face track: the track cut into that many stretches "
-        "of time, the sharpest, most frontal face of each (dlib's ResNet costs ~65 ms of CPU a crop; was 5, the "
-        "largest face of each stretch)")
-    identity_face_every_s: float = Field(
-        8.0, ge=0, description="one face crop per started this many seconds of a face track, at most "
-        "identity_faces_per_track (a face seen for a moment gives one); 0: always identity_faces_per_track")
 
     # -- spread and alerts
     spread_schedule: str = Field(DEFAULT_SPREAD_SCHEDULE, description="cron expression or preset of refresh_spread")
@@ -380,13 +348,42 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        # each source's flat section keys (face_forgery_checkpoint) are folded into their section before the
+        # sources are merged, so precedence holds between a flat name in one source and the nested one in another
+        sources: list[PydanticBaseSettingsSource] = [
+            _FlatSectionKeys(settings_cls, init_settings), env_settings, _FlatSectionEnv(settings_cls)]
         config_file = os.environ.get("VIGIL_CONFIG")
         if config_file:
             if not Path(config_file).is_file():
                 raise ConfigError(f"VIGIL_CONFIG names {config_file!r}, which is not a file")
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+            sources.append(_FlatSectionKeys(settings_cls, YamlConfigSettingsSource(settings_cls, yaml_file=config_file)))
         return tuple(sources)
+
+    @classmethod
+    def sections(cls) -> dict[str, type[DetectorConfig]]:
+        """{field name: config class} of the detector sections (``face_forgery``: FaceForgeryConfig, …)."""
+        return {name: field.annotation for name, field in cls.model_fields.items()
+                if isinstance(field.annotation, type) and issubclass(field.annotation, DetectorConfig)}
+
+    @classmethod
+    def env_names(cls) -> dict[str, str]:
+        """{environment variable: the field it sets} of every setting, a section's fields by their documented flat
+        names: ``{"VIGIL_ES_URL": "es_url", …, "VIGIL_FACE_FORGERY_CHECKPOINT": "face_forgery.checkpoint"}``."""
+        sections = cls.sections()
+        names: dict[str, str] = {}
+        for name in cls.model_fields:
+            if name in sections:
+                names.update({sections[name].env_name(field): f"{name}.{field}" for field in sections[name].model_fields})
+            else:
+                names[f"VIGIL_{name.upper()}"] = name
+        return names
+
+    def detector_config(self, config_type: type[C]) -> C:
+        """The section of these settings that holds ``config_type`` (a detector's ``config_type``)."""
+        for name, section_type in self.sections().items():
+            if section_type is config_type:
+                return getattr(self, name)  # type: ignore[no-any-return]
+        raise KeyError(f"Settings has no section of type {config_type.__name__}")
 
     # -- derived names, so every caller spells them the same way
     def index(self, name: Literal["videos", "detections", "spread", "alerts", "verdicts", "watchlists",
@@ -397,6 +394,65 @@ class Settings(BaseSettings):
     @property
     def topics(self) -> tuple[str, str, str]:
         return (self.topic_jobs, self.topic_results, self.topic_dlq)
+
+
+def _fold_flat_keys(settings_cls: type[Settings], data: dict[str, Any]) -> dict[str, Any]:
+    """``{"face_forgery_checkpoint": x}`` -> ``{"face_forgery": {"checkpoint": x}}``; a key the section already has
+    in nested form keeps the nested value. Keys that are no section's are left as they are."""
+    out = dict(data)
+    for section, config_type in settings_cls.sections().items():
+        prefix = section + "_"
+        flat = {key: out.pop(key) for key in list(out)
+                if key.startswith(prefix) and key[len(prefix):] in config_type.model_fields}
+        if not flat:
+            continue
+        nested = out.get(section)
+        if isinstance(nested, BaseModel):
+            nested = nested.model_dump(exclude_unset=True)
+        nested = dict(nested) if isinstance(nested, dict) else {}
+        for key, value in flat.items():
+            nested.setdefault(key[len(prefix):], value)
+        out[section] = nested
+    return out
+
+
+class _FlatSectionKeys(PydanticBaseSettingsSource):
+    """Another source (``Settings(...)`` arguments, the YAML file) with its flat section keys folded in."""
+
+    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self.inner = inner
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # unused: __call__ is overridden
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return _fold_flat_keys(self.settings_cls, self.inner())  # type: ignore[arg-type]
+
+
+class _FlatSectionEnv(PydanticBaseSettingsSource):
+    """``VIGIL_<SECTION>_<FIELD>`` environment variables (the documented names) into their section. Lists and
+    mappings are JSON, as for top-level settings."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # unused: __call__ is overridden
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {key.upper(): value for key, value in os.environ.items()}
+        out: dict[str, Any] = {}
+        for section, config_type in self.settings_cls.sections().items():  # type: ignore[attr-defined]
+            for name, field in config_type.model_fields.items():
+                raw = environ.get(config_type.env_name(name))
+                if raw is None:
+                    continue
+                if get_origin(field.annotation) in (list, dict) or field.annotation in (list, dict):
+                    try:
+                        raw = json.loads(raw)
+                    except ValueError as exc:
+                        raise ConfigError(
+                            f"{config_type.env_name(name)} takes JSON, e.g. '[\"a\", \"b\"]': {exc}") from exc
+                out.setdefault(section, {})[name] = raw
+        return out
 
 
 @lru_cache(maxsize=1)

@@ -146,31 +146,48 @@ def _default(field: Any) -> str:
     return _code(_home(str(value)))
 
 
+def _setting_row(variable: str, anchor: str, field: Any) -> str:
+    kind = _type_name(field.annotation, list(field.metadata))
+    limits = _constraints(list(field.metadata))
+    if limits:
+        kind = f"{kind} ({limits})"
+    description = _home(field.description or "")
+    return (f"| <span id=\"vigil_{anchor}\"></span>`{variable}` | {_cell(kind)} | {_cell(_default(field))} | "
+            f"{_cell(description) or '–'} |")
+
+
 def render_settings() -> str:
+    import inspect
+
     from pipeline import Settings
 
     section_of, notes = _settings_sections()
+    detector_sections = Settings.sections()
     groups: dict[str, list[str]] = {}
     for name, field in Settings.model_fields.items():
         groups.setdefault(section_of.get(name, "general"), []).append(name)
-    out = [f"All {len(Settings.model_fields)} settings of `pipeline.Settings`, generated from "
-           "`pipeline/_settings.py` when this site was built. The variable is `VIGIL_` + the field name in capitals; "
-           "in a YAML file (`VIGIL_CONFIG`) the key is the field name.", ""]
+    header = ["| variable | type | default | description |", "|---|---|---|---|"]
+    out = [f"All {len(Settings.env_names())} settings of `pipeline.Settings`, generated from "
+           "`pipeline/_settings.py` and `detectors/configs.py` when this site was built. The variable is `VIGIL_` + "
+           "the field name in capitals; in a YAML file (`VIGIL_CONFIG`) the key is the field name. A detector's "
+           "section is a nested model: `VIGIL_<SECTION>_<FIELD>` (or `VIGIL_<SECTION>__<FIELD>`), in YAML a mapping "
+           "under the section's name (or the flat key), in code `settings.<section>.<field>`.", ""]
     for section, names in groups.items():
         out += [f"### {section[0].upper()}{section[1:]}", ""]
         if notes.get(section):
             out += [" ".join(notes[section]), ""]
-        out += ["| variable | type | default | description |", "|---|---|---|---|"]
-        for name in names:
-            field = Settings.model_fields[name]
-            kind = _type_name(field.annotation, list(field.metadata))
-            limits = _constraints(list(field.metadata))
-            if limits:
-                kind = f"{kind} ({limits})"
-            description = _home(field.description or "")
-            out.append(f"| <span id=\"vigil_{name}\"></span>`VIGIL_{name.upper()}` | {_cell(kind)} | "
-                       f"{_cell(_default(field))} | {_cell(description) or '–'} |")
-        out.append("")
+        plain = [name for name in names if name not in detector_sections]
+        if plain:
+            out += header
+            out += [_setting_row(f"VIGIL_{name.upper()}", name, Settings.model_fields[name]) for name in plain]
+            out.append("")
+        for name in (n for n in names if n in detector_sections):
+            config = detector_sections[name]
+            out += [f"#### `{name}` (`{config.__name__}`)", "", " ".join(inspect.cleandoc(config.__doc__ or "").split()),
+                    "", *header]
+            out += [_setting_row(config.env_name(field), f"{name}_{field}", info)
+                    for field, info in config.model_fields.items()]
+            out.append("")
     return "\n".join(out)
 
 

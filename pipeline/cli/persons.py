@@ -80,7 +80,7 @@ def enroll(
             gallery = Gallery.load(store)
             report = enroll_person(name, files, gallery=gallery, tracker=FaceTracker(), faces=get_face_embedder(),
                                    speaker=get_speaker_encoder(settings.device), role=role, notes=notes,
-                                   min_speech_s=settings.identity_min_speech_s, fps=settings.sample_fps,
+                                   min_speech_s=settings.identity.min_speech_s, fps=settings.sample_fps,
                                    max_side=settings.sample_max_side, max_duration_s=float(settings.max_duration_s))
         uri = gallery.save(store)
     for line in report.notes:

@@ -193,9 +193,9 @@ def run_standalone(settings: Settings, *, watchlist: str | Path | None = None, h
     if "VIGIL_ES_URL" not in os.environ and settings.standalone_local_stack:
         print("[standalone] no VIGIL_ES_URL: starting the local stack (infra/local/stack up)", file=sys.stderr)
         env.update(local_stack_env())
-        overrides = {k[len("VIGIL_"):].lower(): v for k, v in env.items()
-                     if k.startswith("VIGIL_") and k not in os.environ}
-        settings = load_settings(**{k: v for k, v in overrides.items() if k in Settings.model_fields})
+        known = Settings.env_names()
+        overrides = {k[len("VIGIL_"):].lower(): v for k, v in env.items() if k in known and k not in os.environ}
+        settings = load_settings(**overrides)
     host, port = host or settings.console_host, port or settings.console_port
     env.update({"VIGIL_CONSOLE_HOST": host, "VIGIL_CONSOLE_PORT": str(port)})
     report = run_setup(settings)

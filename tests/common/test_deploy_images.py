@@ -297,7 +297,7 @@ def install_script_variables() -> set[str]:
 
 
 def test_every_vigil_name_in_the_deployment_files_is_a_setting() -> None:
-    fields = {f"VIGIL_{name.upper()}" for name in Settings.model_fields}
+    fields = set(Settings.env_names())
     allowed = fields | NOT_SETTINGS | install_script_variables()
     unknown: dict[str, set[str]] = {}
     for folder in (DOCKER, COMPOSE, KUBERNETES):

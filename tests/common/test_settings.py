@@ -120,7 +120,7 @@ def test_every_setting_the_readme_names_exists() -> None:
     import re
 
     root = Path(__file__).resolve().parents[2]
-    fields = {f"VIGIL_{name.upper()}" for name in Settings.model_fields}
+    fields = set(Settings.env_names())
     not_settings = {"VIGIL_CONFIG", "VIGIL_STACK_DIR", "VIGIL_TEST_EXTERNAL_STACK", "VIGIL_VENVS", "VIGIL_PYTHON",
                     "VIGIL_SCREENSHOT_DIR", "VIGIL_MEDIA_CORPUS"}
     pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]

@@ -97,10 +97,18 @@ def settings_env(settings: Settings, *, inherit: bool = False, **extra: str) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")} if inherit else {}
     if inherit:
         env["COLUMNS"] = "200"
+    sections = Settings.sections()
+    values: list[tuple[str, Any, Any]] = []  # (variable, field info, value)
     for name, value in settings.model_dump(exclude_defaults=True).items():
+        if name in sections:  # a detector section: each field by its documented flat name
+            config = sections[name]
+            values += [(config.env_name(field), config.model_fields[field], v) for field, v in value.items()]
+        else:
+            values.append((f"VIGIL_{name.upper()}", Settings.model_fields[name], value))
+    for variable, field_info, value in values:
         if value is None:
             continue
-        comma = any(m is NoDecode or isinstance(m, NoDecode) for m in Settings.model_fields[name].metadata)
+        comma = any(m is NoDecode or isinstance(m, NoDecode) for m in field_info.metadata)
         value = _plain(value)
         if isinstance(value, list) and comma:
             text = ",".join(str(v) for v in value)
@@ -110,6 +118,6 @@ def settings_env(settings: Settings, *, inherit: bool = False, **extra: str) -> 
             text = "true" if value else "false"
         else:
             text = str(value)
-        env[f"VIGIL_{name.upper()}"] = text
+        env[variable] = text
     env.update(extra)
     return env

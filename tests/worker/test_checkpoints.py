@@ -42,7 +42,7 @@ def _fresh_models() -> None:
 def detector_for(repo: str, path: Path | str, **settings: object):
     twin = twins()[repo]
     values = {"device": "cpu", FIELDS[twin.detector]: str(path), **settings}
-    return DETECTORS[twin.detector](settings=Settings(**values))
+    return DETECTORS[twin.detector].from_settings(Settings(**values))
 
 
 # -- twins of the recommended checkpoints ------------------------------------------------------------------------

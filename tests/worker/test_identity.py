@@ -140,11 +140,11 @@ def test_enrol_from_a_face_photo_and_an_espeak_voice(env: Settings, media: dict[
 
 
 def test_same_face_and_voice_is_not_flagged(env: Settings, prepared: dict[str, Clip]) -> None:
-    result = Identity(settings=env)(prepared["astro_same"])
+    result = Identity.from_settings(env)(prepared["astro_same"])
     assert result.applicable and not result.flagged and result.score < 0.2, result.evidence
     assert result.evidence["person"] == ASTRO
-    assert result.evidence["voice_similarity"] >= env.identity_voice_threshold
-    assert result.evidence["face_similarity"] >= env.identity_face_threshold
+    assert result.evidence["voice_similarity"] >= env.identity.voice_threshold
+    assert result.evidence["face_similarity"] >= env.identity.face_threshold
     assert result.evidence["windows"] and result.timeline
     # windows in the clip's time: the speech starts after the 0.5 s lead and ends before the clip does
     assert 0.3 <= result.timeline[0].start_s and result.timeline[-1].end_s <= prepared["astro_same"].duration_s
@@ -155,7 +155,7 @@ def test_same_face_and_voice_is_not_flagged(env: Settings, prepared: dict[str, C
 
 
 def test_same_face_with_another_voice_is_flagged_with_reasons(env: Settings, prepared: dict[str, Clip]) -> None:
-    result = Identity(settings=env)(prepared["astro_other_voice"])
+    result = Identity.from_settings(env)(prepared["astro_other_voice"])
     assert result.applicable and result.flagged and result.score > 0.8, result.evidence
     reason = result.evidence["reasons"][0]
     assert reason.startswith(f"face matches {ASTRO} (")
@@ -164,27 +164,27 @@ def test_same_face_with_another_voice_is_flagged_with_reasons(env: Settings, pre
 
 
 def test_a_face_not_enrolled_is_not_applicable(env: Settings, prepared: dict[str, Clip]) -> None:
-    result = Identity(settings=env)(prepared["hopper_same"])
+    result = Identity.from_settings(env)(prepared["hopper_same"])
     assert not result.applicable and result.evidence["reason"] == "no enrolled person on screen"
-    assert result.evidence["best_face_similarity"] < env.identity_face_threshold
+    assert result.evidence["best_face_similarity"] < env.identity.face_threshold
     assert result.annotations == {}
 
 
 def test_nobody_speaking_is_not_applicable(env: Settings, prepared: dict[str, Clip]) -> None:
-    result = Identity(settings=env)(prepared["astro_silent"])
+    result = Identity.from_settings(env)(prepared["astro_silent"])
     assert not result.applicable and "nobody speaks" in result.evidence["reason"]
     assert result.annotations["persons"][0]["name"] == ASTRO  # seen, though not judged
 
 
 def test_two_enrolled_persons_are_told_apart(env: Settings, media: dict[str, Path], server: str,
                                              prepared: dict[str, Clip]) -> None:
-    before = Identity(settings=env).version
+    before = Identity.from_settings(env).version
     out = cli("persons", "enroll", HOPPER, f"{server}/hopper_reference.mp4", "--role", "official")
     assert f"enrolled {HOPPER} (official): 1 face and 1 voice references" in out
     assert "hopper_reference.mp4: face and voice" in out
-    detector = Identity(settings=env)
+    detector = Identity.from_settings(env)
     assert detector.version != before  # the gallery's version is part of the detector's (and the suite's)
-    assert Suite([detector]).version != Suite([Identity(settings=env, gallery=Gallery())]).version
+    assert Suite([detector]).version != Suite([Identity(env.identity, device=env.device, gallery=Gallery())]).version
     names = ["astro_same", "hopper_same", "astro_hopper_voice"]
     results = dict(zip(names, detector([prepared[n] for n in names]), strict=True))  # one batch
     assert results["astro_same"].evidence["person"] == ASTRO and not results["astro_same"].flagged
@@ -200,7 +200,7 @@ def test_two_enrolled_persons_are_told_apart(env: Settings, media: dict[str, Pat
 def test_with_two_faces_the_speech_is_the_moving_mouths(env: Settings, prepared: dict[str, Clip]) -> None:
     clip = prepared["duo"]
     assert len(clip.faces) == 2
-    result = Identity(settings=env)(clip)
+    result = Identity.from_settings(env)(clip)
     assert result.applicable and not result.flagged, result.evidence  # Hopper is not judged by Collins' voice
     assert result.evidence["person"] == ASTRO and len(result.evidence["reasons"]) == 1
     speaking = {p["name"]: p["speaking"] for p in result.evidence["persons"]}
@@ -209,7 +209,7 @@ def test_with_two_faces_the_speech_is_the_moving_mouths(env: Settings, prepared:
 
 
 def test_suite_result_carries_persons_and_scan_prints_them(env: Settings, media: dict[str, Path]) -> None:
-    suite = Suite([Identity(settings=env)])
+    suite = Suite([Identity.from_settings(env)])
     result = suite.scan(media["astro_other_voice"])
     message = result.to_message(video_uid="file:x", suite_version=suite.version)
     assert message.annotations["persons"][0]["name"] == ASTRO
@@ -248,11 +248,11 @@ def test_an_unreadable_gallery_is_a_model_error_naming_it(tmp_path: Path) -> Non
     (tmp_path / "persons").mkdir()
     (tmp_path / "persons" / "gallery.json").write_text("{broken")
     with pytest.raises(ModelError, match="persons gallery .*gallery.json"):
-        Identity(settings=Settings(media_store=str(tmp_path), device="cpu"))
+        Identity.from_settings(Settings(media_store=str(tmp_path), device="cpu"))
 
 
 def test_empty_gallery_is_not_applicable_without_loading_models(tmp_path: Path, prepared: dict[str, Clip]) -> None:
-    detector = Identity(settings=Settings(media_store=str(tmp_path), device="cpu"))
+    detector = Identity.from_settings(Settings(media_store=str(tmp_path), device="cpu"))
     assert detector.faces is None and "gallery-empty" in detector.version
     result = detector(prepared["astro_same"])
     assert not result.applicable and "no persons enrolled" in result.evidence["reason"]

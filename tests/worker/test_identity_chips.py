@@ -16,7 +16,6 @@ from detectors import synthetic as S
 from detectors._face_embed import _frontality, choose_observations, get_face_embedder, observation_quality
 from detectors._gallery import Person, Reference
 from detectors.identity import PROBE_KEY, Identity
-from pipeline import Settings
 
 
 def _blurred(clip: Clip, frames: list[int]) -> Clip:
@@ -91,7 +90,7 @@ def test_the_probe_embeds_the_crops_once_and_preprocess_reuses_them(prepared: di
     reference = faces.embed(faces.track_chips(clip, clip.speaker, limit=1))[0]
     gallery = Gallery({"Eileen Collins": Person("Eileen Collins", references=[
         Reference(sha256="0" * 64, source="frame", face=[float(v) for v in reference], face_model=faces.version)])})
-    detector = Identity(settings=Settings(device="cpu"), gallery=gallery)
+    detector = Identity(device="cpu", gallery=gallery)
     detector.probe(clip, clip.source)
     kept = clip.probes[PROBE_KEY]["tracks"][clip.speaker.track_id]
     wanted = choose_observations(clip, clip.speaker, detector.faces_per_track, every_s=detector.face_every_s)

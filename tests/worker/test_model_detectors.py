@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from detectors import AUDIO_RATE, FaceForgery, ModelError, VoiceSynthetic, create
+from detectors import AUDIO_RATE, FaceForgery, FaceForgeryConfig, ModelError, VoiceSynthetic, VoiceSyntheticConfig
 from detectors._models import clear_model_cache, fake_label_indices, load_model, resolve_dtype, top_k_mean
 from detectors._vad import speech_segments
 from pipeline._settings import Settings
@@ -51,7 +51,7 @@ class CallRecorder:
 # -- face_forgery ---------------------------------------------------------------------------------------------------
 
 def test_face_forgery_batches_crops_of_two_clips_and_skips_a_faceless_one(vit_dir: Path) -> None:
-    detector = FaceForgery(settings=settings(face_forgery_checkpoint=str(vit_dir)), max_crops=5)
+    detector = FaceForgery.from_settings(settings(face_forgery_checkpoint=str(vit_dir), face_forgery_max_crops=5))
     clips = [talking_clip("a"), talking_clip("b", motion_at_s=(1.0, 2.0)), talking_clip("none", face=False)]
     calls = CallRecorder(detector.loaded.model)
     results = detector(clips)
@@ -72,19 +72,19 @@ def test_face_forgery_reads_the_fake_label_and_scores_from_it(vit_dir: Path, tmp
     swapped = tiny_vit(tmp_path / "swapped", id2label={0: "Deepfake", 1: "Realism"})
     clip = talking_clip("a")
     # same weights, the label order reversed: P(fake) becomes 1 - P(fake) crop by crop (plain mean: top_fraction=1)
-    real_fake = FaceForgery(settings=settings(face_forgery_checkpoint=str(vit_dir)), top_fraction=1.0)(clip)
-    fake_real = FaceForgery(settings=settings(face_forgery_checkpoint=str(swapped)), top_fraction=1.0)(clip)
+    real_fake = FaceForgery(FaceForgeryConfig(checkpoint=str(vit_dir)), device="cpu", top_fraction=1.0)(clip)
+    fake_real = FaceForgery(FaceForgeryConfig(checkpoint=str(swapped)), device="cpu", top_fraction=1.0)(clip)
     assert fake_real.score == pytest.approx(1.0 - real_fake.score, abs=1e-5)
 
 
 def test_ambiguous_labels_name_the_override_setting(tmp_path: Path) -> None:
     vague = tiny_vit(tmp_path / "vague", id2label={0: "LABEL_0", 1: "LABEL_1"})
     with pytest.raises(ModelError, match="VIGIL_FACE_FORGERY_FAKE_LABEL"):
-        FaceForgery(settings=settings(face_forgery_checkpoint=str(vague)))
-    fixed = FaceForgery(settings=settings(face_forgery_checkpoint=str(vague), face_forgery_fake_label="LABEL_1"))
+        FaceForgery.from_settings(settings(face_forgery_checkpoint=str(vague)))
+    fixed = FaceForgery.from_settings(settings(face_forgery_checkpoint=str(vague), face_forgery_fake_label="LABEL_1"))
     assert fixed.load() and fixed.fake_indices == [1]
     with pytest.raises(ModelError, match="VIGIL_FACE_FORGERY_FAKE_LABEL='nope'"):
-        FaceForgery(settings=settings(face_forgery_checkpoint=str(vague), face_forgery_fake_label="nope"))
+        FaceForgery.from_settings(settings(face_forgery_checkpoint=str(vague), face_forgery_fake_label="nope"))
 
 
 @pytest.mark.parametrize(("labels", "fake"), [
@@ -110,14 +110,14 @@ def test_unrecognisable_labels_are_ambiguous(labels: dict[int, str]) -> None:
 
 def test_missing_checkpoint_names_the_setting(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="VIGIL_FACE_FORGERY_CHECKPOINT"):
-        FaceForgery(settings=settings(face_forgery_checkpoint=None))
+        FaceForgery.from_settings(settings(face_forgery_checkpoint=None))
     with pytest.raises(ModelError, match="VIGIL_VOICE_SYNTHETIC_CHECKPOINT=.*no such directory"):
-        VoiceSynthetic(settings=settings(voice_synthetic_checkpoint=str(tmp_path / "absent")))
+        VoiceSynthetic.from_settings(settings(voice_synthetic_checkpoint=str(tmp_path / "absent")))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="VIGIL_VOICE_SYNTHETIC_CHECKPOINT=.*no config.json"):
-        VoiceSynthetic(settings=settings(voice_synthetic_checkpoint=str(tmp_path / "empty")))
+        VoiceSynthetic.from_settings(settings(voice_synthetic_checkpoint=str(tmp_path / "empty")))
     # deferred to first use, the error stops the run instead of failing each clip
-    deferred = FaceForgery(settings=settings(), load=False)
+    deferred = FaceForgery(device="cpu", load=False)
     with pytest.raises(ModelError, match="VIGIL_FACE_FORGERY_CHECKPOINT"):
         deferred([talking_clip("a"), talking_clip("b")])
 
@@ -136,7 +136,7 @@ def test_configuration_comes_from_the_environment(vit_dir: Path, monkeypatch: py
     monkeypatch.setenv("VIGIL_FACE_FORGERY_CHECKPOINT", str(vit_dir))
     monkeypatch.setenv("VIGIL_FACE_FORGERY_BATCH_SIZE", "3")
     monkeypatch.setenv("VIGIL_DEVICE", "cpu")
-    detector = create("face_forgery", settings=load_settings())
+    detector = FaceForgery.from_settings(load_settings())
     assert detector.checkpoint == str(vit_dir) and detector.crop_batch_size == 3
     assert detector.device == torch.device("cpu")
     calls = CallRecorder(detector.loaded.model)
@@ -178,7 +178,7 @@ def test_vad_finds_speech_not_silence_or_noise() -> None:
 
 
 def test_voice_synthetic_batches_two_clips_and_skips_silence(wav2vec2_dir: Path) -> None:
-    detector = VoiceSynthetic(settings=settings(voice_synthetic_checkpoint=str(wav2vec2_dir)), window_s=2.0)
+    detector = VoiceSynthetic(VoiceSyntheticConfig(checkpoint=str(wav2vec2_dir), window_s=2.0), device="cpu")
     speech_a = talking_clip("a", audio=speech_track(5.0))
     speech_b = talking_clip("b", audio=speech_track(4.0, text="We counted every single vote in this county"))
     short = talking_clip("short", duration_s=1.5, audio=speech_track(1.5, text="Yes we can"))

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detectors import AUDIO_RATE, ModelError, NonVerbal
+from detectors import AUDIO_RATE, ModelError, NonVerbal, NonverbalConfig
 from detectors._models import clear_model_cache
-from pipeline._settings import Settings
 
 from model_support import cough, place, speech_track, talking_clip, trained_cough_ast, tiny_ast
 
@@ -29,7 +28,7 @@ def ast_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def detector(ast_dir: Path) -> NonVerbal:
     clear_model_cache()
-    return NonVerbal(settings=Settings(device="cpu", nonverbal_checkpoint=str(ast_dir)), threshold=0.5)
+    return NonVerbal(NonverbalConfig(checkpoint=str(ast_dir), event_threshold=0.5), device="cpu")
 
 
 def speech_then_cough(duration_s: float = 5.0) -> np.ndarray:
@@ -94,5 +93,5 @@ def test_event_labels_missing_from_the_checkpoint_name_the_setting(tmp_path: Pat
     extractor.save_pretrained(tmp_path)
     clear_model_cache()
     with pytest.raises(ModelError, match="VIGIL_NONVERBAL_EVENT_LABELS"):
-        NonVerbal(settings=Settings(device="cpu", nonverbal_checkpoint=str(tmp_path)))
+        NonVerbal(NonverbalConfig(checkpoint=str(tmp_path)), device="cpu")
     assert AUDIO_RATE == 16_000
