@@ -151,12 +151,14 @@ class Settings(BaseSettings):
     model_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "auto", description="weights' dtype: auto = float16 on CUDA, float32 on the CPU")
 
-    # -- detector sections (detectors/configs.py): one typed config per configurable detector, beside its code.
-    # Each field of a section is read from VIGIL_<SECTION>_<FIELD> (VIGIL_FACE_FORGERY_CHECKPOINT; the nested form
+    # -- detector sections
+    # One typed config per configurable detector, beside its code (detectors/configs.py). A section's field is read
+    # from VIGIL_ + section + field in capitals (VIGIL_FACE_FORGERY_CHECKPOINT; the nested form
     # VIGIL_FACE_FORGERY__CHECKPOINT works too) and, in VIGIL_CONFIG's YAML, from a mapping or the flat key.
     # Checkpoints are Hugging Face hub ids or local directories; a detector without one is left out of the default
     # suite. Revisions pin them (`vigil models`; docs/operators/models.md).
-    face_forgery: FaceForgeryConfig = Field(default_factory=FaceForgeryConfig, description="face_forgery (`FaceForgeryConfig`)")
+    face_forgery: FaceForgeryConfig = Field(
+        default_factory=FaceForgeryConfig, description="face_forgery (`FaceForgeryConfig`)")
     voice_synthetic: VoiceSyntheticConfig = Field(
         default_factory=VoiceSyntheticConfig, description="voice_synthetic (`VoiceSyntheticConfig`)")
     nonverbal: NonverbalConfig = Field(default_factory=NonverbalConfig, description="nonverbal (`NonverbalConfig`)")

@@ -183,8 +183,8 @@ def render_settings() -> str:
             out.append("")
         for name in (n for n in names if n in detector_sections):
             config = detector_sections[name]
-            out += [f"#### `{name}` (`{config.__name__}`)", "", " ".join(inspect.cleandoc(config.__doc__ or "").split()),
-                    "", *header]
+            summary = " ".join(inspect.cleandoc(config.__doc__ or "").split())
+            out += [f"#### `{name}` (`{config.__name__}`)", "", summary, "", *header]
             out += [_setting_row(config.env_name(field), f"{name}_{field}", info)
                     for field, info in config.model_fields.items()]
             out.append("")
