@@ -415,8 +415,11 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
             breaks = cuts
         low, high = np.percentile(mouth, [5, 95])
         closed = float(low + self.closed_share * (high - low))  # a mouth at rest reads below this
+        # whether each frame has speech under a still mouth depends on the frame, not on the window: read once a
+        # frame (-1: not read yet), though overlapping windows hold it several times
+        still_speech = np.full(all_times.size, -1, dtype=np.int8)
         judged = np.array([self._judgeable(start, times, mouth, all_times, level_times, active, breaks, closed,
-                                           rule) for start in starts], dtype=bool)
+                                           rule, still_speech=still_speech) for start in starts], dtype=bool)
         clip_mask = np.zeros(times.size, dtype=bool)
         for a, b in bounds[judged]:
             clip_mask[a:b] = True
@@ -433,7 +436,7 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
 
     def _judgeable(self, start: float, times: np.ndarray, mouth: np.ndarray, all_times: np.ndarray,
                    level_times: np.ndarray, active: np.ndarray, cuts: np.ndarray, closed: float = np.inf,
-                   rule: StretchRule = MESH_RULE) -> bool:
+                   rule: StretchRule = MESH_RULE, *, still_speech: np.ndarray | None = None) -> bool:
         """Can the window from ``start`` be judged? Over the window the face is visible in most frames, the mouth
         moves and there is speech; the picture does not cut (a cutaway to a listener or to the set, and back); and in
         no third of it is there speech under a still or hidden mouth (a listener while someone off-screen speaks, a
@@ -451,34 +454,44 @@ class LipSync(Detector[LipSyncInputs, dict[str, torch.Tensor]]):
         if np.any((cuts > start - rule.settle_s) & (cuts < end + rule.settle_s)):
             return False  # a cut inside the window: the face after it may be someone else
         if self.still_speech_rule and self._silent_mouth_s(start, end, times, mouth, all_times, level_times,
-                                                           active, closed, mouth_std) >= rule.still_speech_s:
+                                                           active, closed, mouth_std,
+                                                           memo=still_speech) >= rule.still_speech_s:
             return False  # someone speaks while this face stays still or hidden: a listener, a turn, not a dub
         return True
 
     def _silent_mouth_s(self, start: float, end: float, times: np.ndarray, mouth: np.ndarray, all_times: np.ndarray,
                         level_times: np.ndarray, active: np.ndarray, closed: float = np.inf,
-                        mouth_std: float | None = None) -> float:
+                        mouth_std: float | None = None, *, memo: np.ndarray | None = None) -> float:
         """The longest stretch inside the window with speech under a closed and still (or unseen) mouth, in seconds.
         A mouth held open on a long vowel is still too, and it is talking: only a mouth at rest (below ``closed``)
-        counts."""
+        counts. ``memo`` (int8, one per ``all_times``, -1 where not read yet): each frame's reading, kept across the
+        windows of one clip (the same arguments but ``start`` and ``end``)."""
         mouth_std = MESH_RULE.window_mouth_std if mouth_std is None else mouth_std
-        frames = all_times[(all_times >= start) & (all_times < end)]
-        if frames.size == 0:
+        positions = np.flatnonzero((all_times >= start) & (all_times < end))
+        if positions.size == 0:
             return 0.0
+        frames = all_times[positions]
         at = np.searchsorted(times, frames)
         visible = (at < times.size) & (np.abs(times[np.clip(at, 0, times.size - 1)] - frames) < 1e-6)
         longest = run = 0
         step = float(np.median(np.diff(all_times))) if all_times.size > 1 else 0.2
         for i, t in enumerate(frames):
-            near = (level_times >= t - max(step, 0.1)) & (level_times < t + max(step, 0.1))
-            speaking = bool(near.any()) and float(np.mean(active[near])) >= 0.5
-            if visible[i]:
-                around = (times >= t - max(1.5 * step, 0.3)) & (times <= t + max(1.5 * step, 0.3))
-                still = (float(np.ptp(mouth[around])) < 2 * mouth_std and
-                         float(np.mean(mouth[around])) <= closed) if around.any() else True
-            else:
-                still = True
-            run = run + 1 if speaking and still else 0
+            known = -1 if memo is None else int(memo[positions[i]])
+            if known < 0:
+                near = (level_times >= t - max(step, 0.1)) & (level_times < t + max(step, 0.1))
+                speaking = bool(near.any()) and float(np.mean(active[near])) >= 0.5
+                if not speaking:
+                    still = False  # not read: the frame does not count either way
+                elif visible[i]:
+                    around = (times >= t - max(1.5 * step, 0.3)) & (times <= t + max(1.5 * step, 0.3))
+                    still = (float(np.ptp(mouth[around])) < 2 * mouth_std and
+                             float(np.mean(mouth[around])) <= closed) if around.any() else True
+                else:
+                    still = True
+                known = int(speaking and still)
+                if memo is not None:
+                    memo[positions[i]] = known
+            run = run + 1 if known else 0
             longest = max(longest, run)
         return longest * step
 

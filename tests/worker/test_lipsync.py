@@ -201,3 +201,24 @@ def test_an_offset_over_two_words_is_still_found(tmp_path) -> None:  # type: ign
     dense = detector(clip)
     assert dense.evidence["mouth_reading"] == "appearance"
     assert dense.flagged and abs(dense.evidence["offset_ms"] - 500.0) <= 40.0, dense.evidence["reasons"]
+
+
+def test_the_still_speech_memo_gives_every_window_the_reading_it_has_alone() -> None:
+    """``_silent_mouth_s`` reads each frame once across a clip's overlapping windows (``memo``): every window's
+    longest stretch of speech under a still mouth is the one it reads without the memo."""
+    rng = np.random.default_rng(7)
+    all_times = np.arange(0, 12, 0.04)
+    shown = rng.random(all_times.size) > 0.15  # some frames without the face
+    times = all_times[shown]
+    mouth = np.where((times % 3) < 1.2, 0.02, np.abs(np.sin(times * 9)) * 0.5) + rng.normal(0, 0.003, times.size)
+    level_times = np.arange(0, 12, 0.01)
+    active = ((level_times % 5) < 3.5) & (rng.random(level_times.size) > 0.1)
+    closed = float(np.percentile(mouth, 30))
+    detector = LipSync(device="cpu")
+    memo = np.full(all_times.size, -1, dtype=np.int8)
+    for start in np.arange(0, 11, 0.2):
+        alone = detector._silent_mouth_s(start, start + 1.0, times, mouth, all_times, level_times, active, closed, 0.02)
+        shared = detector._silent_mouth_s(start, start + 1.0, times, mouth, all_times, level_times, active, closed,
+                                          0.02, memo=memo)
+        assert shared == alone
+    assert (memo >= 0).any() and set(np.unique(memo)) <= {-1, 0, 1}
