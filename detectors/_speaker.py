@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -112,18 +112,25 @@ class SpeakerEncoder:
         raw = self._run(partials).mean(axis=0)
         return _normalise(raw)
 
-    def embed_windows(self, audio: np.ndarray, *, window_s: float = 1.6, hop_s: float = 0.4
-                      ) -> tuple[np.ndarray, np.ndarray]:
+    def embed_windows(self, audio: np.ndarray, *, window_s: float = 1.6, hop_s: float = 0.4,
+                      keep: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Sliding windows over ``audio``: ((n, 2) start/end seconds, (n, 256) L2-normalised embeddings).
 
-        Audio shorter than one window gives one window over all of it; no audio gives n = 0.
+        Audio shorter than one window gives one window over all of it; no audio gives n = 0. ``keep``: given the
+        (n, 2) spans, a boolean mask of the windows wanted; the others are not run through the LSTM and their rows
+        are NaN (the spans are all there).
         """
-        return self.embed_windows_many([audio], window_s=window_s, hop_s=hop_s)[0]
+        return self.embed_windows_many([audio], window_s=window_s, hop_s=hop_s,
+                                       keep=None if keep is None else [keep])[0]
 
-    def embed_windows_many(self, audios: list[np.ndarray], *, window_s: float = 1.6, hop_s: float = 0.4
+    def embed_windows_many(self, audios: list[np.ndarray], *, window_s: float = 1.6, hop_s: float = 0.4,
+                           keep: list[Callable[[np.ndarray], np.ndarray] | None] | None = None
                            ) -> list[tuple[np.ndarray, np.ndarray]]:
         """``embed_windows`` of several audios, every full-length window of all of them through the LSTM in one
-        call (an audio shorter than one window is its own call: its window is shorter)."""
+        call (an audio shorter than one window is its own call: its window is shorter). ``keep``: per audio, as
+        ``embed_windows``'s (None: every window)."""
+        if keep is not None and len(keep) != len(audios):
+            raise ValueError(f"keep has {len(keep)} entries for {len(audios)} audios")
         if window_s <= 0 or hop_s <= 0:
             raise ValueError(f"window_s and hop_s must be positive, got {window_s}, {hop_s}")
         frame_s = self._hparams.mel_window_step / 1000
@@ -131,31 +138,39 @@ class SpeakerEncoder:
         hop = max(1, int(round(hop_s / frame_s)))
         out: list[tuple[np.ndarray, np.ndarray]] = []
         full: list[np.ndarray] = []  # windows of `window` mel frames, of every audio, in order
-        owners: list[tuple[int, int]] = []  # (index into out, how many of `full` are its)
-        for audio in audios:
+        owners: list[tuple[int, np.ndarray]] = []  # (index into out, which of its windows are in `full`)
+        for position, audio in enumerate(audios):
             audio = np.asarray(audio, dtype=np.float32).reshape(-1)
             if audio.size == 0:
                 out.append((np.zeros((0, 2), dtype=np.float64), np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)))
                 continue
+            wanted = keep[position] if keep is not None else None
             audio = self._prepare(audio)
             mel = self._mel(audio)
             duration = audio.size / self.sample_rate
             if mel.shape[0] <= window:
-                out.append((np.array([[0.0, duration]]), self._run(mel[None])))
+                spans = np.array([[0.0, duration]])
+                if wanted is not None and not np.asarray(wanted(spans), dtype=bool).reshape(-1)[0]:
+                    out.append((spans, np.full((1, EMBEDDING_SIZE), np.nan, dtype=np.float32)))
+                else:
+                    out.append((spans, self._run(mel[None])))
                 continue
             starts = np.arange(0, mel.shape[0] - window + 1, hop)
             if mel.shape[0] - (starts[-1] + window) > hop // 2:
                 starts = np.append(starts, mel.shape[0] - window)
             spans = np.stack([starts * frame_s, np.minimum((starts + window) * frame_s, duration)], axis=1)
-            full.extend(mel[s:s + window] for s in starts)
-            owners.append((len(out), len(starts)))
-            out.append((spans.astype(np.float64), np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)))
+            spans = spans.astype(np.float64)
+            rows = (np.arange(len(starts)) if wanted is None
+                    else np.flatnonzero(np.asarray(wanted(spans), dtype=bool).reshape(-1)))
+            full.extend(mel[starts[r]:starts[r] + window] for r in rows)
+            owners.append((len(out), rows))
+            out.append((spans, np.full((len(starts), EMBEDDING_SIZE), np.nan, dtype=np.float32)))
         if full:
             embeds = self._run(np.stack(full))
             at = 0
-            for index, count in owners:
-                out[index] = (out[index][0], embeds[at:at + count])
-                at += count
+            for index, rows in owners:
+                out[index][1][rows] = embeds[at:at + rows.size]
+                at += rows.size
         return out
 
     def _trim_silences(self, audio: np.ndarray) -> np.ndarray:

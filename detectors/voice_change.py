@@ -104,9 +104,18 @@ class VoiceChange(Detector[VoiceChangeInputs, dict[str, Any]]):
         self.load()
         out = []
         for item in batch:
-            spans, embeddings = self._encoder.embed_windows(item.audio, window_s=self.window_s, hop_s=self.hop_s)
+            # only the windows postprocess counts go through the LSTM (none when too few count to judge): the
+            # others' rows stay NaN and are never read
+            spans, embeddings = self._encoder.embed_windows(
+                item.audio, window_s=self.window_s, hop_s=self.hop_s,
+                keep=lambda spans, item=item: self._counted_mask(spans, item))
             out.append({"spans": spans, "embeddings": embeddings, "inputs": item})
         return out
+
+    def _counted_mask(self, spans: np.ndarray, inputs: VoiceChangeInputs) -> np.ndarray:
+        """(n,) bool: the windows ``postprocess`` counts (all False when too few count for a judgement)."""
+        counted = np.array([self._counted(span, inputs) for span in np.asarray(spans, dtype=np.float64)], dtype=bool)
+        return counted if int(counted.sum()) >= 2 * self.min_windows + 2 else np.zeros_like(counted)
 
     # -- postprocess (CPU)
     def _counted(self, span: np.ndarray, inputs: VoiceChangeInputs) -> bool:

@@ -42,6 +42,31 @@ def test_windows_cover_the_audio(encoder: SpeakerEncoder) -> None:
     assert np.allclose(np.linalg.norm(embeds, axis=1), 1.0, atol=1e-5)
 
 
+def test_windows_left_out_are_not_embedded_and_the_kept_ones_are_unchanged(encoder: SpeakerEncoder) -> None:
+    """``keep`` picks windows by their spans: the others' rows are NaN (no LSTM for them), the kept ones are the
+    embeddings of a run over every window; several audios at once keep each its own."""
+    audio = speak(HELDOUT_SENTENCES[1])
+    spans, embeds = encoder.embed_windows(audio, window_s=1.6, hop_s=0.4)
+    seen: list[np.ndarray] = []
+
+    def odd(s: np.ndarray) -> np.ndarray:
+        seen.append(s)
+        return np.arange(len(s)) % 2 == 1
+
+    kept_spans, kept = encoder.embed_windows(audio, window_s=1.6, hop_s=0.4, keep=odd)
+    assert len(seen) == 1 and np.array_equal(seen[0], spans) and np.array_equal(kept_spans, spans)
+    assert np.all(np.isnan(kept[0::2])) and np.allclose(kept[1::2], embeds[1::2], atol=1e-5)
+    none_spans, none = encoder.embed_windows(audio, window_s=1.6, hop_s=0.4, keep=lambda s: np.zeros(len(s), bool))
+    assert np.array_equal(none_spans, spans) and np.all(np.isnan(none))
+    short = speak("Yes.")
+    (_, short_none), (_, long_all) = encoder.embed_windows_many(
+        [short, audio], window_s=1.6, hop_s=0.4, keep=[lambda s: np.zeros(len(s), bool), None])
+    assert short_none.shape == (1, 256) and np.all(np.isnan(short_none))
+    assert np.allclose(long_all, embeds, atol=1e-5)
+    with pytest.raises(ValueError, match="keep"):
+        encoder.embed_windows_many([audio], keep=[None, None])
+
+
 def test_short_empty_and_silent_audio(encoder: SpeakerEncoder) -> None:
     spans, embeds = encoder.embed_windows(speak("Yes."))
     assert len(spans) == 1 and embeds.shape == (1, 256) and spans[0, 0] == 0.0
