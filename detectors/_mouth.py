@@ -24,8 +24,10 @@ download, and it adapts to each face, camera and compression.
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +36,7 @@ import numpy as np
 from ._clip import Clip
 
 __all__ = ["MouthPatches", "DenseMouth", "mouth_patches", "probe_mouth", "dense_opening", "main_face_landmarks",
-           "main_face_owner", "PROBE_KEY"]
+           "main_face_owner", "principal_axes", "PROBE_KEY"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +116,36 @@ def _mouth_boxes(landmarks: np.ndarray) -> np.ndarray:
     return np.column_stack([centre, 1.7 * width])
 
 
+class RunningMedian:
+    """The median of the last ``size`` values added, as ``np.median`` of them gives it (the mean of the two middle
+    values for an even count), kept in a sorted list: one insertion and one removal a value instead of a sort of the
+    whole window (the mouth patches ask once a frame)."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"size must be at least 1, got {size}")
+        self.size = size
+        self._order: deque[float] = deque()
+        self._sorted: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def add(self, value: float) -> None:
+        value = float(value)
+        self._order.append(value)
+        bisect.insort(self._sorted, value)
+        if len(self._order) > self.size:
+            del self._sorted[bisect.bisect_left(self._sorted, self._order.popleft())]
+
+    def median(self) -> float:
+        n = len(self._sorted)
+        if n == 0:
+            return float("nan")
+        middle = n // 2
+        return self._sorted[middle] if n % 2 else (self._sorted[middle - 1] + self._sorted[middle]) / 2
+
+
 _PLANAR_LUMA = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
 
 
@@ -152,7 +184,7 @@ def mouth_patches(clip: Clip, path: str | os.PathLike[str], *, max_fps: float = 
     patches: list[np.ndarray] = []
     valid: list[bool] = []
     cuts: list[float] = []
-    changes: list[float] = []
+    changes = RunningMedian(250)  # the usual change between consecutive frames, over the last 250
     pending: list[tuple[int, float, int, int, int, np.ndarray, np.ndarray]] = []  # slot, t, shot, j, k, crop, origin
     scale = 1.0
     shot = 0
@@ -197,11 +229,11 @@ def mouth_patches(clip: Clip, path: str | os.PathLike[str], *, max_fps: float = 
                 thumb = cv2.resize(grey, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
                 if previous is not None:
                     change = float(np.abs(thumb - previous).mean())
-                    usual = float(np.median(changes[-250:])) if changes else 0.0
+                    usual = changes.median() if len(changes) else 0.0
                     if change > max(cut_floor, cut_factor * usual):
                         shot += 1
                         cuts.append(rel)
-                    changes.append(change)
+                    changes.add(change)
                 previous = thumb
                 # the sampled frames at this time take this frame's shot
                 key_shot[(key_shot < 0) & (np.abs(key_times - rel) <= 0.5 * step + 1e-6)] = shot
@@ -237,6 +269,30 @@ def mouth_patches(clip: Clip, path: str | os.PathLike[str], *, max_fps: float = 
     width = float(np.median(boxes[:, 2])) / 1.7 * scale
     return MouthPatches(times=times_a, patches=np.stack(patches), valid=np.asarray(valid, dtype=bool),
                         rate=float(rate), mouth_px=width, cuts=np.asarray(cuts, dtype=np.float64))
+
+
+def principal_axes(samples: np.ndarray, count: int) -> np.ndarray:
+    """The first ``count`` principal axes of ``samples`` (n, p), already centred: ``np.linalg.svd(samples)``'s first
+    ``count`` rows of ``vt``, as (min(count, n, p), p) rows in ``samples``' dtype, each up to its sign.
+
+    Read from the eigenvectors of the smaller of the two Gram matrices (n x n or p x p) in float64, not from a full
+    SVD: the mouth patches (p = 768 pixels, a few hundred to 3000 frames) need a couple of dozen axes, and the full
+    float32 SVD computed all of them at about twice the cost. The axes agree with the SVD's to float32 rounding."""
+    data = np.asarray(samples, dtype=np.float64)
+    n, p = data.shape
+    count = min(count, n, p)
+    if count < 1:
+        return np.zeros((0, p), dtype=samples.dtype)
+    if n <= p:
+        _, vectors = np.linalg.eigh(data @ data.T)  # eigenvalues ascending
+        left = vectors[:, ::-1][:, :count]
+        axes = left.T @ data  # each row: singular value x axis
+        norms = np.linalg.norm(axes, axis=1, keepdims=True)
+        axes = np.where(norms > 0, axes / np.where(norms > 0, norms, 1.0), 0.0)
+    else:
+        _, vectors = np.linalg.eigh(data.T @ data)
+        axes = vectors[:, ::-1][:, :count].T
+    return np.ascontiguousarray(axes, dtype=samples.dtype)
 
 
 def _ridge(features: np.ndarray, target: np.ndarray, alpha: float) -> np.ndarray:
@@ -346,8 +402,7 @@ def _dense_opening(patches: MouthPatches, key_times: np.ndarray, key_opening: np
     centre = patches.patches[ok][:, PATCH_H // 4: 3 * PATCH_H // 4, PATCH_W // 4: 3 * PATCH_W // 4]
     darkness = -centre.reshape(len(centre), -1).mean(axis=1).astype(np.float64)
     centred = pixels - pixels.mean(axis=0)
-    _, _, vt = np.linalg.svd(centred[:: max(1, len(centred) // 3000)], full_matrices=False)
-    basis = vt[: min(components, vt.shape[0])]
+    basis = principal_axes(centred[:: max(1, len(centred) // 3000)], components)
     scores = (centred @ basis.T).astype(np.float64)
     times = patches.times[ok]
     rows, target = _labels(times, key_times, key_opening, patches.rate)
@@ -371,8 +426,7 @@ def _dense_opening(patches: MouthPatches, key_times: np.ndarray, key_opening: np
         # the main mode of what is left, under the same darkness check
         fast = _fast_part(pixels, times, patches.rate, fast_s)
         fast_dark = _fast_part(darkness[:, None], times, patches.rate, fast_s)[:, 0]
-        _, _, vt_fast = np.linalg.svd(fast[:: max(1, len(fast) // 3000)], full_matrices=False)
-        first_fast = (fast @ vt_fast[0]).astype(np.float64)
+        first_fast = (fast @ principal_axes(fast[:: max(1, len(fast) // 3000)], 1)[0]).astype(np.float64)
         fast_agreement = (float(np.corrcoef(first_fast, fast_dark)[0, 1])
                           if np.std(first_fast) > 0 and np.std(fast_dark) > 0 else 0.0)
         if abs(fast_agreement) < min_dark_agreement:

@@ -10,7 +10,8 @@ import pytest
 
 from detector_media import prepared, talking  # noqa: F401  (session fixtures)
 from detectors import Clip, FaceTracker, LipSync, decode_clip
-from detectors._mouth import PATCH_H, PATCH_W, PROBE_KEY, MouthPatches, dense_opening, mouth_patches
+from detectors._mouth import (PATCH_H, PATCH_W, PROBE_KEY, MouthPatches, RunningMedian, dense_opening,
+                              mouth_patches, principal_axes)
 from detectors.lipsync import main_face
 from detectors.synthetic import TalkingClip, make_long_clip, mouth_opening_from_speech, speak
 
@@ -135,3 +136,40 @@ def test_a_turning_head_is_read_from_the_mouths_fast_changes() -> None:
     assert abs(reading.agreement) >= 0.6
     fast_truth = opening - np.convolve(np.pad(opening, 7, mode="edge"), np.ones(15) / 15, mode="valid")
     assert np.corrcoef(reading.opening, fast_truth)[0, 1] > 0.8
+
+
+@pytest.mark.parametrize("shape", [(300, 768), (900, 96), (20, 50)])
+def test_principal_axes_are_the_svds_leading_axes(shape: tuple[int, int]) -> None:
+    """``principal_axes`` (eigenvectors of the smaller Gram matrix) gives ``np.linalg.svd``'s leading rows of vt, each
+    up to its sign, in the samples' dtype; fewer when the samples have fewer rows or columns than asked."""
+    rng = np.random.default_rng(shape[0])
+    n, p = shape
+    samples = (rng.normal(size=(n, 6)) @ rng.normal(size=(6, p)) * 0.1 + rng.normal(size=(n, p)) * 0.02)
+    samples = (samples - samples.mean(axis=0)).astype(np.float32)
+    axes = principal_axes(samples, 24)
+    _, _, vt = np.linalg.svd(samples, full_matrices=False)
+    count = min(24, n, p)
+    assert axes.shape == (count, p) and axes.dtype == np.float32
+    assert np.allclose(np.linalg.norm(axes, axis=1), 1.0, atol=1e-5)
+    # the structured axes agree closely, the noise axes (close singular values) still to a few thousandths
+    assert np.allclose(np.abs(np.sum(axes[:6] * vt[:6], axis=1)), 1.0, atol=1e-5)
+    assert np.all(np.abs(np.sum(axes * vt[:count], axis=1)) > 0.99)
+    assert principal_axes(samples, 1).shape == (1, p)
+    assert principal_axes(samples[:0], 3).shape == (0, p)
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 250])
+def test_the_running_median_is_numpys_median_of_the_last_values(size: int) -> None:
+    """The cut finder's usual change: ``np.median`` of the last ``size`` values, exactly (ties and repeats too)."""
+    rng = np.random.default_rng(size)
+    median = RunningMedian(size)
+    assert len(median) == 0 and np.isnan(median.median())
+    values: list[float] = []
+    for _ in range(700):
+        value = float(np.float32(rng.choice([rng.random() * 30.0, 2.5, 0.0])))
+        median.add(value)
+        values.append(value)
+        assert len(median) == min(size, len(values))
+        assert median.median() == float(np.median(values[-size:]))
+    with pytest.raises(ValueError):
+        RunningMedian(0)
