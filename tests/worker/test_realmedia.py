@@ -47,7 +47,7 @@ def test_every_file_is_described_and_licensed(corpus: list[rm.MediaEntry]) -> No
         assert e.licence == licences[e.source_name], e.id
         assert e.shows and "{" not in e.shows, e.id
         assert e.kind in KINDS, (e.id, e.kind)
-        assert e.source["registry"] in ("npm", "pypi", "debian") and e.source["package"] and e.source["version"]
+        assert e.source["registry"] in ("npm", "pypi", "debian", "git") and e.source["package"] and e.source["version"]
         assert e.split in ("tune", "check", "segments"), e.id
         if e.kind.startswith(("video", "animation")):
             assert e.width and e.height and e.fps and e.duration_s, e.id
