@@ -240,9 +240,10 @@ class Fusion:
             verdict, caveat = _judge("suspicious", applicable)
         ranked = sorted(applicable, key=lambda n: contributions[n], reverse=True)
         if verdict in ("inconclusive", "no_signal"):
-            # a calm verdict: a finding that calibration put under the line is named with its calibrated score, and
-            # the first reason does not say that nothing was found
-            below = [n for n in ranked if _stretches(applicable[n])]
+            # a calm verdict: a finding that calibration put under the line, or a cue a detector names without
+            # scoring it (lipsync's whole-clip dub), is named with its calibrated score, and the first reason does
+            # not say that nothing was found
+            below = [n for n in ranked if _stretches(applicable[n]) or applicable[n].evidence.get("manipulation")]
             words = [f"{n}: under the flag line ({applicable[n].score:.2f}): {describe(applicable[n])[len(n) + 2:]}"
                      if n in below else describe(applicable[n]) for n in ranked]
             first = caveat if verdict == "inconclusive" else BELOW_LINE_REASON if below else NO_SIGNAL_REASON

