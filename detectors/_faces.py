@@ -16,7 +16,7 @@ import numpy as np
 from ._clip import Clip, FaceTrack
 from ._exceptions import ModelError
 
-__all__ = ["FaceTracker", "track_faces", "mouth_opening", "box_iou", "N_LANDMARKS"]
+__all__ = ["FaceTracker", "track_faces", "mouth_opening", "box_iou", "landmark_pixels", "N_LANDMARKS"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,30 @@ def mouth_opening(landmarks: np.ndarray) -> float:
         return float("nan")
     gap = np.mean([np.linalg.norm(landmarks[a] - landmarks[b]) for a, b in _INNER_LIP_PAIRS])
     return float(gap / width)
+
+
+#: a serialised NormalizedLandmark with x, y and z set and nothing else: field tag and length, then each float's tag
+_LANDMARK_BYTES = 17
+_LANDMARK_HEAD = np.frombuffer(bytes([0x0A, 15, 0x0D]), dtype=np.uint8)
+_Y_TAG, _Z_TAG = 0x15, 0x1D
+
+
+def landmark_pixels(face: Any, width: int, height: int) -> np.ndarray:
+    """(K, 2) float32 pixel coordinates of a face mesh's NormalizedLandmarkList: ``(x * width, y * height)`` of each
+    landmark, the products in double precision as Python computes them from the message's floats.
+
+    The coordinates are read from the message's serialised bytes when every landmark carries exactly x, y and z (the
+    face mesh's output: 17 bytes each), one array operation instead of two attribute reads a landmark in Python
+    (0.3 ms a face a frame); any other layout is read landmark by landmark."""
+    count = len(face.landmark)
+    data = np.frombuffer(face.SerializeToString(), dtype=np.uint8)
+    if count and data.size == count * _LANDMARK_BYTES:
+        rows = data.reshape(count, _LANDMARK_BYTES)
+        if (rows[:, :3] == _LANDMARK_HEAD).all() and (rows[:, 7] == _Y_TAG).all() and (rows[:, 12] == _Z_TAG).all():
+            x = rows[:, 3:7].copy().view("<f4")[:, 0].astype(np.float64)
+            y = rows[:, 8:12].copy().view("<f4")[:, 0].astype(np.float64)
+            return np.stack([x * float(width), y * float(height)], axis=1).astype(np.float32)
+    return np.array([(p.x * width, p.y * height) for p in face.landmark], dtype=np.float32).reshape(-1, 2)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -95,8 +119,7 @@ class FaceTracker:
                 result = mesh.process(np.ascontiguousarray(frame))
                 faces = []
                 for face in result.multi_face_landmarks or []:
-                    points = np.array([(p.x * width, p.y * height) for p in face.landmark], dtype=np.float32)
-                    faces.append(points)
+                    faces.append(landmark_pixels(face, width, height))
                 found.append(faces)
         finally:
             mesh.close()

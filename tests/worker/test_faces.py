@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
 
 from detector_media import prepared, talking  # noqa: F401  (session fixtures)
 from detectors import Clip, FaceTracker, ModelError, track_faces
-from detectors._faces import N_LANDMARKS, box_iou, mouth_opening
+from detectors._faces import N_LANDMARKS, box_iou, landmark_pixels, mouth_opening
 from detectors.synthetic import TalkingClip, mouth_opening_from_speech, speak
 
 
@@ -71,6 +72,33 @@ def test_mouth_opening_and_iou() -> None:
     assert np.isnan(mouth_opening(face))
     assert box_iou(np.array([0, 0, 10, 10.0]), np.array([5, 0, 15, 10.0])) == pytest.approx(1 / 3)
     assert box_iou(np.array([0, 0, 1, 1.0]), np.array([2, 2, 3, 3.0])) == 0.0
+
+
+def test_landmark_pixels_are_the_per_landmark_products(prepared: dict[str, Clip]) -> None:
+    """``landmark_pixels`` reads the face mesh's message from its bytes: the same float32 pixels as ``(p.x * width,
+    p.y * height)`` landmark by landmark, on a real mesh output and on odd sizes; a message of another layout (a
+    visibility set, a coordinate missing) is read landmark by landmark."""
+    from mediapipe.framework.formats import landmark_pb2
+
+    frame = prepared["sync"].frames[0]
+    mesh = FaceTracker()._mesh()
+    try:
+        face = mesh.process(np.ascontiguousarray(frame)).multi_face_landmarks[0]
+    finally:
+        mesh.close()
+
+    def by_landmark(message: Any, width: int, height: int) -> np.ndarray:
+        return np.array([(p.x * width, p.y * height) for p in message.landmark], dtype=np.float32)
+
+    for width, height in ((256, 256), (641, 359), (1, 3)):
+        got = landmark_pixels(face, width, height)
+        assert got.dtype == np.float32 and got.shape == (N_LANDMARKS, 2)
+        assert np.array_equal(got, by_landmark(face, width, height))
+    odd = landmark_pb2.NormalizedLandmarkList()
+    odd.landmark.add(x=0.25, y=0.5, z=0.1, visibility=0.9)
+    odd.landmark.add(x=1 / 3, y=0.75)
+    odd.landmark.add(x=0.0, y=1e-7, z=-2.0)
+    assert np.array_equal(landmark_pixels(odd, 640, 360), by_landmark(odd, 640, 360))
 
 
 def test_empty_clip_has_no_faces() -> None:
