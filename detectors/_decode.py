@@ -11,6 +11,11 @@ Frames are converted to RGB by one swscale context per file, single-threaded (``
 ``frame.to_ndarray(format=...)`` builds a context, and with it a pool of scaling threads, for every frame, which cost
 more than the conversion itself (0.5-3 ms a frame against 0.03-0.15). The pixels are the same.
 
+With ``luma_budget`` (bytes), every decoded frame's luma plane at the file's own resolution is kept as well, in
+``Clip.probes[LUMA_KEY]`` as (frame time, plane) pairs, while they fit in the budget (none are kept once they would
+not): the mouth patches (``_mouth.mouth_patches``) read every frame's luma, and for a file whose frames fit they read
+them from there instead of decoding the file a second time. The caller drops them once its probes ran.
+
 Timestamps and audio share one origin: the first decoded video frame. Audio that starts later than the video is
 padded with silence, audio that starts earlier is trimmed, so a sample index and a frame timestamp compare directly
 (what the lip-sync detector relies on).
@@ -28,7 +33,7 @@ import numpy as np
 from ._clip import AUDIO_RATE, Clip
 from ._exceptions import CorruptMedia, MediaError, MediaTooLarge, NotAVideo
 
-__all__ = ["decode_clip", "DEFAULT_FPS", "DEFAULT_MAX_SIDE"]
+__all__ = ["decode_clip", "luma_plane", "DEFAULT_FPS", "DEFAULT_MAX_SIDE", "LUMA_KEY"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,19 @@ DEFAULT_MAX_SIDE = 640
 _SNIFF_BYTES = 4096
 # a file whose decodable part is shorter than this share of its declared duration is called truncated
 _TRUNCATED_SHARE = 0.5
+#: Clip.probes[LUMA_KEY]: (frame.time, luma plane) of every decoded frame, when decode_clip was given a luma_budget
+LUMA_KEY = "luma_frames"
+_PLANAR_LUMA = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
+
+
+def luma_plane(frame: Any) -> np.ndarray:
+    """The frame's luma plane as a (height, width) uint8 view: the decoder's own Y plane for 8-bit planar formats
+    (no conversion), else converted."""
+    if frame.format.name in _PLANAR_LUMA:
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+        return rows[:, : plane.width]
+    return frame.to_ndarray(format="gray")
 
 
 def decode_clip(
@@ -47,6 +65,7 @@ def decode_clip(
     max_duration_s: float | None = None,
     max_frames: int | None = None,
     media_sha256: str | None = None,
+    luma_budget: int = 0,
 ) -> Clip:
     """Decode ``source`` into a Clip.
 
@@ -55,7 +74,8 @@ def decode_clip(
     Audio is resampled to 16 kHz mono float32 in [-1, 1]; ``Clip.audio`` is None when the file has no audio stream.
     Raises MediaTooLarge when the video is longer than ``max_duration_s`` or yields more than ``max_frames``
     sampled frames, and CorruptMedia / NotAVideo (with what is wrong in the message) for files that are not
-    decodable video.
+    decodable video. ``luma_budget`` > 0: every frame's luma plane is kept too (``LUMA_KEY``) if they all fit in
+    that many bytes.
     """
     import av  # worker-side dependency, imported where it is used
 
@@ -71,7 +91,7 @@ def decode_clip(
         raise _classify_open_error(path, name, exc) from exc
     try:
         return _decode(container, name, fps=fps, max_side=max_side, max_duration_s=max_duration_s,
-                       max_frames=max_frames, media_sha256=media_sha256)
+                       max_frames=max_frames, media_sha256=media_sha256, luma_budget=luma_budget)
     finally:
         container.close()
 
@@ -119,7 +139,7 @@ def _target_size(width: int, height: int, max_side: int | None) -> tuple[int, in
 
 
 def _decode(container: Any, name: str, *, fps: float, max_side: int | None, max_duration_s: float | None,
-            max_frames: int | None, media_sha256: str | None) -> Clip:
+            max_frames: int | None, media_sha256: str | None, luma_budget: int = 0) -> Clip:
     import av
     from av.video.reformatter import VideoReformatter
 
@@ -155,9 +175,18 @@ def _decode(container: Any, name: str, *, fps: float, max_side: int | None, max_
     chunks: list[np.ndarray] = []
     audio_start: float | None = None
     streams = [video] + ([audio] if audio is not None else [])
+    luma: list[tuple[float | None, np.ndarray]] | None = [] if luma_budget > 0 else None
+    luma_bytes = 0
 
     def take_video(frame: Any) -> None:
-        nonlocal origin, next_t, last_video_t
+        nonlocal origin, next_t, last_video_t, luma, luma_bytes
+        if luma is not None:
+            plane = luma_plane(frame)
+            luma_bytes += plane.size
+            if luma_bytes > luma_budget:
+                luma = None  # too large to keep: the mouth patches decode the file again
+            else:
+                luma.append((frame.time, np.array(plane)))
         t = frame.time if frame.time is not None else (len(times) * step if origin is None else last_video_t + src_interval)
         if origin is None:
             origin = t
@@ -221,6 +250,9 @@ def _decode(container: Any, name: str, *, fps: float, max_side: int | None, max_
     duration = max(video_end, audio_end)
     logger.debug("decoded %s: %d frames at %g fps, %.2f s, audio=%s", name, len(frames), fps, duration,
                  samples is not None)
-    return Clip(source=name, duration_s=float(duration), fps=float(fps), frames=np.stack(frames),
+    clip = Clip(source=name, duration_s=float(duration), fps=float(fps), frames=np.stack(frames),
                 timestamps=np.asarray(times, dtype=np.float64), audio=samples, sample_rate=AUDIO_RATE,
                 media_sha256=media_sha256, width=int(width), height=int(height))
+    if luma is not None:
+        clip.probes[LUMA_KEY] = luma
+    return clip

@@ -6,8 +6,9 @@ syllables come at 4-5 Hz, so 5 samples a second alias them, and a small face lea
 where landmark jitter is as large as the lips' movement. Speech-sized judgements (is this 2-second stretch in sync?)
 need the mouth at the video's own rate.
 
-So, while the file is still at hand (a detector's ``probe`` hook), the video is decoded a second time, luma only, and
-from every frame (up to ``max_fps``) a small grey patch around the speaker's mouth is cut at the file's own
+So, while the file is still at hand (a detector's ``probe`` hook), the video is decoded a second time, luma only (or,
+for a file small enough, its luma planes are read from those ``decode_clip`` kept in the clip), and from every frame
+(up to ``max_fps``) a small grey patch around the speaker's mouth is cut at the file's own
 resolution: the mouth box comes from the face-mesh landmarks of the sampled frames, interpolated in time between
 them (a frame far from any sampled frame with the face gets no patch). ``mouth_patches`` returns those patches.
 
@@ -25,15 +26,19 @@ download, and it adapts to each face, camera and compression.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import os
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ._clip import Clip
+from ._decode import LUMA_KEY
+from ._decode import luma_plane as _luma
 
 __all__ = ["MouthPatches", "DenseMouth", "mouth_patches", "probe_mouth", "dense_opening", "main_face_landmarks",
            "main_face_owner", "principal_axes", "PROBE_KEY"]
@@ -146,22 +151,10 @@ class RunningMedian:
         return self._sorted[middle] if n % 2 else (self._sorted[middle - 1] + self._sorted[middle]) / 2
 
 
-_PLANAR_LUMA = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
-
-
-def _luma(frame: Any) -> np.ndarray:
-    """The frame's luma plane as a (height, width) uint8 view: the decoder's own Y plane for 8-bit planar formats
-    (no conversion), else converted."""
-    if frame.format.name in _PLANAR_LUMA:
-        plane = frame.planes[0]
-        rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
-        return rows[:, : plane.width]
-    return frame.to_ndarray(format="gray")
-
-
 def mouth_patches(clip: Clip, path: str | os.PathLike[str], *, max_fps: float = 25.0, max_gap_s: float = 0.6,
                   cut_factor: float = 4.0, cut_floor: float = 12.0) -> MouthPatches | None:
-    """Decode ``path`` again (luma only) and cut the main face's mouth patch from every frame, up to ``max_fps``.
+    """Decode ``path`` again (luma only; or read the luma planes ``decode_clip`` kept in ``clip.probes[LUMA_KEY]``)
+    and cut the main face's mouth patch from every frame, up to ``max_fps``.
 
     The mouth box of a frame is interpolated between the nearest sampled frames that show the face *in the same
     shot*, at most ``max_gap_s`` away; a frame without one gets no patch. Picture cuts are found at this rate: a
@@ -207,16 +200,23 @@ def mouth_patches(clip: Clip, path: str | os.PathLike[str], *, max_fps: float = 
         patches[slot] = cv2.resize(patch, (PATCH_W, PATCH_H), interpolation=cv2.INTER_AREA)
         valid[slot] = True
 
+    kept = clip.probes.get(LUMA_KEY)  # every frame's luma, kept by decode_clip: no second decode
     try:
-        with av.open(str(path), mode="r") as container:
-            if not container.streams.video:
-                return None
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+        with contextlib.ExitStack() as stack:
+            source: Iterator[tuple[float | None, Any]]
+            if kept is not None:
+                source = iter(kept)
+            else:
+                container = stack.enter_context(av.open(str(path), mode="r"))
+                if not container.streams.video:
+                    return None
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                source = ((frame.time, frame) for frame in container.decode(stream))
             origin_t: float | None = None
             next_t = 0.0
-            for frame in container.decode(stream):
-                t = frame.time if frame.time is not None else (times[-1] + step if times else 0.0)
+            for frame_time, frame in source:
+                t = frame_time if frame_time is not None else (times[-1] + step if times else 0.0)
                 if origin_t is None:
                     origin_t = t
                 rel = t - origin_t
@@ -224,7 +224,7 @@ def mouth_patches(clip: Clip, path: str | os.PathLike[str], *, max_fps: float = 
                     continue
                 while next_t <= rel + 1e-6:
                     next_t += step
-                grey = _luma(frame)
+                grey = frame if isinstance(frame, np.ndarray) else _luma(frame)
                 scale = grey.shape[1] / float(sampled_w)
                 thumb = cv2.resize(grey, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
                 if previous is not None:

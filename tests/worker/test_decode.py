@@ -151,3 +151,21 @@ def test_real_frames_are_those_of_to_ndarray() -> None:
     for path in found:
         clip = decode_clip(path, fps=5.0, max_side=640)
         assert np.array_equal(clip.frames, _frames_as_to_ndarray(path, clip, 640)), path.name
+
+
+def test_luma_planes_of_every_frame_are_kept_within_the_budget(media: dict[str, Path]) -> None:
+    """``luma_budget``: every decoded frame's luma plane at the file's resolution, with its time, while they fit;
+    none when they would not; the sampled frames are the same either way."""
+    from detectors._decode import LUMA_KEY
+
+    plain = decode_clip(media["av"], fps=5.0)
+    kept = decode_clip(media["av"], fps=5.0, luma_budget=50 * 96 * 160)
+    assert LUMA_KEY not in plain.probes
+    planes = kept.probes[LUMA_KEY]
+    assert len(planes) == 50 and all(p.shape == (96, 160) and p.dtype == np.uint8 for _, p in planes)
+    times = [t for t, _ in planes]
+    assert times == sorted(times) and times[1] - times[0] == pytest.approx(0.04, abs=1e-3)
+    # the ramp: frame i is grey 5 * i, so its (limited-range) luma rises frame by frame
+    assert np.all(np.diff([float(np.median(p)) for _, p in planes]) > 0)
+    assert np.array_equal(kept.frames, plain.frames) and np.array_equal(kept.timestamps, plain.timestamps)
+    assert LUMA_KEY not in decode_clip(media["av"], fps=5.0, luma_budget=50 * 96 * 160 - 1).probes

@@ -73,6 +73,19 @@ def test_prepare_decodes_tracks_and_times(suite: Suite, talking: dict[str, Talki
     assert clip.speaker is not None and clip.fps == 5.0 and clip.media_sha256 == "0" * 64
     patches = clip.probes["mouth"]
     assert patches.rate == pytest.approx(25.0, abs=0.5) and patches.valid.mean() > 0.9  # the 25 fps source
+    # the probe read the frames' luma kept by the decode (the file is small), and the clip no longer holds them
+    assert set(clip.probes) == {"mouth"}
+
+
+def test_prepare_cuts_the_same_mouth_patches_whether_the_decode_kept_the_frames_or_not(
+        suite: Suite, talking: dict[str, TalkingClip], monkeypatch: pytest.MonkeyPatch) -> None:
+    kept, _ = suite.prepare(talking["sync"].path)
+    monkeypatch.setattr(suite, "luma_budget", 0)  # the probe decodes the file again
+    again, _ = suite.prepare(talking["sync"].path)
+    a, b = kept.probes["mouth"], again.probes["mouth"]
+    for name in ("times", "patches", "valid", "cuts"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert (a.rate, a.mouth_px) == (b.rate, b.mouth_px)
 
 
 def test_prepare_raises_media_errors(suite: Suite, tmp_path: Path) -> None:
