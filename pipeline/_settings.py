@@ -191,6 +191,8 @@ class Settings(BaseSettings):
     retry_backoff_s: float = Field(0.5, ge=0, description="first wait between tries; doubles each time")
     retry_backoff_max_s: float = Field(30.0, ge=0, description="longest wait between tries")
     sink_bulk_size: int = Field(200, ge=1, description="results per Elasticsearch bulk request")
+    sink_session_timeout_ms: int = Field(
+        10_000, ge=6_000, description="Kafka session timeout of the sink: how soon a dead sink's partitions move on")
     sink_flush_interval_s: float = Field(1.0, ge=0, description="longest a result waits before a bulk request")
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus metrics port of this process; 0 = off")
     log_format: Literal["text", "json"] = Field("text", description="worker and sink log lines: text or JSON")

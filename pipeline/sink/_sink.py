@@ -36,7 +36,7 @@ class Sink(GroupMember):
         self.webhooks = webhooks if webhooks is not None else SubmissionWebhooks(settings)
         self.es = es if es is not None else make_es_client(settings, max_retries=0)
         self._init_member(topic=settings.topic_results, consumer=consumer,
-                          session_timeout_ms=settings.worker_session_timeout_ms,
+                          session_timeout_ms=settings.sink_session_timeout_ms,
                           shutdown_timeout_s=settings.worker_shutdown_timeout_s)
         self.producer = producer if producer is not None else make_producer(settings)
         backoff = Backoff(settings.retry_backoff_s, settings.retry_backoff_max_s, jitter=0.3)
@@ -58,8 +58,8 @@ class Sink(GroupMember):
         return make_consumer(
             settings, settings.sink_group, max_poll_records=settings.sink_bulk_size,
             max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20,
-            session_timeout_ms=settings.worker_session_timeout_ms,
-            heartbeat_interval_ms=max(1000, settings.worker_session_timeout_ms // 3),
+            session_timeout_ms=settings.sink_session_timeout_ms,
+            heartbeat_interval_ms=max(1000, settings.sink_session_timeout_ms // 3),
             client_id=f"vigil-sink-{socket.gethostname()}")
 
     def _envelope(self, record: Record) -> SinkItem:

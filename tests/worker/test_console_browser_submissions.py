@@ -47,7 +47,7 @@ def running(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
         settings = settings_for(stack_env, tmp, allowed_private_networks=["127.0.0.0/8"],
                                 ytdlp_extractors=["generic"], crawl_retry_wait_s=0.05, crawl_socket_timeout_s=5.0,
                                 max_download_mb=5, max_duration_s=30, worker_batch_wait_s=0.3,
-                                sink_flush_interval_s=0.3, worker_session_timeout_ms=6000,
+                                sink_flush_interval_s=0.3, worker_session_timeout_ms=6000, sink_session_timeout_ms=6000,
                                 console_public_url="https://vigil.example.org")
         run_setup(settings)
         es = make_es_client(settings)  # the test's own reads (the stack's superuser)

@@ -42,7 +42,8 @@ def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def fault_settings(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Settings]:
     settings = settings_for(stack_env, tmp_path, worker_batch_size=4, worker_batch_wait_s=0.2,
-                            worker_session_timeout_ms=6000, sink_flush_interval_s=0.2, retry_backoff_s=0.05,
+                            worker_session_timeout_ms=6000, sink_session_timeout_ms=6000, sink_flush_interval_s=0.2,
+                            retry_backoff_s=0.05,
                             retry_backoff_max_s=0.3, retry_attempts=2, worker_device_retries=2,
                             worker_shutdown_timeout_s=20)
     run_setup(settings)

@@ -52,7 +52,7 @@ def test_standalone_crawls_scores_serves_and_stops_cleanly(stack_env: dict[str, 
         settings = settings_for(stack_env, tmp_path, allowed_private_networks=["127.0.0.0/8"],
                                 ytdlp_extractors=["generic"], crawl_retry_wait_s=0.05, crawl_socket_timeout_s=5.0,
                                 max_download_mb=5, max_duration_s=30, worker_batch_wait_s=0.3,
-                                sink_flush_interval_s=0.3, worker_session_timeout_ms=6000)
+                                sink_flush_interval_s=0.3, worker_session_timeout_ms=6000, sink_session_timeout_ms=6000)
         marker = f"standalone-{uuid.uuid4().hex}"
         env = env_for(settings, VIGIL_WORKER_SUITE="support.worker:make_suite", VIGIL_TEST_MARK=marker)
         log = tmp_path / "standalone.log"
@@ -128,7 +128,8 @@ def test_standalone_with_elasticsearch_down_says_so_and_starts_nothing(stack_env
 def test_children_stop_when_the_supervisor_is_killed(stack_env: dict[str, str], tmp_path: Path) -> None:
     """SIGKILL leaves the supervisor no chance to clean up: its children still stop (they die with their parent)."""
     port = free_port()
-    settings = settings_for(stack_env, tmp_path, worker_session_timeout_ms=6000, worker_shutdown_timeout_s=5)
+    settings = settings_for(stack_env, tmp_path, worker_session_timeout_ms=6000, sink_session_timeout_ms=6000,
+                            worker_shutdown_timeout_s=5)
     marker = f"standalone-{uuid.uuid4().hex}"
     log = tmp_path / "standalone.log"
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "standalone", "--port", str(port)], cwd=ROOT,

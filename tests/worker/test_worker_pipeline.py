@@ -49,7 +49,8 @@ def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def pipeline_settings(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Settings]:
     settings = settings_for(stack_env, tmp_path, worker_batch_size=4, worker_batch_wait_s=0.3,
-                            worker_session_timeout_ms=6000, sink_flush_interval_s=0.3, retry_backoff_s=0.2,
+                            worker_session_timeout_ms=6000, sink_session_timeout_ms=6000, sink_flush_interval_s=0.3,
+                            retry_backoff_s=0.2,
                             retry_backoff_max_s=2.0, retry_attempts=2)
     run_setup(settings)
     yield settings
@@ -383,7 +384,7 @@ def test_a_batch_longer_than_max_poll_interval_triggers_no_rebalance(pipeline_se
     longer than max.poll.interval.ms neither loses the member its partitions nor gets its jobs redone."""
     settings = pipeline_settings.model_copy(update={
         "worker_batch_size": 2, "worker_batch_wait_s": 0.0, "worker_max_poll_interval_ms": 6000,
-        "worker_session_timeout_ms": 6000})
+        "worker_session_timeout_ms": 6000, "sink_session_timeout_ms": 6000})
     jobs = [job_for(settings, path) for path in clips(clip_dir, 2)]
     produce(settings, settings.topic_jobs, [(j.video_uid.encode(), encode(j)) for j in jobs])
     suite = LightSuite(analyse_delay_s=9.0)  # 1.5 x max.poll.interval.ms
