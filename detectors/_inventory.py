@@ -149,7 +149,7 @@ def verify_models(settings: Settings, names: Sequence[str] | None = None) -> lis
     loaded: list[ModelDetector[Any, Any]] = []
     for name in wanted:
         try:
-            detector = registered()[name](settings=settings, load=True)  # type: ignore[call-arg]
+            detector = registered()[name].from_settings(settings)  # model detectors load in their __init__
             findings.append(Verification(name=name, ok=True, version=detector.version,
                                          label_map=detector.label_map()))  # type: ignore[attr-defined]
             loaded.append(detector)  # type: ignore[arg-type]
