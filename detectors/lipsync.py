@@ -168,17 +168,34 @@ def speaking_sync(clip: Clip, *, max_lag_s: float = 0.15, detrend_s: float = 1.5
         return None
     env, mouth = band_pass(env_db, mouth, fps, detrend_s)
     method = reading.method if reading is not None else "mesh"
+    curve = lag_correlations(mouth, times, env, np.arange(-max_lag_s, max_lag_s + 1e-9, 0.02))
+    return (float(np.nanmax(curve)) if np.isfinite(curve).any() else -1.0), method
+
+
+def lag_correlations(mouth: np.ndarray, times: np.ndarray, env: np.ndarray, offsets: np.ndarray,
+                     weights: np.ndarray | None = None, *, circular: bool = False) -> np.ndarray:
+    """The (weighted) Pearson correlation of ``mouth`` (at ``times``) with the envelope (at ``ENVELOPE_RATE``) read
+    at ``times`` + each of ``offsets`` (seconds): one value per offset. A frame whose shifted time falls outside the
+    envelope does not count (``circular``: the envelope wraps round instead); an offset with fewer than 8 counted
+    frames, or a flat signal over them, gives NaN. ``speaking_sync`` and ``unrelated_peaks`` read their curves here;
+    the detector's own step computes the same correlations for every window at once on the device."""
     env_times = np.arange(env.size) / ENVELOPE_RATE
-    best = -1.0
-    for lag in np.arange(-max_lag_s, max_lag_s + 1e-9, 0.02):
-        query = times + lag
-        inside = (query >= 0) & (query <= env_times[-1])
-        if inside.sum() < 8:
-            continue
-        x, y = mouth[inside], np.interp(query[inside], env_times, env)
-        if np.std(x) > 0 and np.std(y) > 0:
-            best = max(best, float(np.corrcoef(x, y)[0, 1]))
-    return best, method
+    query = times[:, None] + np.asarray(offsets, dtype=np.float64)[None, :]
+    w = np.broadcast_to(np.ones(times.size) if weights is None else weights, times.shape)[:, None]
+    if circular:
+        query = np.mod(query, env.size / ENVELOPE_RATE)
+        w = np.broadcast_to(w, query.shape)
+    else:
+        w = w * ((query >= 0) & (query <= env_times[-1]))
+    e = np.interp(query.ravel(), env_times, env).reshape(query.shape)
+    total = w.sum(axis=0)
+    safe = np.where(total > 0, total, 1.0)
+    m = mouth[:, None] - (w * mouth[:, None]).sum(axis=0) / safe
+    e = e - (w * e).sum(axis=0) / safe
+    cov, var_m, var_e = (w * m * e).sum(axis=0), (w * m * m).sum(axis=0), (w * e * e).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = cov / np.sqrt(var_m * var_e)
+    return np.where((np.count_nonzero(w, axis=0) >= 8) & (var_m > 0) & (var_e > 0), corr, np.nan)
 
 
 def mouth_width_px(track: Any) -> float | None:
@@ -288,19 +305,8 @@ def unrelated_peaks(mouth: np.ndarray, times: np.ndarray, env: np.ndarray, weigh
     low, high = span + margin_s, period - span - margin_s
     if high - low < 1.0 or weights.sum() < 8:
         return np.zeros(0)
-    env_times = np.arange(env.size) / ENVELOPE_RATE
-    w = weights / weights.sum()
-    m = mouth - float(np.sum(w * mouth))
-    m_norm = math.sqrt(float(np.sum(w * m * m))) or 1e-12
-    out = []
-    for shift in np.linspace(low, high, shifts):
-        query = np.mod(times[:, None] + shift + lags[None, :], period)
-        e = np.interp(query.ravel(), env_times, env).reshape(query.shape)
-        e = e - np.sum(w[:, None] * e, axis=0)
-        corr = np.sum(w[:, None] * m[:, None] * e, axis=0) / (m_norm * np.sqrt(np.sum(w[:, None] * e * e, axis=0))
-                                                               + 1e-12)
-        out.append(float(corr.max()))
-    return np.asarray(out)
+    return np.asarray([float(np.nanmax(lag_correlations(mouth, times, env, shift + lags, weights, circular=True)))
+                       for shift in np.linspace(low, high, shifts)])
 
 
 def _union_length(spans: list[tuple[float, float]]) -> float:
