@@ -360,7 +360,8 @@ class Settings(BaseSettings):
         if config_file:
             if not Path(config_file).is_file():
                 raise ConfigError(f"VIGIL_CONFIG names {config_file!r}, which is not a file")
-            sources.append(_FlatSectionKeys(settings_cls, YamlConfigSettingsSource(settings_cls, yaml_file=config_file)))
+            yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=config_file)
+            sources.append(_FlatSectionKeys(settings_cls, yaml_source))
         return tuple(sources)
 
     @classmethod
@@ -377,7 +378,8 @@ class Settings(BaseSettings):
         names: dict[str, str] = {}
         for name in cls.model_fields:
             if name in sections:
-                names.update({sections[name].env_name(field): f"{name}.{field}" for field in sections[name].model_fields})
+                section = sections[name]
+                names.update({section.env_name(field): f"{name}.{field}" for field in section.model_fields})
             else:
                 names[f"VIGIL_{name.upper()}"] = name
         return names
