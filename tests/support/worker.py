@@ -7,6 +7,7 @@ stay fast on two CPU cores. ``VIGIL_WORKER_SUITE=support.worker:make_suite`` mak
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import subprocess
 import time
@@ -24,6 +25,8 @@ from pipeline import FusedScore, JobMessage, ResultMessage, Settings, SourceMeta
 from pipeline.contracts import MediaStore
 
 from .stack import ROOT, settings_env
+
+logger = logging.getLogger(__name__)
 
 
 def ffmpeg() -> str:
@@ -174,6 +177,7 @@ class LightSuite:
 
     def analyse(self, clips: list[Clip]) -> list[LightResult]:
         self.batches.append(len(clips))
+        logger.info("light suite: analysing a batch of %d", len(clips))
         if self.analyse_delay_s:
             time.sleep(self.analyse_delay_s)
         per_detector = {}
