@@ -6,9 +6,12 @@ alignment; both model files ship inside the ``face-recognition-models`` package 
 Two descriptors of one person lie within Euclidean distance 0.6 of each other (dlib's documented threshold,
 99.38 % on LFW); ``similarity`` is ``1 - distance``, so larger is more alike.
 
-The ResNet is the expensive part (about 65 ms a chip on one CPU core; dlib holds the GIL while it runs), so a track
-gives only a few chips, chosen (``choose_observations``): the track is cut into as many stretches of time as chips are
-wanted, and each stretch gives its best observation by ``quality`` = sharpness x frontality x size:
+The ResNet is the expensive part (65-120 ms a chip on one CPU core). dlib holds the GIL while it runs, so by default
+it runs in a helper process (``_face_helper``) and the threads preparing other clips go on meanwhile; when the helper
+fails, the call is computed here (the same numbers) with a warning, and after three failures in a row the embedder
+stays in this process. A track gives only a few chips, chosen (``choose_observations``): the track is cut into as
+many stretches of time as chips are wanted, and each stretch gives its best observation by ``quality`` = sharpness x
+frontality x size:
 
     sharpness   variance of the Laplacian of the face box resized to 64 x 64 grey (motion blur, soft focus, heavy
                 compression score low), relative to the track's sharpest observation
@@ -19,6 +22,7 @@ wanted, and each stretch gives its best observation by ``quality`` = sharpness x
 from __future__ import annotations
 
 import importlib.util
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -29,9 +33,12 @@ from pipeline.contracts import sha256_file
 
 from ._clip import Clip, FaceTrack
 from ._exceptions import ModelError
+from ._face_helper import DescriptorHelper, HelperFailed, descriptors
 
 __all__ = ["FaceEmbedder", "get_face_embedder", "face_similarity", "choose_observations", "observation_quality",
            "DESCRIPTOR_SIZE", "CHIP_SIZE"]
+
+logger = logging.getLogger(__name__)
 
 DESCRIPTOR_SIZE = 128
 CHIP_SIZE = 150
@@ -43,6 +50,8 @@ _SHARPNESS_SIDE = 64
 _UPPER_SHARE = 0.55
 _INSTALL_HINT = ("run `infra/install worker` (it installs dlib-bin==20.0.1.post1 and "
                  "face-recognition-models==0.3.0)")
+#: helper failures in a row after which an embedder computes the descriptors in its own process for good
+HELPER_FAILURES_MAX = 3
 
 
 def _models_dir() -> Path:
@@ -120,9 +129,12 @@ def choose_observations(clip: Clip, track: FaceTrack, limit: int, *, every_s: fl
 
 
 class FaceEmbedder:
-    """dlib's ResNet face descriptor on aligned face chips (CPU; dlib-bin is built without CUDA)."""
+    """dlib's ResNet face descriptor on aligned face chips (CPU; dlib-bin is built without CUDA).
 
-    def __init__(self) -> None:
+    ``isolated`` (the default): the descriptors are computed in a helper process, so the GIL stays free while the
+    ResNet runs; ``False``: in this process. Both give the same numbers. ``close()`` stops the helper."""
+
+    def __init__(self, *, isolated: bool = True) -> None:
         try:
             import dlib
         except ImportError as exc:
@@ -141,9 +153,12 @@ class FaceEmbedder:
         self._dlib = dlib
         self.version = f"dlib-{dlib.__version__}-resnet-v1-{sha256_file(resnet_file)[:12]}"
         self._lock = threading.Lock()
+        self.isolated = isolated
+        self.helper = DescriptorHelper(resnet_file)
+        self._helper_failures = 0
 
     def __repr__(self) -> str:
-        return f"FaceEmbedder(version={self.version!r})"
+        return f"FaceEmbedder(version={self.version!r}, isolated={self.isolated})"
 
     def chip(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray | None:
         """The aligned (150, 150, 3) chip of the face in ``box`` (x0, y0, x1, y1) of an RGB ``frame``; None when the
@@ -170,12 +185,28 @@ class FaceEmbedder:
         return chips
 
     def embed(self, chips: list[np.ndarray]) -> np.ndarray:
-        """(n, 128) descriptors of aligned chips, in one batched call."""
+        """(n, 128) descriptors of aligned chips, in one batched call (in the helper process when isolated)."""
         if not chips:
             return np.zeros((0, DESCRIPTOR_SIZE), dtype=np.float32)
+        chips = [np.ascontiguousarray(c, dtype=np.uint8) for c in chips]
+        if self.isolated:
+            try:
+                found = self.helper.descriptors(chips)
+            except HelperFailed as exc:
+                self._helper_failures += 1
+                if self._helper_failures >= HELPER_FAILURES_MAX:
+                    self.isolated = False
+                logger.warning("%s; computed in this process%s", exc, " from now on (%d failures in a row)"
+                               % self._helper_failures if not self.isolated else ", a new helper next time")
+            else:
+                self._helper_failures = 0
+                return found
         with self._lock:
-            found: Any = self._resnet.compute_face_descriptor([np.ascontiguousarray(c) for c in chips])
-        return np.asarray([np.asarray(d) for d in found], dtype=np.float32)
+            return descriptors(self._resnet, chips)
+
+    def close(self) -> None:
+        """Stop the helper process, if one runs (a later ``embed`` starts a new one)."""
+        self.helper.close()
 
 
 _EMBEDDER: FaceEmbedder | None = None
