@@ -9,7 +9,8 @@ import torch
 
 from detectors import AUDIO_RATE, FaceForgery, FaceForgeryConfig, ModelError, VoiceSynthetic, VoiceSyntheticConfig
 from detectors._models import clear_model_cache, fake_label_indices, load_model, resolve_dtype, top_k_mean
-from detectors._vad import speech_segments
+from detectors import _vad
+from detectors._vad import chunk_probabilities, speech_segments
 from pipeline._settings import Settings
 
 from model_support import espeak, speech_track, talking_clip, tiny_vit, tiny_wav2vec2
@@ -175,6 +176,55 @@ def test_vad_finds_speech_not_silence_or_noise() -> None:
     assert speech_segments(np.zeros(3 * AUDIO_RATE, np.float32), AUDIO_RATE) == []
     noise = (0.1 * rng.standard_normal(3 * AUDIO_RATE)).astype(np.float32)
     assert speech_segments(noise, AUDIO_RATE) == []
+
+
+def _streaming_probabilities(samples: np.ndarray) -> np.ndarray:
+    """silero's own reading: one model call per 512-sample chunk, the state carried by the model."""
+    model = _vad._silero()
+    model.reset_states()
+    found = []
+    with torch.inference_mode():
+        for at in range(0, samples.size, 512):
+            chunk = torch.from_numpy(np.pad(samples[at:at + 512], (0, max(0, at + 512 - samples.size))))
+            found.append(model(chunk, AUDIO_RATE).item())
+    model.reset_states()
+    return np.asarray(found, dtype=np.float32)
+
+
+def test_the_batched_vad_reads_what_the_streaming_model_reads() -> None:
+    rng = np.random.default_rng(1)
+    speech = np.concatenate([speech_track(4.0), (0.05 * rng.standard_normal(AUDIO_RATE)).astype(np.float32),
+                             speech_track(3.0, text="We counted every single vote in this county")[:-77]])
+    batched = chunk_probabilities(speech)
+    streaming = _streaming_probabilities(speech)
+    assert batched.shape == streaming.shape == (-(-speech.size // 512),)  # the last chunk zero-padded
+    assert np.abs(batched - streaming).max() < 1e-5  # the batched convolutions only add in another order
+    assert streaming.max() > 0.9 and streaming.min() < 0.1
+    assert chunk_probabilities(np.zeros(0, np.float32)).shape == (0,)
+
+
+class _StreamingOnly:
+    """The packaged model seen through its streaming interface alone (as another silero version might offer)."""
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+
+    def __call__(self, chunk: torch.Tensor, rate: int) -> torch.Tensor:
+        return self.model(chunk, rate)
+
+    def reset_states(self) -> None:
+        self.model.reset_states()
+
+
+def test_a_model_without_the_batched_parts_is_read_chunk_by_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    speech = speech_track(5.0)
+    batched = speech_segments(speech, AUDIO_RATE)
+    monkeypatch.setattr(_vad, "_model", _StreamingOnly(_vad._silero()))
+    assert chunk_probabilities(speech) is None
+    assert speech_segments(speech, AUDIO_RATE) == batched
+    eight_k = speech[::2].copy()  # 8 kHz audio is always read chunk by chunk, by the 8 kHz model
+    monkeypatch.undo()
+    assert speech_segments(eight_k, 8_000)
 
 
 def test_voice_synthetic_batches_two_clips_and_skips_silence(wav2vec2_dir: Path) -> None:
