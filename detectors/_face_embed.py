@@ -25,7 +25,6 @@ import importlib.util
 import logging
 import threading
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -196,8 +195,9 @@ class FaceEmbedder:
                 self._helper_failures += 1
                 if self._helper_failures >= HELPER_FAILURES_MAX:
                     self.isolated = False
-                logger.warning("%s; computed in this process%s", exc, " from now on (%d failures in a row)"
-                               % self._helper_failures if not self.isolated else ", a new helper next time")
+                then = (", a new helper next time" if self.isolated
+                        else f" from now on ({self._helper_failures} failures in a row)")
+                logger.warning("%s; computed in this process%s", exc, then)
             else:
                 self._helper_failures = 0
                 return found

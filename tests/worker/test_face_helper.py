@@ -10,8 +10,8 @@ import threading
 
 import numpy as np
 import pytest
-
 from detector_media import prepared, talking  # noqa: F401  (session fixtures)
+
 from detectors import Clip
 from detectors._face_embed import HELPER_FAILURES_MAX, FaceEmbedder
 from detectors._face_helper import DescriptorHelper, HelperFailed
