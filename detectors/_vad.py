@@ -160,4 +160,4 @@ def chunk_probabilities(samples: np.ndarray) -> np.ndarray | None:
             h, c = torch.lstm_cell(features[at:at + 1], [h, c], *weights)
             states.append(h)
         out = decoder.decoder(torch.cat(states).unsqueeze(-1))  # (chunks, 1, 1)
-        return out.squeeze(1).mean(dim=1).numpy().astype(np.float32)
+        return out.squeeze(1).mean(dim=1).numpy()

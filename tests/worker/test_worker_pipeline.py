@@ -342,7 +342,7 @@ def test_sigterm_finishes_in_flight_work_and_exits_cleanly(pipeline_settings: Se
     assert wait_for(lambda: "light suite: analysing a batch" in log_path.read_text(), 180, 0.2), \
         log_path.read_text()[-4000:]
     assert stop(worker) == 0  # SIGTERM while the batch is on the device (1.5 s)
-    log = (tmp_path / "worker.log").read_text()
+    log = log_path.read_text()
     assert "worker: closed" in log
     produced = consume_all(settings, settings.topic_results, expect=len(jobs), timeout_s=3)
     committed = committed_total(settings, settings.worker_group, settings.topic_jobs)
