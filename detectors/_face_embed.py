@@ -6,7 +6,7 @@ alignment; both model files ship inside the ``face-recognition-models`` package 
 Two descriptors of one person lie within Euclidean distance 0.6 of each other (dlib's documented threshold,
 99.38 % on LFW); ``similarity`` is ``1 - distance``, so larger is more alike.
 
-The ResNet is the expensive part (65-120 ms a chip on one CPU core). dlib holds the GIL while it runs, so by default
+The ResNet is the expensive part (65-140 ms a chip on one CPU core). dlib holds the GIL while it runs, so by default
 it runs in a helper process (``_face_helper``) and the threads preparing other clips go on meanwhile; when the helper
 fails, the call is computed here (the same numbers) with a warning, and after three failures in a row the embedder
 stays in this process. A track gives only a few chips, chosen (``choose_observations``): the track is cut into as

@@ -1,6 +1,6 @@
 """dlib's face descriptor in a helper process of its own.
 
-dlib's binding holds the GIL for the whole forward pass of its ResNet (65-120 ms a chip on one CPU core): run in one
+dlib's binding holds the GIL for the whole forward pass of its ResNet (65-140 ms a chip on one CPU core): run in one
 of the suite's preparing threads, it stops every other thread of the process (the face mesh and the decode of the
 next clip) until it returns. A thread that sends the chips to this helper waits on a pipe instead, without the GIL,
 and the same model file gives the same numbers.
