@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import errors as kafka_errors
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from ._exceptions import ServiceUnavailable, SetupMissing
 from ._settings import Settings
 
-__all__ = ["kafka_config", "make_producer", "make_consumer", "make_admin", "consumer_lag", "TopicChange", "ensure_topics",
-           "check_topics"]
+__all__ = ["kafka_config", "make_producer", "make_consumer", "subscribe", "make_admin", "consumer_lag", "TopicChange",
+           "ensure_topics", "check_topics"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +67,9 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     return _connect(KafkaProducer, settings, **options)
 
 
-def make_consumer(settings: Settings, group_id: str, *topics: str, **overrides: Any) -> KafkaConsumer:
-    """A group member that never auto-commits and starts from the earliest offset of a new group."""
+def make_consumer(settings: Settings, group_id: str | None, *topics: str, **overrides: Any) -> KafkaConsumer:
+    """A group member that never auto-commits and starts from the earliest offset of a new group; subscribed to
+    ``topics`` (if any) with `subscribe`."""
     options: dict[str, Any] = {
         "group_id": group_id,
         "enable_auto_commit": False,
@@ -74,7 +77,31 @@ def make_consumer(settings: Settings, group_id: str, *topics: str, **overrides: 
         "max_poll_records": 50,
     }
     options.update(overrides)
-    return _connect(KafkaConsumer, settings, *topics, **options)
+    consumer = _connect(KafkaConsumer, settings, **options)
+    if topics:
+        subscribe(consumer, topics, timeout_ms=settings.kafka_request_timeout_ms)
+    return consumer
+
+
+def subscribe(consumer: KafkaConsumer, topics: Sequence[str], *, timeout_ms: int,
+              listener: ConsumerRebalanceListener | None = None) -> None:
+    """Subscribe ``consumer`` to ``topics`` and wait (at most ``timeout_ms``) for their metadata, so that the
+    first group join already assigns their partitions.
+
+    kafka-python joins with the metadata it holds when ``poll`` first runs; a new consumer holds none, so its first
+    join assigns nothing and the metadata arriving a moment later starts a second rebalance at once (every time,
+    measured on the local broker). Under load that second rebalance can stall (see ``GroupWatchdog``). The client
+    waits for fresh metadata before the first join only for pattern subscriptions (KAFKA-3949 in its coordinator);
+    this does the same for a topic list, through the client's own event loop (kafka-python is pinned below 3.1 for
+    these internals). Metadata that does not come in time costs a warning and the second rebalance, nothing more.
+    """
+    consumer.subscribe(list(topics), listener=listener)
+    update = consumer._cluster.request_update()
+    try:
+        consumer._net.run(consumer._manager.wait_for, update, timeout_ms)
+    except kafka_errors.KafkaError as exc:
+        logger.warning("no metadata for %s within %d ms before joining the group (%s); it will rebalance again "
+                       "once the metadata arrives", ", ".join(topics), timeout_ms, exc)
 
 
 def make_admin(settings: Settings, **overrides: Any) -> KafkaAdminClient:

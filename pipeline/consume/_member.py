@@ -22,6 +22,7 @@ from typing import Any
 from kafka import TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
+from .._kafka import subscribe
 from .._observe import CONSUMER_LAG
 from ._offsets import Commit, OffsetTracker, describe
 from ._steps import Envelope, MessageRejected, ProcessingStep, Record
@@ -62,7 +63,8 @@ class GroupWatchdog:
     """Notices a consumer that has not been a stable group member for ``limit_s`` seconds.
 
     kafka-python 3.0.12 can stall in a rebalance that a metadata change interrupts (seen with a topic created just
-    before the first join): the member stops heartbeating, the broker drops it, and it never joins again. The
+    before the first join, and under load with the second join every new consumer made before `subscribe` waited
+    for the topic's metadata): the member stops heartbeating, the broker drops it, and it never joins again. The
     loop that owns the consumer asks ``stalled()`` and, when true, builds a new consumer; nothing is lost, as
     uncommitted work is simply consumed again.
     """
@@ -152,7 +154,8 @@ class GroupMember(ABC):
         return sum(step.pending() for step in self.steps[:-1])
 
     def _subscribe(self) -> None:
-        self.consumer.subscribe([self.topic], listener=self._rebalance)
+        subscribe(self.consumer, [self.topic], listener=self._rebalance,
+                  timeout_ms=self.settings.kafka_request_timeout_ms)
 
     # -- the loop
     def _tick(self) -> None:

@@ -1,15 +1,31 @@
 """Topics and a consumer group on the real Kafka broker of the local stack."""
 from __future__ import annotations
 
+import logging
+import socket
+import time
+
 import pytest
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from pipeline import JobMessage, Settings, SourceMetadata, decode, encode, ensure_topics, make_admin, make_consumer, \
     make_producer
+from pipeline._kafka import subscribe
 
-pytestmark = pytest.mark.kafka
+
+class Rebalances(ConsumerRebalanceListener):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.events.append(("revoked", len(revoked)))
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.events.append(("assigned", len(assigned)))
 
 
+@pytest.mark.kafka
 def test_ensure_topics_creates_then_leaves_alone(stack_settings: Settings) -> None:
     admin = make_admin(stack_settings)
     try:
@@ -23,6 +39,7 @@ def test_ensure_topics_creates_then_leaves_alone(stack_settings: Settings) -> No
     assert described == {t: 2 for t in stack_settings.topics}
 
 
+@pytest.mark.kafka
 def test_job_is_consumed_by_a_group_member_and_its_offset_committed(stack_settings: Settings) -> None:
     admin = make_admin(stack_settings)
     ensure_topics(admin, stack_settings)
@@ -60,3 +77,50 @@ def test_job_is_consumed_by_a_group_member_and_its_offset_committed(stack_settin
     finally:
         again.close()
     assert redelivered == []
+
+
+@pytest.mark.kafka
+def test_a_new_member_joins_once_and_is_given_the_topics_partitions(stack_settings: Settings) -> None:
+    # without waiting for the topic's metadata, kafka-python's first join assigns nothing and a second rebalance
+    # follows at once; that second one could stall under load
+    admin = make_admin(stack_settings)
+    ensure_topics(admin, stack_settings)
+    admin.close()
+    producer = make_producer(stack_settings)
+    producer.send(stack_settings.topic_results, key=b"k", value=b"v").get(timeout=30)
+    producer.close()
+    consumer = make_consumer(stack_settings, f"{stack_settings.sink_group}-join")
+    rebalances = Rebalances()
+    try:
+        subscribe(consumer, [stack_settings.topic_results], listener=rebalances,
+                  timeout_ms=stack_settings.kafka_request_timeout_ms)
+        received = []
+        for _ in range(60):
+            received += [r for rs in consumer.poll(timeout_ms=500).values() for r in rs]
+            if received:
+                break
+        joined = list(rebalances.events)  # before close, which revokes again
+    finally:
+        consumer.close()
+    assert [r.value for r in received] == [b"v"]
+    assert joined == [("revoked", 0), ("assigned", stack_settings.topic_partitions)]
+
+
+def test_subscribing_while_the_cluster_is_unreachable_warns_and_still_subscribes(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # api_version given: the client does not try the cluster until it needs metadata
+    consumer = KafkaConsumer(bootstrap_servers=f"127.0.0.1:{port}", group_id="unreachable", api_version=(2, 5),
+                             reconnect_backoff_max_ms=200)
+    try:
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="pipeline._kafka"):
+            subscribe(consumer, ["vigil.results"], timeout_ms=1500)
+        waited = time.monotonic() - started
+        assert consumer.subscription() == {"vigil.results"}
+    finally:
+        consumer.close()
+    assert 1.4 < waited < 10
+    assert "no metadata for vigil.results within 1500 ms before joining the group" in caplog.text
