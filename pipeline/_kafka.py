@@ -6,8 +6,8 @@ Producers are idempotent with ``acks=all`` so a produced message is durable befo
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer

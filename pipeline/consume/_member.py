@@ -63,8 +63,8 @@ class GroupWatchdog:
     """Notices a consumer that has not been a stable group member for ``limit_s`` seconds.
 
     kafka-python 3.0.12 can stall in a rebalance that a metadata change interrupts (seen with a topic created just
-    before the first join, and under load with the second join every new consumer made before `subscribe` waited
-    for the topic's metadata): the member stops heartbeating, the broker drops it, and it never joins again. The
+    before the first join, and under load in the second join every new member made before ``subscribe`` waited for
+    the topic's metadata first): the member stops heartbeating, the broker drops it, and it never joins again. The
     loop that owns the consumer asks ``stalled()`` and, when true, builds a new consumer; nothing is lost, as
     uncommitted work is simply consumed again.
     """

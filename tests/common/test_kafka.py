@@ -7,22 +7,11 @@ import time
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from pipeline import JobMessage, Settings, SourceMetadata, decode, encode, ensure_topics, make_admin, make_consumer, \
     make_producer
 from pipeline._kafka import subscribe
-
-
-class Rebalances(ConsumerRebalanceListener):
-    def __init__(self) -> None:
-        self.events: list[tuple[str, int]] = []
-
-    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.events.append(("revoked", len(revoked)))
-
-    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.events.append(("assigned", len(assigned)))
+from pipeline.consume import RebalanceEvents
 
 
 @pytest.mark.kafka
@@ -90,7 +79,7 @@ def test_a_new_member_joins_once_and_is_given_the_topics_partitions(stack_settin
     producer.send(stack_settings.topic_results, key=b"k", value=b"v").get(timeout=30)
     producer.close()
     consumer = make_consumer(stack_settings, f"{stack_settings.sink_group}-join")
-    rebalances = Rebalances()
+    rebalances = RebalanceEvents()
     try:
         subscribe(consumer, [stack_settings.topic_results], listener=rebalances,
                   timeout_ms=stack_settings.kafka_request_timeout_ms)
@@ -99,7 +88,7 @@ def test_a_new_member_joins_once_and_is_given_the_topics_partitions(stack_settin
             received += [r for rs in consumer.poll(timeout_ms=500).values() for r in rs]
             if received:
                 break
-        joined = list(rebalances.events)  # before close, which revokes again
+        joined = [(kind, len(partitions)) for kind, partitions in rebalances.drain()]  # before close: it revokes
     finally:
         consumer.close()
     assert [r.value for r in received] == [b"v"]
