@@ -293,6 +293,21 @@ def committed_total(settings: Settings, group: str, topic: str) -> int:
         consumer.close(autocommit=False)
 
 
+def durable_total(settings: Settings, topic: str) -> int:
+    """Messages durably written to ``topic``: the sum of its partitions' high watermarks (the end offsets a
+    read-uncommitted consumer sees: what every in-sync replica holds, so what acks=all waited for)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from pipeline import kafka_config
+
+    consumer = KafkaConsumer(**kafka_config(settings), enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        return sum(consumer.end_offsets(parts).values()) if parts else 0
+    finally:
+        consumer.close(autocommit=False)
+
+
 def produce(settings: Settings, topic: str, items: list[tuple[bytes | None, bytes]]) -> None:
     from pipeline import make_producer
 
